@@ -1,0 +1,1 @@
+"""Memory backends (``memory-backend-ram``, ``-file``, ``-memfd``), registered through plugins."""

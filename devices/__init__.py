@@ -1,0 +1,1 @@
+"""Device and machine types (the ``pc`` machine, ``pc-dimm``), registered through plugins."""

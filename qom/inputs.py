@@ -1,0 +1,207 @@
+"""Inputs: where property values come from, each with QEMU 7.2's own wording.
+
+QEMU converts arguments with a different *visitor* on each path, and the error
+messages differ between them (QEMU-SPEC 2.2):
+
+* :data:`JSON` - the strict QObject input visitor: QMP ``object-add`` and
+  ``qom-set``.  ``"1G"`` for a size is an error (``Parameter 'size' expects
+  uint64``); negative numbers wrap for unsigned members, as in QEMU.
+* :data:`KEYVAL` - the QObject input visitor in keyval mode: every value is a
+  string (HMP ``object_add``, and ``-device``/``device_add``, which 7.2 routes
+  through QemuOpts).  ``Parameter 'size' expects size``.
+* :data:`OPTS` - the opts visitor behind the command line's ``-object``:
+  ``Parameter 'size' expects a size value``, ``Invalid parameter 'foo'``.
+
+Inputs are immutable and stateless; the three instances are module constants.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING
+
+import attrs
+
+from qom import errors
+from qom.numbers import I64_MIN, U64_MAX, NumberFormatError, parse_i64, parse_size, parse_u64
+
+if TYPE_CHECKING:
+    from qom.errors import ParameterError
+    from qom.values import EnumKind, IntKind, ListKind
+
+_TRUE_WORDS = frozenset({"on", "yes", "true", "y"})
+_FALSE_WORDS = frozenset({"off", "no", "false", "n"})
+
+
+def parse_bool(name: str, text: str) -> bool:
+    """``qapi_bool_parse``: on/yes/true/y and off/no/false/n, exactly."""
+    if text in _TRUE_WORDS:
+        return True
+    if text in _FALSE_WORDS:
+        return False
+    raise errors.parameter_expects(name, "'on' or 'off'")
+
+
+def _check_range(name: str, value: int, kind: IntKind) -> int:
+    if not kind.minimum <= value <= kind.maximum:
+        raise errors.parameter_expects(name, kind.c_name)
+    return value
+
+
+def _is_json_int(raw: object) -> bool:
+    return isinstance(raw, int) and not isinstance(raw, bool)
+
+
+@attrs.frozen
+class Input(abc.ABC):
+    """Shared behaviour; subclasses override the readers whose wording differs."""
+
+    name: str
+
+    def unexpected(self, member: str) -> ParameterError:
+        """The error for an argument the target does not know."""
+        return errors.parameter_unexpected(member)
+
+    def missing(self, member: str) -> ParameterError:
+        """The error for a mandatory argument that was not given."""
+        return errors.parameter_missing(member)
+
+    def read_str(self, name: str, raw: object) -> str:
+        if not isinstance(raw, str):
+            raise errors.invalid_parameter_type(name, "string")
+        return raw
+
+    def read_enum(self, name: str, raw: object, kind: EnumKind) -> str:
+        text = self.read_str(name, raw)
+        if text not in kind.values:
+            raise errors.enum_rejects(name, text)
+        return text
+
+    @abc.abstractmethod
+    def read_bool(self, name: str, raw: object) -> bool:
+        """Convert ``raw`` for the member ``name``."""
+
+    @abc.abstractmethod
+    def read_int(self, name: str, raw: object, kind: IntKind) -> int:
+        """Convert ``raw`` for the member ``name``."""
+
+    @abc.abstractmethod
+    def read_size(self, name: str, raw: object) -> int:
+        """Convert ``raw`` for the member ``name``."""
+
+    def read_list(self, name: str, raw: object, kind: ListKind) -> list[int]:
+        if not isinstance(raw, list):
+            raise errors.invalid_parameter_type(name, "array")
+        return [kind.element.read(self, self.element_name(name, i), item)
+                for i, item in enumerate(raw)]
+
+    def element_name(self, name: str, index: int) -> str:
+        return f"{name}[{index}]"
+
+
+@attrs.frozen
+class JsonInput(Input):
+    """The strict QObject input visitor (QMP)."""
+
+    def read_bool(self, name: str, raw: object) -> bool:
+        if not isinstance(raw, bool):
+            raise errors.invalid_parameter_type(name, "boolean")
+        return raw
+
+    def read_int(self, name: str, raw: object, kind: IntKind) -> int:
+        if kind.signed:
+            if not _is_json_int(raw) or not I64_MIN <= raw <= U64_MAX // 2:  # type: ignore[operator]
+                raise errors.invalid_parameter_type(name, "integer")
+            return _check_range(name, raw, kind)  # type: ignore[arg-type]
+        return _check_range(name, self._read_u64(name, raw), kind)
+
+    def read_size(self, name: str, raw: object) -> int:
+        return self._read_u64(name, raw)
+
+    @staticmethod
+    def _read_u64(name: str, raw: object) -> int:
+        # QEMU accepts negative integers for uint64 "for backward compatibility"
+        # and wraps them; anything else that is not an integer is refused.
+        if _is_json_int(raw) and I64_MIN <= raw <= U64_MAX:  # type: ignore[operator]
+            return raw % (1 << 64)  # type: ignore[operator]
+        raise errors.parameter_expects(name, "uint64")
+
+
+@attrs.frozen
+class KeyvalInput(Input):
+    """The QObject input visitor in keyval mode: every scalar is a string."""
+
+    def read_bool(self, name: str, raw: object) -> bool:
+        return parse_bool(name, self.read_str(name, raw))
+
+    def read_int(self, name: str, raw: object, kind: IntKind) -> int:
+        text = self.read_str(name, raw)
+        try:
+            value = parse_i64(text) if kind.signed else parse_u64(text)
+        except NumberFormatError:
+            raise errors.parameter_expects(name, "integer") from None
+        return _check_range(name, value, kind)
+
+    def read_size(self, name: str, raw: object) -> int:
+        text = self.read_str(name, raw)
+        try:
+            return parse_size(text)
+        except NumberFormatError:
+            raise errors.parameter_expects(name, "size") from None
+
+    def element_name(self, name: str, index: int) -> str:
+        return f"{name}.{index}"
+
+
+@attrs.frozen
+class OptsInput(Input):
+    """QemuOpts and the opts visitor (the command line's ``-object``)."""
+
+    def unexpected(self, member: str) -> ParameterError:
+        return errors.invalid_parameter(member)
+
+    def read_bool(self, name: str, raw: object) -> bool:
+        return parse_bool(name, self.read_str(name, raw))
+
+    def read_int(self, name: str, raw: object, kind: IntKind) -> int:
+        text = self.read_str(name, raw)
+        try:
+            if kind.signed:
+                value = parse_i64(text)
+            else:
+                if text.lstrip().startswith("-"):
+                    raise NumberFormatError(text)  # parse_uint() refuses a sign
+                value = parse_u64(text)
+        except NumberFormatError:
+            expected = "an int64 value" if kind.signed else "a uint64 value"
+            raise errors.parameter_expects(name, expected) from None
+        return _check_range(name, value, kind)
+
+    def read_size(self, name: str, raw: object) -> int:
+        text = self.read_str(name, raw)
+        try:
+            return parse_size(text)
+        except NumberFormatError:
+            raise errors.parameter_expects(name, "a size value") from None
+
+    def read_list(self, name: str, raw: object, kind: ListKind) -> list[int]:
+        # The opts visitor takes repeated keys and "lo-hi" ranges of integers.
+        texts = raw if isinstance(raw, list) else [raw]
+        values: list[int] = []
+        for text in texts:
+            text = self.read_str(name, text)
+            low, dash, high = text.partition("-")
+            if dash and low and high:
+                first = kind.element.read(self, name, low)
+                last = kind.element.read(self, name, high)
+                if last < first:
+                    raise errors.parameter_expects(name, "a uint64 value or range")
+                values.extend(range(first, last + 1))
+            else:
+                values.append(kind.element.read(self, name, text))
+        return values
+
+
+JSON = JsonInput("json")
+KEYVAL = KeyvalInput("keyval")
+OPTS = OptsInput("opts")

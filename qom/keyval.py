@@ -1,0 +1,155 @@
+"""Option strings: ``key=value,key=value`` as QEMU's command line and HMP write them.
+
+Two syntaxes, as in QEMU 7.2:
+
+* :func:`parse_keyval` - ``util/keyval.c``, used by HMP ``object_add``:
+  dotted keys build nested objects (``host-nodes.0=0`` is a list), the first
+  element may omit its key (the *implied* key), ``,,`` is a literal comma.
+* :func:`parse_qemu_opts` - QemuOpts, used by ``-m``, ``-object``,
+  ``-device`` and HMP ``device_add``: flat keys, repeated keys kept in order,
+  and a bare ``name`` meaning ``name=on`` (``noname`` meaning ``name=off``),
+  with QEMU's deprecation warning.
+
+Both return strings; the :mod:`qom.inputs` readers turn them into typed
+values with the messages of their path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from qom import errors
+
+_KEY_FRAGMENT = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _scan_value(text: str, pos: int) -> tuple[str, int]:
+    """A value up to the next lone ``,``; ``,,`` stands for ``,``."""
+    out: list[str] = []
+    while pos < len(text):
+        if text[pos] == ",":
+            if text[pos + 1 : pos + 2] == ",":
+                out.append(",")
+                pos += 2
+                continue
+            break
+        out.append(text[pos])
+        pos += 1
+    return "".join(out), pos
+
+
+def parse_keyval(text: str, implied_key: str | None = None) -> dict[str, Any]:
+    """Parse a keyval string into nested dicts and lists of strings.
+
+    A repeated key keeps its last value.
+
+    :param implied_key: the key of a first element written without ``key=``.
+    :raises ParameterError: with keyval's messages.
+    """
+    root: dict[str, Any] = {}
+    pos = 0
+    first = True
+    while pos < len(text):
+        key_end = pos
+        while key_end < len(text) and text[key_end] not in "=,":
+            key_end += 1
+        if key_end < len(text) and text[key_end] == "=":
+            key = text[pos:key_end]
+            value, pos = _scan_value(text, key_end + 1)
+        elif first and implied_key is not None:
+            key = implied_key
+            value, pos = _scan_value(text, pos)
+        else:
+            raise errors.QomError(f"Expected '=' after parameter '{text[pos:key_end]}'")
+        _store(root, key, value)
+        first = False
+        pos += 1  # the separating comma; a trailing one is allowed
+    return _listify(root, "")
+
+
+def _store(root: dict[str, Any], key: str, value: str) -> None:
+    fragments = key.split(".")
+    for fragment in fragments:
+        if not _KEY_FRAGMENT.fullmatch(fragment):
+            raise errors.invalid_parameter(key)
+    node = root
+    for depth, fragment in enumerate(fragments[:-1]):
+        child = node.setdefault(fragment, {})
+        if not isinstance(child, dict):
+            raise errors.QomError(
+                f"Parameter '{'.'.join(fragments[: depth + 1])}' used inconsistently")
+        node = child
+    last = fragments[-1]
+    if isinstance(node.get(last), dict):
+        raise errors.QomError(f"Parameter '{key}' used inconsistently")
+    node[last] = value
+
+
+def _listify(node: dict[str, Any], prefix: str) -> Any:
+    """Turn objects whose keys are exactly 0..n-1 into lists, as keyval does."""
+    for key, value in list(node.items()):
+        if isinstance(value, dict):
+            node[key] = _listify(value, f"{prefix}{key}.")
+    keys = list(node)
+    if keys and all(k.isdigit() for k in keys):
+        indexes = sorted(int(k) for k in keys)
+        if indexes != list(range(len(indexes))):
+            raise errors.QomError(f"Parameter '{prefix}{_gap(indexes)}' missing")
+        return [node[str(i)] for i in indexes]
+    return node
+
+
+def _gap(indexes: list[int]) -> int:
+    for expected, actual in enumerate(indexes):
+        if expected != actual:
+            return expected
+    return len(indexes)
+
+
+@attrs.frozen
+class QemuOpt:
+    """One ``name=value`` of a QemuOpts string."""
+
+    name: str
+    value: str
+
+
+def parse_qemu_opts(text: str, implied_key: str | None = None,
+                    warn: Callable[[str], None] | None = None) -> list[QemuOpt]:
+    """Split a QemuOpts string into its options, in order (repeats kept).
+
+    :param implied_key: the name of a first option written without ``name=``.
+    :param warn: receives QEMU's warning for a short-form boolean (``name``
+        or ``noname``), which 7.2 still accepts.
+    """
+    opts: list[QemuOpt] = []
+    pos = 0
+    first = True
+    while pos < len(text):
+        name_end = pos
+        while name_end < len(text) and text[name_end] not in "=,":
+            name_end += 1
+        if name_end < len(text) and text[name_end] == "=":
+            name = text[pos:name_end]
+            value, pos = _scan_value(text, name_end + 1)
+        elif first and implied_key is not None:
+            name = implied_key
+            value, pos = _scan_value(text, pos)
+        else:
+            flag = text[pos:name_end]
+            pos = name_end
+            if flag.startswith("no"):
+                name, value, prefix = flag[2:], "off", "no"
+            else:
+                name, value, prefix = flag, "on", ""
+            if warn is not None and name != "help":
+                warn(f"short-form boolean option '{prefix}{name}' deprecated\n"
+                     f"Please use {name}={value} instead")
+        opts.append(QemuOpt(name, value))
+        first = False
+        pos += 1  # skip the separating comma
+    return opts
