@@ -1,0 +1,1 @@
+"""An example pyqom plugin: see :mod:`pyqom_example_plugin.plugin`."""

@@ -1,0 +1,93 @@
+"""The plugin manager factory: order, switches, and early failure on bad hooks."""
+
+from __future__ import annotations
+
+import pluggy
+import pytest
+
+import qom
+from plugins import hookimpl
+from plugins.manager import (
+    BUILTIN_PLUGINS,
+    disabled_plugins,
+    make_plugin_manager,
+    make_registry,
+    make_tree,
+)
+
+
+class Misspelt:
+    @hookimpl
+    def qom_register_typez(self, registry):  # the typo is the point
+        pass
+
+
+class Records:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+
+    @hookimpl
+    def qom_register_types(self, registry: qom.TypeRegistry) -> None:
+        registry.register(qom.TypeInfo(name="records-thing", parent="container"))
+
+    @hookimpl
+    def qom_event(self, tree, name, data) -> None:
+        self.events.append((name, data))
+
+
+def test_each_manager_is_new() -> None:
+    first = make_plugin_manager(autoload=False)
+    second = make_plugin_manager(autoload=False)
+    assert first is not second
+    first.register(Records())
+    assert len(second.get_plugins()) == len(first.get_plugins()) - 1
+
+
+def test_builtins_registered_in_order() -> None:
+    pm = make_plugin_manager(autoload=False)
+    names = [pm.get_name(p) for p in pm.get_plugins()]
+    assert [n for n in names if n in BUILTIN_PLUGINS] == list(BUILTIN_PLUGINS)
+
+
+def test_misspelt_hook_fails_at_start_naming_the_plugin() -> None:
+    with pytest.raises(pluggy.PluginValidationError) as err:
+        make_plugin_manager(autoload=False, plugins=[Misspelt()])
+    assert "qom_register_typez" in str(err.value)
+    assert "Misspelt" in str(err.value)
+
+
+def test_disabled_plugins_env() -> None:
+    assert disabled_plugins({"PYQOM_DISABLED_PLUGINS": " a, b ,,"}) == ["a", "b"]
+    assert disabled_plugins({}) == []
+
+
+def test_blocked_builtin_is_not_loaded() -> None:
+    if not BUILTIN_PLUGINS:
+        pytest.skip("no built-in plugins to block")
+    victim = BUILTIN_PLUGINS[0]
+    pm = make_plugin_manager(autoload=False,
+                             environ={"PYQOM_DISABLED_PLUGINS": victim})
+    assert pm.is_blocked(victim)
+    assert victim not in [pm.get_name(p) for p in pm.get_plugins()]
+
+
+def test_registry_gets_plugin_types_and_events_reach_hooks() -> None:
+    recorder = Records()
+    pm = make_plugin_manager(autoload=False, plugins=[recorder])
+    registry = make_registry(pm)
+    assert "records-thing" in registry
+    tree = make_tree(pm, registry)
+    tree.emit("SOMETHING", {"x": 1})
+    assert recorder.events == [("SOMETHING", {"x": 1})]
+
+
+def test_late_plugin_still_registers_types() -> None:
+    pm = make_plugin_manager(autoload=False)
+    registry = make_registry(pm)
+    pm.register(Records())  # historic hook: called for the registry made before
+    assert "records-thing" in registry
+    assert registry.get_class("records-thing").parent.name == "container"
+
+
+def test_hook_recorder_sees_calls(plugin_manager, hook_recorder, registry) -> None:
+    assert "qom_register_types" in hook_recorder.names()
