@@ -160,8 +160,11 @@ def parse_size(text: str, *, default_suffix: str = "B",
         elif scanned < 0:
             raise NumberFormatError(text)
         else:
-            # QEMU keeps the fraction as 64-bit fixed point: truncate likewise.
-            fraction = Fraction(int(scanned * (1 << 64)), 1 << 64)
+            # QEMU computes (uint64_t)(strtod(...) * 0x1p64): the fraction is the
+            # nearest C double, truncated to 64-bit fixed point.  A fraction that
+            # rounds to 1.0 overflows the cast, which gives 0 on x86-64.
+            fixed = int(float(scanned) * 2.0**64)
+            fraction = Fraction(fixed if fixed < 1 << 64 else 0, 1 << 64)
             end = frac_end
     suffix = text[end : end + 1].upper()
     if suffix and suffix in _SUFFIX_POWER:
