@@ -43,9 +43,15 @@ def parse_bool(name: str, text: str) -> bool:
 
 
 def _check_range(name: str, value: int, kind: IntKind) -> int:
+    """``visit_type_intN``/``uintN``: the range error names the member as given,
+    which for a list element is nothing at all, printed ``null`` (sic)."""
     if not kind.minimum <= value <= kind.maximum:
         raise errors.parameter_expects(name, kind.c_name)
     return value
+
+
+#: What QEMU's range check calls a list element: its name is NULL.
+LIST_ELEMENT_RANGE_NAME = "null"
 
 
 def _is_json_int(raw: object) -> bool:
@@ -82,8 +88,13 @@ class Input(abc.ABC):
         """Convert ``raw`` for the member ``name``."""
 
     @abc.abstractmethod
-    def read_int(self, name: str, raw: object, kind: IntKind) -> int:
-        """Convert ``raw`` for the member ``name``."""
+    def read_int(self, name: str, raw: object, kind: IntKind,
+                 range_name: str | None = None) -> int:
+        """Convert ``raw`` for the member ``name``.
+
+        :param range_name: the name the range error uses, if not ``name``
+            (list elements: ``null``).
+        """
 
     @abc.abstractmethod
     def read_size(self, name: str, raw: object) -> int:
@@ -92,10 +103,12 @@ class Input(abc.ABC):
     def read_list(self, name: str, raw: object, kind: ListKind) -> list[int]:
         if not isinstance(raw, list):
             raise errors.invalid_parameter_type(name, "array")
-        return [kind.element.read(self, self.element_name(name, i), item)
+        return [self.read_int(self.element_name(name, i), item, kind.element,
+                              LIST_ELEMENT_RANGE_NAME)
                 for i, item in enumerate(raw)]
 
     def element_name(self, name: str, index: int) -> str:
+        """The name conversion errors give a list element (``full_name_nth``)."""
         return f"{name}[{index}]"
 
 
@@ -108,12 +121,13 @@ class JsonInput(Input):
             raise errors.invalid_parameter_type(name, "boolean")
         return raw
 
-    def read_int(self, name: str, raw: object, kind: IntKind) -> int:
+    def read_int(self, name: str, raw: object, kind: IntKind,
+                 range_name: str | None = None) -> int:
         if kind.signed:
             if not _is_json_int(raw) or not I64_MIN <= raw <= U64_MAX // 2:  # type: ignore[operator]
                 raise errors.invalid_parameter_type(name, "integer")
-            return _check_range(name, raw, kind)  # type: ignore[arg-type]
-        return _check_range(name, self._read_u64(name, raw), kind)
+            return _check_range(range_name or name, raw, kind)  # type: ignore[arg-type]
+        return _check_range(range_name or name, self._read_u64(name, raw), kind)
 
     def read_size(self, name: str, raw: object) -> int:
         return self._read_u64(name, raw)
@@ -134,13 +148,14 @@ class KeyvalInput(Input):
     def read_bool(self, name: str, raw: object) -> bool:
         return parse_bool(name, self.read_str(name, raw))
 
-    def read_int(self, name: str, raw: object, kind: IntKind) -> int:
+    def read_int(self, name: str, raw: object, kind: IntKind,
+                 range_name: str | None = None) -> int:
         text = self.read_str(name, raw)
         try:
             value = parse_i64(text) if kind.signed else parse_u64(text)
         except NumberFormatError:
             raise errors.parameter_expects(name, "integer") from None
-        return _check_range(name, value, kind)
+        return _check_range(range_name or name, value, kind)
 
     def read_size(self, name: str, raw: object) -> int:
         text = self.read_str(name, raw)
@@ -148,9 +163,6 @@ class KeyvalInput(Input):
             return parse_size(text)
         except NumberFormatError:
             raise errors.parameter_expects(name, "size") from None
-
-    def element_name(self, name: str, index: int) -> str:
-        return f"{name}.{index}"
 
 
 @attrs.frozen
@@ -163,7 +175,8 @@ class OptsInput(Input):
     def read_bool(self, name: str, raw: object) -> bool:
         return parse_bool(name, self.read_str(name, raw))
 
-    def read_int(self, name: str, raw: object, kind: IntKind) -> int:
+    def read_int(self, name: str, raw: object, kind: IntKind,
+                 range_name: str | None = None) -> int:
         text = self.read_str(name, raw)
         try:
             if kind.signed:
@@ -175,7 +188,7 @@ class OptsInput(Input):
         except NumberFormatError:
             expected = "an int64 value" if kind.signed else "a uint64 value"
             raise errors.parameter_expects(name, expected) from None
-        return _check_range(name, value, kind)
+        return _check_range(range_name or name, value, kind)
 
     def read_size(self, name: str, raw: object) -> int:
         text = self.read_str(name, raw)
@@ -192,13 +205,14 @@ class OptsInput(Input):
             text = self.read_str(name, text)
             low, dash, high = text.partition("-")
             if dash and low and high:
-                first = kind.element.read(self, name, low)
-                last = kind.element.read(self, name, high)
+                first = self.read_int(name, low, kind.element, LIST_ELEMENT_RANGE_NAME)
+                last = self.read_int(name, high, kind.element, LIST_ELEMENT_RANGE_NAME)
                 if last < first:
                     raise errors.parameter_expects(name, "a uint64 value or range")
                 values.extend(range(first, last + 1))
             else:
-                values.append(kind.element.read(self, name, text))
+                values.append(self.read_int(name, text, kind.element,
+                                            LIST_ELEMENT_RANGE_NAME))
         return values
 
 
