@@ -24,7 +24,10 @@ import attrs
 
 from qom import errors
 
-_KEY_FRAGMENT = re.compile(r"[A-Za-z0-9_-]+")
+# A key fragment is a QAPI name (a letter, then letters, digits, '-', '_');
+# fragments after the first may also be list indexes (decimal digits).
+_QAPI_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_INDEX = re.compile(r"[0-9]+")
 
 
 def _scan_value(text: str, pos: int) -> tuple[str, int]:
@@ -73,8 +76,8 @@ def parse_keyval(text: str, implied_key: str | None = None) -> dict[str, Any]:
 
 def _store(root: dict[str, Any], key: str, value: str) -> None:
     fragments = key.split(".")
-    for fragment in fragments:
-        if not _KEY_FRAGMENT.fullmatch(fragment):
+    for depth, fragment in enumerate(fragments):
+        if not (_QAPI_NAME.fullmatch(fragment) or (depth and _INDEX.fullmatch(fragment))):
             raise errors.invalid_parameter(key)
     node = root
     for depth, fragment in enumerate(fragments[:-1]):
