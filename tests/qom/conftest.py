@@ -6,14 +6,22 @@ import pluggy
 import pytest
 
 import qom
+from plugins.manager import make_plugin_manager
 from tests.qom.dummy_types import MACHINE, DummyTypesPlugin
 
 
 @pytest.fixture
-def plugin_manager(plugin_manager: pluggy.PluginManager) -> pluggy.PluginManager:
-    """The plugins.testing manager plus the dummy types plugin."""
-    plugin_manager.register(DummyTypesPlugin(plugin_manager), name="dummy-types")
-    return plugin_manager
+def plugin_manager() -> pluggy.PluginManager:
+    """A fresh manager (autoload off) with the dummy types plugin and no built-ins.
+
+    The core tests must not depend on the real backends and devices (written
+    in parallel, and free to change): only the dummy types are registered.
+    ``registry``, ``tree`` and ``hook_recorder`` of :mod:`plugins.testing`
+    build on this manager.
+    """
+    pm = make_plugin_manager(autoload=False, builtins=())
+    pm.register(DummyTypesPlugin(pm), name="dummy-types")
+    return pm
 
 
 @pytest.fixture
