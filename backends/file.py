@@ -1,0 +1,167 @@
+"""``memory-backend-file``: memory backed by a file (QEMU's ``backends/hostmem-file.c``).
+
+``mem-path`` names a file or a directory:
+
+* an existing file is opened read-write (read-only with ``readonly=on``) and
+  used as it is: a file smaller than ``size`` is an error, a larger one is
+  never truncated;
+* a missing file is created (``O_CREAT|O_EXCL``, mode 0644; QEMU 7.2 does
+  this even with ``readonly=on``), sized to ``size``, and unlinked again if
+  allocation fails;
+* a directory gets a unique ``qemu_back_mem.<id>.XXXXXX`` file, unlinked at
+  once, so nothing is left on disk.
+
+``share=on`` maps the file ``MAP_SHARED``, so writes through the backend's
+memory reach the file; ``share=off`` maps it private (copy-on-write).  The
+page size comes from ``fstatfs``: on hugetlbfs it is the huge page size and
+the region is aligned to it (or to a larger power-of-two ``align``).
+``discard-data=on`` punches the file's contents out (``MADV_REMOVE``) when
+the backend is deleted.  ``pmem=on`` with ``share=on`` asks for ``MAP_SYNC``
+and falls back (with QEMU's warning) on a non-DAX file.  7.2 has no
+``offset`` and no ``rom`` property; neither has pyqom.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from typing import Any, Final
+
+import attrs
+
+from backends import host
+from backends.base import (
+    MemoryBackend,
+    MemoryBackendError,
+    backend_property,
+    errno_message,
+    ram_alloc_from_fd,
+    register_base_types,
+)
+from backends.host import HostMapping
+from plugins import hookimpl
+from qom import BOOL, SIZE, STR, InvalidPropertyValue, ObjectClass, TypeInfo, TypeRegistry
+
+TYPE_MEMORY_BACKEND_FILE: Final = "memory-backend-file"
+
+
+def file_ram_open(path: str, region_name: str, readonly: bool) -> tuple[int, bool]:
+    """QEMU 7.2's ``file_ram_open``: ``(fd, created)`` or QEMU's error.
+
+    Loops until the path resolves: open an existing file; create a missing
+    one; in a directory, make and unlink a temporary file; retry on
+    ``EEXIST`` (someone created the file between our two opens) and ``EINTR``.
+    """
+    while True:
+        try:
+            return os.open(path, os.O_RDONLY if readonly else os.O_RDWR), False
+        except OSError as err:
+            failure = err
+        if failure.errno == errno.ENOENT:
+            try:
+                return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+            except OSError as err:
+                failure = err
+        elif failure.errno == errno.EISDIR:
+            sanitized = region_name.replace("/", "_")
+            try:
+                fd, name = tempfile.mkstemp(prefix=f"qemu_back_mem.{sanitized}.", dir=path)
+            except OSError as err:
+                failure = err
+            else:
+                os.unlink(name)
+                return fd, False
+        if failure.errno not in (errno.EEXIST, errno.EINTR):
+            raise errno_message(f"can't open backing store {path} for guest RAM", failure)
+
+
+@attrs.define(eq=False, repr=False)
+class FileBackend(MemoryBackend):
+    """``memory-backend-file``."""
+
+    mem_path: str | None = None
+    align: int = 0
+    discard_data: bool = False
+    pmem: bool = False
+    readonly: bool = False
+    _fd: int = attrs.field(default=-1, init=False)
+
+    def alloc(self) -> HostMapping:
+        """QEMU's ``file_backend_memory_alloc`` and ``qemu_ram_alloc_from_file``."""
+        if not self.size:
+            raise MemoryBackendError("can't create backend with size 0")
+        if not self.mem_path:
+            raise MemoryBackendError("mem-path property not set")
+        fd, created = file_ram_open(self.mem_path, self.region_name, self.readonly)
+        try:
+            mapping = ram_alloc_from_fd(self, fd, align=self.align, readonly=self.readonly,
+                                        pmem=self.pmem)
+        except BaseException:
+            if created:
+                os.unlink(self.mem_path)
+            os.close(fd)
+            raise
+        self._fd = fd
+        return mapping
+
+    def close_backing(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def on_unparent(self) -> None:
+        """QEMU's ``file_backend_unparent``: ``discard-data=on`` punches out the file."""
+        memory = self.host_memory
+        if memory is not None and self.discard_data:
+            host.libc().madvise(memory.address, memory.size, host.MADV_REMOVE)
+
+    def refuse_before_visit(self, name: str) -> str | None:
+        if name == "align" and self.inited:
+            return f"cannot change property '{name}' of {self.type_name}"
+        return super().refuse_before_visit(name)
+
+    def _refuse(self, name: str, period: str = "") -> None:
+        if self.inited:
+            raise InvalidPropertyValue(
+                f"cannot change property '{name}' of {self.type_name}{period}")
+
+    def set_mem_path(self, value: str) -> None:
+        self._refuse("mem-path")
+        self.mem_path = value
+
+    def set_align(self, value: int) -> None:
+        self._refuse("align")
+        self.align = value
+
+    def set_pmem(self, value: bool) -> None:
+        # Debian's 7.2 is built with libpmem, so pmem=on is accepted.
+        self._refuse("pmem", ".")
+        self.pmem = value
+
+    def set_readonly(self, value: bool) -> None:
+        self._refuse("readonly", ".")
+        self.readonly = value
+
+    def set_discard_data(self, value: bool) -> None:
+        self.discard_data = value
+
+
+def _file_class_init(klass: ObjectClass, data: Any) -> None:
+    # QAPI order of MemoryBackendFileProperties' own members.
+    add = klass.add_property
+    add(backend_property("align", SIZE, "int", "align", FileBackend.set_align))
+    add(backend_property("discard-data", BOOL, "bool", "discard_data",
+                         FileBackend.set_discard_data))
+    add(backend_property("mem-path", STR, "string", "mem_path", FileBackend.set_mem_path,
+                         mandatory=True, getter=lambda obj: obj.mem_path or ""))
+    add(backend_property("pmem", BOOL, "bool", "pmem", FileBackend.set_pmem))
+    add(backend_property("readonly", BOOL, "bool", "readonly", FileBackend.set_readonly))
+
+
+@hookimpl
+def qom_register_types(registry: TypeRegistry) -> None:
+    """Register ``memory-backend`` (if needed) and ``memory-backend-file``."""
+    register_base_types(registry)
+    registry.register(TypeInfo(name=TYPE_MEMORY_BACKEND_FILE, parent="memory-backend",
+                               impl=FileBackend, class_init=_file_class_init))

@@ -1,0 +1,132 @@
+"""Preallocation: populate every page of a mapping, with threads (QEMU's ``qemu_prealloc_mem``).
+
+Each thread gets one contiguous slice, as in QEMU's ``touch_all_pages``.  The
+fast path is ``madvise(MADV_POPULATE_WRITE)`` (Linux 5.14+), called through
+ctypes, which drops the GIL, so the threads fault pages in parallel.  Where
+the kernel lacks it (``EINVAL`` on a probe), every page is read and written
+back in Python instead: correct, but the GIL serialises those threads.
+
+Progress: large backends (>= :data:`PROGRESS_MIN_SIZE`) log a line per 10 %
+on the ``backends.prealloc`` logger, and any caller may pass ``progress``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Final
+
+from backends.host import MADV_POPULATE_WRITE, libc, os_error
+
+#: QEMU's MAX_MEM_PREALLOC_THREAD_COUNT.
+MAX_PREALLOC_THREADS: Final = 16
+#: Below 64 MiB per thread QEMU does not start more threads.
+_MIN_BYTES_PER_THREAD: Final = 64 * 1024 * 1024
+#: Work is done (and progress reported) in pieces of this size.
+_CHUNK: Final = 128 * 1024 * 1024
+PROGRESS_MIN_SIZE: Final = 1024 * 1024 * 1024
+
+Progress = Callable[[int, int], None]
+
+_log = logging.getLogger("backends.prealloc")
+
+
+def memset_num_threads(page_size: int, num_pages: int, max_threads: int) -> int:
+    """QEMU 7.2's ``get_memset_num_threads``: how many threads to really use."""
+    host_procs = os.cpu_count() or 0
+    threads = 1
+    if host_procs > 0:
+        threads = min(host_procs, MAX_PREALLOC_THREADS, max_threads)
+    threads = min(threads, num_pages)
+    return max(1, min(threads, max(1, page_size * num_pages // _MIN_BYTES_PER_THREAD)))
+
+
+def _populate_supported(address: int, page_size: int) -> bool:
+    # QEMU's madv_populate_write_possible(): any answer but EINVAL means "yes".
+    if libc().madvise(address, page_size, MADV_POPULATE_WRITE) == 0:
+        return True
+    return ctypes.get_errno() != errno.EINVAL
+
+
+def _touch(view: memoryview, start: int, end: int, page_size: int) -> None:
+    # Read and write back one byte per page: faults the page in, keeps the data.
+    for offset in range(start, end, page_size):
+        view[offset] = view[offset]
+
+
+def prealloc(address: int, length: int, page_size: int, *, threads: int,
+             view: memoryview | None = None, progress: Progress | None = None,
+             cap_threads: bool = True) -> None:
+    """Populate ``[address, address + length)`` page by page.
+
+    :param threads: the backend's ``prealloc-threads``.
+    :param view: a writable view of the range, needed only for the touch fallback.
+    :param progress: ``progress(done_bytes, total_bytes)``, called from worker threads.
+    :param cap_threads: apply QEMU's thread cap (CPUs, 16, 64 MiB per thread);
+        the benchmark turns it off to measure a given thread count.
+    :raises OSError: the errno of the failing ``madvise``.
+    """
+    num_pages = -(-length // page_size)
+    if num_pages == 0:
+        return
+    length = num_pages * page_size
+    count = memset_num_threads(page_size, num_pages, threads) if cap_threads else threads
+    count = max(1, min(count, num_pages))
+    use_madvise = _populate_supported(address, page_size)
+    if not use_madvise and view is None:
+        raise os_error(errno.EINVAL)
+
+    lock = threading.Lock()
+    done = 0
+    last_decile = 0
+    errors: list[int] = []
+    report = length >= PROGRESS_MIN_SIZE
+
+    def advance(nbytes: int) -> None:
+        nonlocal done, last_decile
+        with lock:
+            done += nbytes
+            current = done
+            decile = current * 10 // length
+            log_now = report and decile > last_decile
+            if log_now:
+                last_decile = decile
+        if log_now:
+            _log.info("prealloc: %d%% of %d MiB", decile * 10, length >> 20)
+        if progress is not None:
+            progress(current, length)
+
+    per_thread = -(-num_pages // count) * page_size
+    lib = libc()
+
+    def worker(start: int, end: int) -> None:
+        offset = start
+        while offset < end and not errors:
+            piece = min(_CHUNK, end - offset)
+            if use_madvise:
+                if lib.madvise(address + offset, piece, MADV_POPULATE_WRITE) != 0:
+                    errors.append(ctypes.get_errno())
+                    return
+            else:
+                assert view is not None
+                _touch(view, offset, min(offset + piece, len(view)), page_size)
+            advance(piece)
+            offset += piece
+
+    slices = [(start, min(start + per_thread, length))
+              for start in range(0, length, per_thread)]
+    if len(slices) == 1:
+        worker(*slices[0])
+    else:
+        workers = [threading.Thread(target=worker, args=s, name=f"prealloc-{i}", daemon=True)
+                   for i, s in enumerate(slices)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join()
+    if errors:
+        raise os_error(errors[0])

@@ -1,0 +1,52 @@
+"""``memory-backend-ram``: anonymous host memory (QEMU's ``backends/hostmem-ram.c``).
+
+The memory is an anonymous mapping, private or (``share=on``) shared, with
+``MAP_NORESERVE`` for ``reserve=off``, page-rounded and aligned to 2 MiB
+(QEMU_VMALLOC_ALIGN), so the region's alignment is 2 MiB.  Transparent huge
+pages are requested with ``MADV_HUGEPAGE``, as QEMU's ``ram_block_add`` does.
+
+A size the host cannot map (2^63 over QMP, or ``-1``, which QMP wraps to
+2^64-1 and which makes QEMU 7.2 abort) gives QEMU's allocation error,
+``cannot set up guest memory 'x': Cannot allocate memory``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import attrs
+
+from backends import host
+from backends.base import MemoryBackend, MemoryBackendError, errno_message, register_base_types
+from backends.host import HostMapping
+from plugins import hookimpl
+from qom import TypeInfo, TypeRegistry
+
+TYPE_MEMORY_BACKEND_RAM: Final = "memory-backend-ram"
+
+
+@attrs.define(eq=False, repr=False)
+class RamBackend(MemoryBackend):
+    """``memory-backend-ram``."""
+
+    def alloc(self) -> HostMapping:
+        """QEMU's ``ram_backend_memory_alloc`` and ``qemu_anon_ram_alloc``."""
+        if not self.size:
+            raise MemoryBackendError("can't create backend with size 0")
+        self.check_noreserve(page_size=host.PAGE_SIZE, shared=self.share, readonly=False)
+        try:
+            mapping = HostMapping(size=self.size, align=host.VMALLOC_ALIGN, shared=self.share,
+                                  noreserve=not self.reserve)
+        except (OSError, OverflowError) as err:
+            raise errno_message(f"cannot set up guest memory '{self.region_name}'",
+                                err if isinstance(err, OSError) else host.os_error(12)) from err
+        mapping.madvise(host.MADV_HUGEPAGE)
+        return mapping
+
+
+@hookimpl
+def qom_register_types(registry: TypeRegistry) -> None:
+    """Register ``memory-backend`` (if needed) and ``memory-backend-ram``."""
+    register_base_types(registry)
+    registry.register(TypeInfo(name=TYPE_MEMORY_BACKEND_RAM, parent="memory-backend",
+                               impl=RamBackend))
