@@ -64,6 +64,10 @@ class Input(abc.ABC):
 
     name: str
 
+    #: True where QemuOpts checks the ``id`` before any value is converted
+    #: (the command line's ``-object``); the QAPI visitors check it after.
+    id_checked_first = False
+
     def unexpected(self, member: str) -> ParameterError:
         """The error for an argument the target does not know."""
         return errors.parameter_unexpected(member)
@@ -168,6 +172,8 @@ class KeyvalInput(Input):
 @attrs.frozen
 class OptsInput(Input):
     """QemuOpts and the opts visitor (the command line's ``-object``)."""
+
+    id_checked_first = True
 
     def unexpected(self, member: str) -> ParameterError:
         return errors.invalid_parameter(member)

@@ -148,6 +148,9 @@ def object_add(tree: ObjectTree, arguments: Mapping[str, Any], source: Input = J
 
     :returns: the new object, now at ``/objects/<id>``.
     """
+    object_id = arguments.get("id")
+    if source.id_checked_first and isinstance(object_id, str):
+        check_id(object_id)  # QemuOpts: a bad id beats a bad size or unknown key
     return create_object(tree, parse_object_options(tree.registry, arguments, source))
 
 

@@ -85,21 +85,23 @@ def _check_host_nodes(obj: Any, value: list[int]) -> None:
 class DummyBackend(Object):
     """A memory backend without memory."""
 
-    size: int = qom_property("size", SIZE, type="int", default=0, mandatory=True,
-                             check=_check_size,
-                             description="Size of the memory region (ex: 500M)")
-    share: bool = qom_property("share", BOOL, type="bool", default=False, check=_check_share,
-                               description="Mark the memory as private to QEMU or shared")
+    # Fields in the order of QEMU's QAPI schema (MemoryBackendProperties): the
+    # QAPI phase of object-add converts members in this order.
     dump: bool = qom_property("dump", BOOL, type="bool", default=True,
                               description="Set to 'off' to exclude from core dump")
-    prealloc_threads: int = qom_property(
-        "prealloc-threads", UINT32, type="int", default=1, check=_check_threads,
-        description="Number of CPU threads to use for prealloc")
-    policy: str = qom_property("policy", POLICY, type="HostMemPolicy", default="default",
-                               description="Set the NUMA policy")
     host_nodes: list[int] = qom_property(
         "host-nodes", ListKind(UINT16), type="int", factory=list, check=_check_host_nodes,
         description="Binds memory to the list of NUMA host nodes")
+    policy: str = qom_property("policy", POLICY, type="HostMemPolicy", default="default",
+                               description="Set the NUMA policy")
+    prealloc_threads: int = qom_property(
+        "prealloc-threads", UINT32, type="int", default=1, check=_check_threads,
+        description="Number of CPU threads to use for prealloc")
+    share: bool = qom_property("share", BOOL, type="bool", default=False, check=_check_share,
+                               description="Mark the memory as private to QEMU or shared")
+    size: int = qom_property("size", SIZE, type="int", default=0, mandatory=True,
+                             check=_check_size,
+                             description="Size of the memory region (ex: 500M)")
     completed: bool = attrs.field(default=False, init=False)
     mapped: bool = attrs.field(default=False, init=False)
     #: set by a test to make complete() fail like an allocation failure
