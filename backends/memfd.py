@@ -13,6 +13,7 @@ file backend's ``backing store size ... does not match`` message.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from typing import Any, Final
@@ -71,7 +72,7 @@ def memfd_create(name: str, size: int, *, hugetlb: bool, hugetlbsize: int,
         except OverflowError as err:
             # off_t is signed: the kernel would say EINVAL.
             raise errno_message(f"failed to resize memfd to {size}",
-                                host.os_error(22)) from err
+                                host.os_error(errno.EINVAL)) from err
         except OSError as err:
             raise errno_message(f"failed to resize memfd to {size}", err) from err
         if seals:

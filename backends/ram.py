@@ -12,6 +12,7 @@ A size the host cannot map (2^63 over QMP, or ``-1``, which QMP wraps to
 
 from __future__ import annotations
 
+import errno
 from typing import Final
 
 import attrs
@@ -37,9 +38,12 @@ class RamBackend(MemoryBackend):
         try:
             mapping = HostMapping(size=self.size, align=host.VMALLOC_ALIGN, shared=self.share,
                                   noreserve=not self.reserve)
-        except (OSError, OverflowError) as err:
+        except OSError as err:
             raise errno_message(f"cannot set up guest memory '{self.region_name}'",
-                                err if isinstance(err, OSError) else host.os_error(12)) from err
+                                err) from err
+        except OverflowError as err:
+            raise errno_message(f"cannot set up guest memory '{self.region_name}'",
+                                host.os_error(errno.ENOMEM)) from err
         mapping.madvise(host.MADV_HUGEPAGE)
         return mapping
 
