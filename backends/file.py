@@ -23,6 +23,7 @@ and falls back (with QEMU's warning) on a non-DAX file.  7.2 has no
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
@@ -86,6 +87,24 @@ class FileBackend(MemoryBackend):
     pmem: bool = False
     readonly: bool = False
     _fd: int = attrs.field(default=-1, init=False)
+    _created: bool = attrs.field(default=False, init=False)
+
+    def complete(self) -> None:
+        """Allocate; if a later step fails, also unlink a file this backend created.
+
+        QEMU 7.2 unlinks a created file only when the allocation itself fails
+        and keeps it when a later check (NUMA, prealloc) fails; pyqom leaves
+        nothing behind after any failed ``object-add``.
+        """
+        try:
+            super().complete()
+        except BaseException:
+            if self._created and self.mem_path:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.mem_path)
+            raise
+        finally:
+            self._created = False
 
     def alloc(self) -> HostMapping:
         """QEMU's ``file_backend_memory_alloc`` and ``qemu_ram_alloc_from_file``."""
@@ -103,6 +122,7 @@ class FileBackend(MemoryBackend):
             os.close(fd)
             raise
         self._fd = fd
+        self._created = created
         return mapping
 
     def close_backing(self) -> None:

@@ -33,10 +33,10 @@ def opts(tree: ObjectTree, text: str) -> Any:
     return object_add(tree, args, OPTS)
 
 
-def error_of(fn: Any, *args: Any) -> str:
-    """The message of the QomError ``fn(*args)`` raises."""
+def error_of(fn: Any, *args: Any, **kwargs: Any) -> str:
+    """The message of the QomError ``fn(*args, **kwargs)`` raises."""
     with pytest.raises(QomError) as info:
-        fn(*args)
+        fn(*args, **kwargs)
     return str(info.value)
 
 
