@@ -34,7 +34,7 @@ from qom.errors import (
     TypeRegistrationError,
     UnknownTypeError,
 )
-from qom.hotplug import device_add, device_del, find_device
+from qom.hotplug import device_add, device_del, find_device, qemu_opts_from_qdict
 from qom.inputs import JSON, KEYVAL, OPTS, Input
 from qom.introspect import (
     device_list_properties,
@@ -98,6 +98,7 @@ __all__ = [
     "find_device", "hotplug_handler_of", "id_wellformed", "is_a", "link_check_before_realize",
     "link_property", "object_add", "object_del", "parse_i64", "parse_keyval",
     "parse_object_options", "parse_qemu_opts", "parse_size", "parse_u64", "qdict_order",
+    "qemu_opts_from_qdict",
     "qdict_ordered", "qom_get", "qom_link", "qom_list", "qom_list_properties",
     "qom_list_types", "qom_property", "qom_set", "realize_device",
 ]

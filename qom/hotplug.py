@@ -85,6 +85,30 @@ def device_add(tree: ObjectTree, options: Mapping[str, Any], source: Input = KEY
     return device
 
 
+def qemu_opts_from_qdict(arguments: Mapping[str, Any]) -> dict[str, str]:
+    """QMP ``device_add`` arguments as 7.2 turns them into QemuOpts strings.
+
+    QEMU's ``qemu_opts_from_qdict``: strings stay, numbers are printed
+    (``%.17g`` for floats), booleans become ``on``/``off``, and null, lists and
+    objects are silently dropped.  An ``id`` that is not a string is dropped
+    too, so the device becomes anonymous.  Pass the result to
+    :func:`device_add` with the default (keyval) input.
+    """
+    options: dict[str, str] = {}
+    for key, value in arguments.items():
+        if isinstance(value, str):
+            options[key] = value
+        elif key == "id":
+            continue
+        elif isinstance(value, bool):
+            options[key] = "on" if value else "off"
+        elif isinstance(value, int):
+            options[key] = str(value)
+        elif isinstance(value, float):
+            options[key] = f"{value:.17g}"
+    return options
+
+
 def _register_id(tree: ObjectTree, device: Device, device_id: str | None) -> None:
     """QEMU's ``qdev_set_id``."""
     if device_id is not None:

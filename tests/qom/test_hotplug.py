@@ -368,3 +368,55 @@ def test_device_del_anonymous_by_path(setup: qom.ObjectTree) -> None:
     assert len(state(setup).unplug_requests) == 1
     with pytest.raises(qom.DeviceNotFoundError):
         qom.device_del(setup, "device[0]")  # ids are relative to /machine/peripheral
+
+
+# -- QMP device_add in 7.2: JSON values re-read as QemuOpts strings (notes 9) ------------
+
+def qmp_device_add(tree: qom.ObjectTree, **arguments):
+    return qom.device_add(tree, qom.qemu_opts_from_qdict(arguments))
+
+
+def test_qemu_opts_from_qdict() -> None:
+    assert qom.qemu_opts_from_qdict({
+        "driver": DIMM, "id": "d", "slot": 1, "addr": -1, "x": 1.5, "b": True, "c": False,
+        "n": None, "l": [1], "o": {"a": 2}}) == {
+        "driver": DIMM, "id": "d", "slot": "1", "addr": "-1", "x": "1.5", "b": "on",
+        "c": "off"}
+    assert qom.qemu_opts_from_qdict({"driver": DIMM, "id": 5}) == {"driver": DIMM}
+
+
+@pytest.mark.parametrize("slot", [None, [1], [2], {"a": 2}])
+def test_qmp_slot_of_other_json_types_is_ignored(with_dimm1: qom.ObjectTree, slot) -> None:
+    dev = qmp_device_add(with_dimm1, driver=DIMM, id="d2", memdev="m2", slot=slot)
+    assert dev.slot == 1 and dev.canonical_path == "/machine/peripheral/d2"
+
+
+def test_qmp_string_slot_is_accepted(with_dimm1: qom.ObjectTree) -> None:
+    assert qmp_device_add(with_dimm1, driver=DIMM, id="d2", memdev="m2", slot="1").slot == 1
+
+
+@pytest.mark.parametrize("device_id", [5, None])
+def test_qmp_non_string_id_makes_an_anonymous_device(with_dimm1: qom.ObjectTree,
+                                                       device_id) -> None:
+    dev = qmp_device_add(with_dimm1, driver=DIMM, id=device_id, memdev="m2")
+    assert dev.id is None
+    assert children(with_dimm1, "/machine/peripheral") == ["dimm1"]
+    assert children(with_dimm1, "/machine/peripheral-anon") == ["device[0]"]
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"slot": 1.5}, "Parameter 'slot' expects integer"),
+    ({"slot": True}, "Parameter 'slot' expects integer"),
+    ({"slot": "abc"}, "Parameter 'slot' expects integer"),
+    ({"addr": -1}, "address must be aligned to 0x200000 bytes"),
+    ({"addr": 256}, "address must be aligned to 0x200000 bytes"),
+    ({"addr": "0x100"}, "address must be aligned to 0x200000 bytes"),
+    ({"memdev": 5}, "Device '5' not found"),
+    ({"node": -1}, "Parameter 'node' expects uint32_t"),
+])
+def test_qmp_device_add_messages(with_dimm1: qom.ObjectTree, arguments, message) -> None:
+    before = snapshot(with_dimm1)
+    with pytest.raises(qom.QomError) as info:
+        qmp_device_add(with_dimm1, **{"driver": DIMM, "id": "d2", "memdev": "m2", **arguments})
+    assert str(info.value) == message
+    assert snapshot(with_dimm1) == before
