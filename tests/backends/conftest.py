@@ -23,7 +23,9 @@ class HugeTlbFs:
 def hugetlbfs(tmp_path: Path) -> Iterator[HugeTlbFs]:
     """Reserve 2 MiB huge pages and mount hugetlbfs on a temporary directory.
 
-    Needs root; restores ``nr_hugepages`` and unmounts afterwards.  Skips,
+    Needs root; restores ``nr_hugepages`` and unmounts afterwards.  Ask for
+    it *before* ``tree`` (``def test_x(hugetlbfs, tree)``) so that the tree's
+    backends are finalized before the unmount.  Skips,
     with the kernel's answer, only if the kernel refuses.
     """
     try:
@@ -45,6 +47,9 @@ def hugetlbfs(tmp_path: Path) -> Iterator[HugeTlbFs]:
         try:
             yield HugeTlbFs(mount_point, free)
         finally:
-            subprocess.run(["umount", str(mount_point)], check=True)
+            # Request this fixture before ``tree`` so backends are gone by now;
+            # a lazy unmount still detaches the mount if something lingers.
+            if subprocess.run(["umount", str(mount_point)], check=False).returncode != 0:
+                subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
     finally:
         NR_HUGEPAGES.write_text(str(old))
