@@ -241,7 +241,7 @@ class MemoryBackend(Object):
         try:
             prealloc(memory.address, memory.size, memory.page_size,
                      threads=self.prealloc_threads,
-                     view=None if memory.readonly else memory.view)
+                     view=memory.view)
         except OSError as err:
             raise errno_message("qemu_prealloc_mem: preallocating memory failed", err) from err
 

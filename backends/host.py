@@ -52,6 +52,7 @@ MADV_UNMERGEABLE: Final = 13
 MADV_HUGEPAGE: Final = 14
 MADV_DONTDUMP: Final = 16
 MADV_DODUMP: Final = 17
+MADV_POPULATE_READ: Final = 22
 MADV_POPULATE_WRITE: Final = 23
 
 #: HostMemPolicy values are the kernel's MPOL_* numbers.

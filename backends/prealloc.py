@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Final
 
-from backends.host import MADV_POPULATE_WRITE, libc, os_error
+from backends.host import MADV_POPULATE_READ, MADV_POPULATE_WRITE, libc, os_error
 
 #: QEMU's MAX_MEM_PREALLOC_THREAD_COUNT.
 MAX_PREALLOC_THREADS: Final = 16
@@ -45,15 +45,20 @@ def memset_num_threads(page_size: int, num_pages: int, max_threads: int) -> int:
     return max(1, min(threads, max(1, page_size * num_pages // _MIN_BYTES_PER_THREAD)))
 
 
-def _populate_supported(address: int, page_size: int) -> bool:
+def _populate_supported(address: int, page_size: int, advice: int) -> bool:
     # QEMU's madv_populate_write_possible(): any answer but EINVAL means "yes".
-    if libc().madvise(address, page_size, MADV_POPULATE_WRITE) == 0:
+    if libc().madvise(address, page_size, advice) == 0:
         return True
     return ctypes.get_errno() != errno.EINVAL
 
 
 def _touch(view: memoryview, start: int, end: int, page_size: int) -> None:
-    # Read and write back one byte per page: faults the page in, keeps the data.
+    # Read (and, if writable, write back) one byte per page: faults the page
+    # in and keeps the data.
+    if view.readonly:
+        for offset in range(start, end, page_size):
+            _ = view[offset]  # the read faults the page in
+        return
     for offset in range(start, end, page_size):
         view[offset] = view[offset]
 
@@ -64,7 +69,9 @@ def prealloc(address: int, length: int, page_size: int, *, threads: int,
     """Populate ``[address, address + length)`` page by page.
 
     :param threads: the backend's ``prealloc-threads``.
-    :param view: a writable view of the range, needed only for the touch fallback.
+    :param view: a view of the range, needed only for the touch fallback.  A
+        read-only view (a ``readonly=on`` file) is populated for reading
+        (``MADV_POPULATE_READ``): QEMU 7.2 would try to write to it.
     :param progress: ``progress(done_bytes, total_bytes)``, called from worker threads.
     :param cap_threads: apply QEMU's thread cap (CPUs, 16, 64 MiB per thread);
         the benchmark turns it off to measure a given thread count.
@@ -76,7 +83,8 @@ def prealloc(address: int, length: int, page_size: int, *, threads: int,
     length = num_pages * page_size
     count = memset_num_threads(page_size, num_pages, threads) if cap_threads else threads
     count = max(1, min(count, num_pages))
-    use_madvise = _populate_supported(address, page_size)
+    advice = MADV_POPULATE_READ if view is not None and view.readonly else MADV_POPULATE_WRITE
+    use_madvise = _populate_supported(address, page_size, advice)
     if not use_madvise and view is None:
         raise os_error(errno.EINVAL)
 
@@ -108,7 +116,7 @@ def prealloc(address: int, length: int, page_size: int, *, threads: int,
         while offset < end and not errors:
             piece = min(_CHUNK, end - offset)
             if use_madvise:
-                if lib.madvise(address + offset, piece, MADV_POPULATE_WRITE) != 0:
+                if lib.madvise(address + offset, piece, advice) != 0:
                     errors.append(ctypes.get_errno())
                     return
             else:
