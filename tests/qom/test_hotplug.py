@@ -420,3 +420,13 @@ def test_qmp_device_add_messages(with_dimm1: qom.ObjectTree, arguments, message)
         qmp_device_add(with_dimm1, **{"driver": DIMM, "id": "d2", "memdev": "m2", **arguments})
     assert str(info.value) == message
     assert snapshot(with_dimm1) == before
+
+
+def test_bad_device_id_carries_the_hint_and_beats_everything(setup: qom.ObjectTree) -> None:
+    from qom.errors import IDENTIFIER_HINT
+
+    for options in ({"id": "1d"}, {"driver": "nosuch", "id": "1d"},
+                    {"driver": DIMM, "id": "1d", "memdev": "nosuch", "foo": "1"}):
+        err = add_error(setup, options)
+        assert str(err) == "Parameter 'id' expects an identifier"
+        assert err.hint == IDENTIFIER_HINT
