@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 
 import pytest
 from backend_helpers import error_of, keyval, open_fds, opts, vm_flags
@@ -230,3 +231,33 @@ def test_failure_after_create_leaves_nothing(tree, tmp_path):
     # QEMU 7.2 would keep the file it created here (it unlinks only when the
     # allocation itself fails); pyqom leaves nothing behind after any failure.
     assert not path.exists()
+
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """A directory holding ``existing`` (1 MiB of 'E'), bind-mounted read-only."""
+    source, target = tmp_path / "src", tmp_path / "ro"
+    source.mkdir()
+    target.mkdir()
+    (source / "existing").write_bytes(b"E" * MiB)
+    for command in (["mount", "--bind", str(source), str(target)],
+                    ["mount", "-o", "remount,bind,ro", str(target)]):
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            subprocess.run(["umount", str(target)], capture_output=True, check=False)
+            pytest.skip(f"cannot make a read-only mount: {result.stderr.strip()}")
+    yield target
+    subprocess.run(["umount", str(target)], check=True)
+
+
+def test_unwritable_mem_path(readonly_dir, tree):
+    missing, existing = readonly_dir / "missing", readonly_dir / "existing"
+    assert error_of(filebackend, tree, missing, size=MiB) == \
+        f"can't open backing store {missing} for guest RAM: Read-only file system"
+    assert error_of(filebackend, tree, existing, size=MiB) == \
+        f"can't open backing store {existing} for guest RAM: Read-only file system"
+    assert error_of(filebackend, tree, readonly_dir, size=MiB) == \
+        f"can't open backing store {readonly_dir} for guest RAM: Read-only file system"
+    assert objects(tree) == ["type"]
+    memory = filebackend(tree, existing, size=MiB, readonly=True).host_memory
+    assert bytes(memory.view[:2]) == b"EE"
