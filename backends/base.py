@@ -54,6 +54,7 @@ from qom import (
     ListKind,
     Object,
     ObjectClass,
+    ObjectTree,
     QomError,
     TypeInfo,
     TypeRegistry,
@@ -509,3 +510,32 @@ def ram_alloc_from_fd(backend: MemoryBackend, fd: int, *, align: int = 0,
                      " case of host crash.", os.readlink(f"/proc/self/fd/{fd}"))
     mapping.madvise(host.MADV_HUGEPAGE)
     return mapping
+
+
+def memdev_info(backend: MemoryBackend) -> dict[str, Any]:
+    """One ``query-memdev`` entry (QEMU's ``query_memdev``), with its nine keys.
+
+    ``reserve`` is there because pyqom runs on Linux; ``host-nodes`` is ascending.
+    """
+    return {
+        "id": backend.name_in_parent or "",
+        "size": backend.size,
+        "merge": backend.merge,
+        "dump": backend.dump,
+        "prealloc": backend.prealloc,
+        "share": backend.share,
+        "reserve": backend.reserve,
+        "host-nodes": sorted(backend.host_nodes),
+        "policy": backend.policy,
+    }
+
+
+def query_memdev(tree: ObjectTree) -> list[dict[str, Any]]:
+    """``query-memdev``: every memory backend that is a direct child of ``/objects``.
+
+    QEMU walks ``/objects`` in hash order and prepends, so its order carries
+    no meaning; pyqom gives the newest backend first.
+    """
+    backends = [child for _, child in tree.objects.children()
+                if isinstance(child, MemoryBackend)]
+    return [memdev_info(backend) for backend in reversed(backends)]

@@ -431,3 +431,41 @@ def test_duplicate_id_frees_the_second_backend(tree):
     assert error_of(ram, tree, "m1") == \
         "attempt to add duplicate property 'm1' to object (type 'container')"
     assert open_fds() == fds
+
+
+def test_query_memdev(tree, tmp_path):
+    from backends.base import query_memdev
+
+    assert query_memdev(tree) == []
+    ram(tree, "mem1", 1073741824)
+    object_add(tree, {"qom-type": "memory-backend-file", "id": "f1", "size": 2 * MiB,
+                      "mem-path": str(tmp_path), "share": True, "policy": "bind",
+                      "host-nodes": [0]})
+    entries = {entry["id"]: entry for entry in query_memdev(tree)}
+    assert entries == {
+        "mem1": {"id": "mem1", "size": 1073741824, "merge": True, "dump": True,
+                 "prealloc": False, "share": False, "reserve": True, "host-nodes": [],
+                 "policy": "default"},
+        "f1": {"id": "f1", "size": 2 * MiB, "merge": True, "dump": True, "prealloc": False,
+               "share": True, "reserve": True, "host-nodes": [0], "policy": "bind"},
+    }
+
+
+def test_defaults_come_from_the_machine(tree):
+    from qom import BOOL, Property, TypeInfo
+
+    def machine_class_init(klass, data):
+        klass.add_property(Property(name="mem-merge", type="bool", kind=BOOL,
+                                    getter=lambda obj: False))
+        klass.add_property(Property(name="dump-guest-core", type="bool", kind=BOOL,
+                                    getter=lambda obj: False))
+        klass.add_property(Property(name="smp", type="SMPConfiguration",
+                                    getter=lambda obj: {"cpus": 3, "maxcpus": 3}))
+
+    tree.registry.register(TypeInfo(name="test-machine", class_init=machine_class_init))
+    tree.attach_machine(tree.new("test-machine"))
+    backend = ram(tree, "m1", 4 * MiB)
+    assert [qom_get(tree, "m1", p) for p in ("merge", "dump", "prealloc-threads")] == \
+        [False, False, 3]
+    flags = vm_flags(backend.host_memory.address)
+    assert "mg" not in flags and "dd" in flags
