@@ -293,6 +293,7 @@ class MemoryBackend(Object):
                 f"property '{name}' of {self.type_name} doesn't take value '0'")
 
     def set_size(self, value: int) -> None:
+        """``size``: refused after complete (before the value is read) and when 0."""
         message = self.refuse_before_visit("size")
         if message is not None:
             raise InvalidPropertyValue(message)
@@ -300,16 +301,19 @@ class MemoryBackend(Object):
         self.size = value
 
     def set_merge(self, value: bool) -> None:
+        """``merge``: after complete, ``madvise`` MERGEABLE/UNMERGEABLE at once."""
         if self._mapping is not None and value != self.merge:
             self._mapping.madvise(host.MADV_MERGEABLE if value else host.MADV_UNMERGEABLE)
         self.merge = value
 
     def set_dump(self, value: bool) -> None:
+        """``dump``: after complete, ``madvise`` DODUMP/DONTDUMP at once."""
         if self._mapping is not None and value != self.dump:
             self._mapping.madvise(host.MADV_DODUMP if value else host.MADV_DONTDUMP)
         self.dump = value
 
     def set_prealloc(self, value: bool) -> None:
+        """``prealloc``: incompatible with ``reserve=off``; after complete ``on`` populates now."""
         if not self.reserve and value:
             raise InvalidPropertyValue("'prealloc=on' and 'reserve=off' are incompatible")
         if self._mapping is None:
@@ -321,20 +325,24 @@ class MemoryBackend(Object):
             self.prealloc = True
 
     def set_prealloc_threads(self, value: int) -> None:
+        """``prealloc-threads``: any time, but not 0."""
         self._nonzero("prealloc-threads", value)
         self.prealloc_threads = value
 
     def set_share(self, value: bool) -> None:
+        """``share``: only before complete."""
         self._refuse_if_inited()
         self.share = value
 
     def set_reserve(self, value: bool) -> None:
+        """``reserve``: only before complete, and not off while ``prealloc`` is on."""
         self._refuse_if_inited()
         if self.prealloc and not value:
             raise InvalidPropertyValue("'prealloc=on' and 'reserve=off' are incompatible")
         self.reserve = value
 
     def set_host_nodes(self, value: list[int]) -> None:
+        """``host-nodes``: nodes below 128, added to those set before; applied at complete."""
         for node in value:
             if node >= host.MAX_NODES:
                 raise InvalidPropertyValue(f"Invalid host-nodes value: {node}")

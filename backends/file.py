@@ -147,23 +147,28 @@ class FileBackend(MemoryBackend):
                 f"cannot change property '{name}' of {self.type_name}{period}")
 
     def set_mem_path(self, value: str) -> None:
+        """``mem-path``: only before complete."""
         self._refuse("mem-path")
         self.mem_path = value
 
     def set_align(self, value: int) -> None:
+        """``align``: only before complete; checked against the page size at complete."""
         self._refuse("align")
         self.align = value
 
     def set_pmem(self, value: bool) -> None:
+        """``pmem``: only before complete."""
         # Debian's 7.2 is built with libpmem, so pmem=on is accepted.
         self._refuse("pmem", ".")
         self.pmem = value
 
     def set_readonly(self, value: bool) -> None:
+        """``readonly``: only before complete."""
         self._refuse("readonly", ".")
         self.readonly = value
 
     def set_discard_data(self, value: bool) -> None:
+        """``discard-data``: any time; used when the backend is deleted."""
         self.discard_data = value
 
 

@@ -120,11 +120,13 @@ class MemfdBackend(MemoryBackend):
         return super().refuse_before_visit(name)
 
     def set_hugetlb(self, value: bool) -> None:
+        """``hugetlb``: only before complete."""
         if self.inited:
             raise InvalidPropertyValue("cannot change property value")
         self.hugetlb = value
 
     def set_hugetlbsize(self, value: int) -> None:
+        """``hugetlbsize``: only before complete, and not 0."""
         if self.inited:
             raise InvalidPropertyValue("cannot change property value")
         if not value:
@@ -133,6 +135,7 @@ class MemfdBackend(MemoryBackend):
         self.hugetlbsize = value
 
     def set_seal(self, value: bool) -> None:
+        """``seal``: any time; used at complete."""
         self.seal = value
 
 
