@@ -112,10 +112,10 @@ def _memory_region_class_init(klass: ObjectClass, data: Any) -> None:
                                      get_target=lambda obj: None, set_target=None))
     klass.add_property(Property(name="addr", type="uint64", kind=UINT64,
                                 getter=lambda obj: 0))
-    klass.add_property(Property(name="priority", type="uint32", kind=UINT32,
-                                getter=lambda obj: 0))
     klass.add_property(Property(name="size", type="uint64", kind=UINT64,
                                 getter=lambda obj: obj.region_size))
+    klass.add_property(Property(name="priority", type="uint32", kind=UINT32,
+                                getter=lambda obj: 0))
 
 
 def escape_region_name(name: str) -> str:

@@ -120,9 +120,7 @@ class MemfdBackend(MemoryBackend):
         return super().refuse_before_visit(name)
 
     def set_hugetlb(self, value: bool) -> None:
-        """``hugetlb``: only before complete."""
-        if self.inited:
-            raise InvalidPropertyValue("cannot change property value")
+        """``hugetlb``: accepted any time (QEMU 7.2 checks nothing), used at complete."""
         self.hugetlb = value
 
     def set_hugetlbsize(self, value: int) -> None:

@@ -71,7 +71,7 @@ def prealloc(address: int, length: int, page_size: int, *, threads: int,
     :param threads: the backend's ``prealloc-threads``.
     :param view: a view of the range, needed only for the touch fallback.  A
         read-only view (a ``readonly=on`` file) is populated for reading
-        (``MADV_POPULATE_READ``): QEMU 7.2 would try to write to it.
+        (``MADV_POPULATE_READ``): QEMU 7.2 dies on ``readonly=on,prealloc=on``.
     :param progress: ``progress(done_bytes, total_bytes)``, called from worker threads.
     :param cap_threads: apply QEMU's thread cap (CPUs, 16, 64 MiB per thread);
         the benchmark turns it off to measure a given thread count.

@@ -10,6 +10,7 @@ from backend_helpers import error_of, keyval, numa_policy, open_fds, opts, vm_fl
 from backends import host
 from backends.base import MemoryBackend
 from qom import (
+    QomError,
     object_add,
     object_del,
     qom_get,
@@ -469,3 +470,25 @@ def test_defaults_come_from_the_machine(tree):
         [False, False, 3]
     flags = vm_flags(backend.host_memory.address)
     assert "mg" not in flags and "dd" in flags
+
+
+def test_prealloc_context_link_errors(tree):
+    # observed on QEMU 7.2
+    with pytest.raises(QomError) as info:
+        ram(tree, "r4", **{"prealloc-context": "nosuch"})
+    assert str(info.value) == "Device 'nosuch' not found"
+    assert info.value.error_class == "DeviceNotFound"
+    assert error_of(ram, tree, "r5", **{"prealloc-context": "/objects"}) == \
+        "Invalid parameter type for 'prealloc-context', expected: thread-context"
+    ram(tree, "r6", **{"prealloc-context": ""})
+    assert qom_get(tree, "r6", "prealloc-context") == ""
+
+
+def test_memory_region_child_as_qemu(tree):
+    ram(tree, "f1", 4 * MiB)
+    assert qom_list(tree, "/objects/f1/f1[0]") == [
+        {"name": "type", "type": "string"}, {"name": "container", "type": "link<memory-region>"},
+        {"name": "addr", "type": "uint64"}, {"name": "size", "type": "uint64"},
+        {"name": "priority", "type": "uint32"}]
+    assert [qom_get(tree, "/objects/f1/f1[0]", p) for p in
+            ("addr", "size", "priority", "container")] == [0, 4 * MiB, 0, ""]

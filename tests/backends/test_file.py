@@ -261,3 +261,17 @@ def test_unwritable_mem_path(readonly_dir, tree):
     assert objects(tree) == ["type"]
     memory = filebackend(tree, existing, size=MiB, readonly=True).host_memory
     assert bytes(memory.view[:2]) == b"EE"
+
+
+def test_size_minus_one(tree, tmp_path):
+    # observed on QEMU 7.2: the page-rounded size wraps to 0
+    path = tmp_path / "neg"
+    assert error_of(filebackend, tree, path, size=-1) == \
+        "memory size 0x0 must be equal to or larger than page size 0x1000"
+    assert not path.exists()
+
+
+def test_readonly_directory_opens_the_directory(tree, tmp_path):
+    # observed on QEMU 7.2: open(dir, O_RDONLY) succeeds, then mmap fails
+    assert error_of(filebackend, tree, tmp_path, readonly=True) == \
+        "unable to map backing store for guest RAM: No such device"
