@@ -33,7 +33,15 @@ PROJECT_NAME = "qom"
 ENTRY_POINT_GROUP = "qom"
 
 #: Built-in plugin modules, registered in this order.
-BUILTIN_PLUGINS: tuple[str, ...] = ("backends.ram", "backends.file", "backends.memfd")
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "backends.ram",
+    "backends.file",
+    "backends.memfd",
+    "devices.interfaces",
+    "devices.pc_dimm",
+    "devices.machine",
+    "plugins.memory_hotplug",
+)
 
 AUTOLOAD_OFF_ENV = "PYQOM_DISABLE_PLUGIN_AUTOLOAD"
 DISABLED_PLUGINS_ENV = "PYQOM_DISABLED_PLUGINS"

@@ -1,0 +1,403 @@
+"""The ``pc`` machine (i440FX): RAM layout, the device-memory region, hotplug relay.
+
+:func:`create_pc_machine` does what QEMU 7.2's ``machine_run_board_init`` and
+``pc_init1`` / ``pc_memory_init`` do for memory, in the same order and with
+the same fatal errors (QEMU-SPEC 1.4, 5):
+
+1. the main RAM backend ``/objects/pc.ram`` (a ``memory-backend-ram``,
+   always busy);
+2. the CPU's ``phys-bits`` range;
+3. the split of RAM below and above 4 GiB;
+4. the AMD 1 TiB relocation, then the ``phys-bits`` address-space check;
+5. the reserved-memory, slot-count and ``maxmem`` alignment checks, and the
+   device-memory region (``base = ROUND_UP(above_4g_end, 1 GiB)``,
+   ``size = maxmem - ram + slots * 1 GiB``);
+6. ``qom_machine_init``.
+
+A failure at any step removes everything made so far.
+
+The machine is the hotplug handler of bus-less devices: every handler call
+goes to the ``qom_device_*`` hooks (the relay is given to the machine, the
+machine never imports a plugin).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Final
+
+import attrs
+
+from backends.base import TYPE_MEMORY_BACKEND, MemoryBackend
+from devices.interfaces import TYPE_MACHINE, TYPE_MEMORY_DEVICE, MemoryDevice
+from devices.memory_options import MemoryConfig
+from plugins import hookimpl
+from qom import (
+    SIZE,
+    TYPE_OBJECT,
+    Device,
+    Object,
+    ObjectClass,
+    ObjectTree,
+    Property,
+    QomError,
+    TypeInfo,
+    TypeRegistry,
+    UndoStack,
+    link_property,
+)
+from qom.device import SLOT_GET_HOTPLUG_HANDLER
+
+GiB: Final = 1 << 30
+U64_MASK: Final = (1 << 64) - 1
+
+TYPE_X86_MACHINE: Final = "x86-machine"
+TYPE_PC_MACHINE: Final = "generic-pc-machine"
+TYPE_PC_I440FX_72: Final = "pc-i440fx-7.2-machine"
+TYPE_PC_I440FX_21: Final = "pc-i440fx-2.1-machine"
+TYPE_PC_I440FX_20: Final = "pc-i440fx-2.0-machine"
+
+#: ``-machine`` names and the QOM types they select.
+MACHINE_ALIASES: Final = {
+    "pc": TYPE_PC_I440FX_72,
+    "pc-i440fx-7.2": TYPE_PC_I440FX_72,
+    "pc-i440fx-2.1": TYPE_PC_I440FX_21,
+    "pc-i440fx-2.0": TYPE_PC_I440FX_20,
+}
+
+MAIN_RAM_ID: Final = "pc.ram"
+ACPI_MAX_RAM_SLOTS: Final = 256
+TARGET_PAGE_SIZE: Final = 4096
+DEFAULT_PHYS_BITS: Final = 40
+TARGET_PHYS_ADDR_SPACE_BITS: Final = 52
+DEFAULT_MAX_RAM_BELOW_4G: Final = 0xE0000000
+GIGABYTE_ALIGNED_LOWMEM: Final = 0xC0000000
+FOUR_GIB: Final = 0x100000000
+PCI_HOLE64_SIZE: Final = 1 << 31
+AMD_HT_START: Final = 0xFD00000000
+AMD_HT_SIZE: Final = 0x300000000
+AMD_ABOVE_1TB_START: Final = 0x10000000000
+E820_RAM: Final = 1
+E820_RESERVED: Final = 2
+
+# Class slots of pc machine types (QEMU's PCMachineClass flags).
+SLOT_MACHINE_NAME: Final = "machine_name"
+SLOT_HAS_RESERVED_MEMORY: Final = "has_reserved_memory"
+SLOT_ENFORCE_ALIGNED_DIMM: Final = "enforce_aligned_dimm"
+SLOT_BROKEN_RESERVED_END: Final = "broken_reserved_end"
+SLOT_ENFORCE_AMD_1TB_HOLE: Final = "enforce_amd_1tb_hole"
+
+
+def round_up(value: int, align: int) -> int:
+    """``ROUND_UP`` in 64-bit arithmetic (it wraps like C's)."""
+    return ((value + align - 1) // align * align) & U64_MASK
+
+
+@attrs.frozen
+class E820Entry:
+    """One entry of the firmware's memory map."""
+
+    base: int
+    length: int
+    type: int
+
+
+@attrs.define(eq=False, repr=False)
+class PcMachine(Object):
+    """A pc machine: its memory layout and the hotplug handler of its DIMMs.
+
+    :ivar hook: the plugin manager's hook relay, given by the composition root.
+    """
+
+    memory: MemoryConfig = attrs.field(factory=lambda: MemoryConfig(128 << 20, 128 << 20, 0))
+    phys_bits: int = DEFAULT_PHYS_BITS
+    max_ram_below_4g: int = 0
+    acpi: bool = True
+    memory_hotplug_support: bool = True
+    hook: Any = None
+    below_4g_mem_size: int = 0
+    above_4g_mem_size: int = 0
+    above_4g_mem_start: int = FOUR_GIB
+    device_memory_base: int = 0
+    device_memory_size: int = 0
+    e820: list[E820Entry] = attrs.field(factory=list)
+    ram_backend: MemoryBackend | None = None
+
+    # -- queries ---------------------------------------------------------
+
+    @property
+    def ram_size(self) -> int:
+        return self.memory.ram_size
+
+    @property
+    def maxram_size(self) -> int:
+        return self.memory.maxram_size
+
+    @property
+    def ram_slots(self) -> int:
+        return self.memory.ram_slots
+
+    @property
+    def numa_node_count(self) -> int:
+        """pc enables one NUMA node by itself when there are hotplug slots."""
+        return 1 if self.ram_slots > 0 else 0
+
+    @property
+    def has_device_memory(self) -> bool:
+        return self.device_memory_size > 0
+
+    @property
+    def reserved_memory_end(self) -> int | None:
+        """The value of fw_cfg ``etc/reserved-memory-end``, or None without device memory."""
+        if not self.object_class.slots[SLOT_HAS_RESERVED_MEMORY] or not self.device_memory_base:
+            return None
+        end = self.device_memory_base
+        if not self.object_class.slots[SLOT_BROKEN_RESERVED_END]:
+            end += self.device_memory_size
+        return round_up(end, GiB)
+
+    def memory_devices(self) -> list[Device]:
+        """Realized memory devices under ``/machine``, by address (QEMU's order)."""
+        found = [obj for obj in _descendants(self)
+                 if isinstance(obj, Device) and obj.realized and obj.is_a(TYPE_MEMORY_DEVICE)]
+        return sorted(found, key=lambda dev: dev.addr)  # type: ignore[attr-defined]
+
+    # -- the hotplug handler: every call goes to the hooks -------------------
+
+    def pre_plug(self, device: Device) -> None:
+        self.hook.qom_device_pre_plug(machine=self, device=device)
+
+    def plug(self, device: Device, undo: UndoStack) -> None:
+        self.hook.qom_device_plug(machine=self, device=device, undo=undo)
+
+    def unplug_request(self, device: Device) -> None:
+        self.hook.qom_device_unplug_request(machine=self, device=device)
+
+    def unplug(self, device: Device) -> None:
+        self.hook.qom_device_unplug(machine=self, device=device)
+
+
+def _descendants(obj: Object) -> Iterator[Object]:
+    for _, child in obj.children():
+        yield child
+        yield from _descendants(child)
+
+
+def _get_hotplug_handler(machine: Object, device: Device) -> Any:
+    """Bus-less memory devices are plugged by the machine itself."""
+    return machine if device.is_a(TYPE_MEMORY_DEVICE) else None
+
+
+def _machine_class_init(klass: ObjectClass, data: Any) -> None:
+    klass.slots[SLOT_GET_HOTPLUG_HANDLER] = _get_hotplug_handler
+
+
+def _pc_machine_class_init(klass: ObjectClass, data: Any) -> None:
+    klass.slots.update({SLOT_HAS_RESERVED_MEMORY: True, SLOT_ENFORCE_ALIGNED_DIMM: True,
+                        SLOT_BROKEN_RESERVED_END: False, SLOT_ENFORCE_AMD_1TB_HOLE: True,
+                        SLOT_MACHINE_NAME: "pc"})
+
+    def memory(obj: Object) -> dict[str, int]:
+        assert isinstance(obj, PcMachine)
+        return obj.memory.as_qom()
+
+    def region_size(obj: Object) -> int:
+        assert isinstance(obj, PcMachine)
+        return obj.device_memory_size
+
+    def max_ram_below_4g(obj: Object) -> int:
+        assert isinstance(obj, PcMachine)
+        return obj.max_ram_below_4g
+
+    klass.add_property(Property(name="memory", type="MemorySizeConfiguration", getter=memory))
+    klass.add_property(Property(name="device-memory-region-size", type="int",
+                                getter=region_size))
+    klass.add_property(Property(name="max-ram-below-4g", type="size", kind=SIZE,
+                                getter=max_ram_below_4g))
+    klass.add_property(link_property(
+        "memory-backend", TYPE_MEMORY_BACKEND,
+        get_target=lambda obj: obj.ram_backend,  # type: ignore[attr-defined]
+        set_target=None))
+
+
+def _versioned(name: str, **flags: object) -> Any:
+    def class_init(klass: ObjectClass, data: Any) -> None:
+        klass.slots[SLOT_MACHINE_NAME] = name
+        klass.slots.update(flags)
+    return class_init
+
+
+@hookimpl
+def qom_register_types(registry: TypeRegistry) -> None:
+    """Register the machine hierarchy down to ``pc-i440fx-7.2`` and two legacy types."""
+    registry.register(TypeInfo(name=TYPE_MACHINE, parent=TYPE_OBJECT, abstract=True,
+                               class_init=_machine_class_init))
+    registry.register(TypeInfo(name=TYPE_X86_MACHINE, parent=TYPE_MACHINE, abstract=True))
+    registry.register(TypeInfo(name=TYPE_PC_MACHINE, parent=TYPE_X86_MACHINE, abstract=True,
+                               impl=PcMachine, class_init=_pc_machine_class_init))
+    registry.register(TypeInfo(name=TYPE_PC_I440FX_72, parent=TYPE_PC_MACHINE,
+                               class_init=_versioned("pc-i440fx-7.2")))
+    # Legacy types matter here only for their memory flags (QEMU-SPEC 1.4, 5.2).
+    registry.register(TypeInfo(
+        name=TYPE_PC_I440FX_21, parent=TYPE_PC_MACHINE,
+        class_init=_versioned("pc-i440fx-2.1", enforce_aligned_dimm=False,
+                              broken_reserved_end=True, enforce_amd_1tb_hole=False)))
+    registry.register(TypeInfo(
+        name=TYPE_PC_I440FX_20, parent=TYPE_PC_MACHINE,
+        class_init=_versioned("pc-i440fx-2.0", has_reserved_memory=False,
+                              enforce_aligned_dimm=False, broken_reserved_end=True,
+                              enforce_amd_1tb_hole=False)))
+
+
+# ---------------------------------------------------------------------------
+# Board init
+# ---------------------------------------------------------------------------
+
+
+def machine_type_for(name: str) -> str:
+    """The QOM type of a ``-machine`` name; QEMU's error for an unknown one."""
+    if name in MACHINE_ALIASES:
+        return MACHINE_ALIASES[name]
+    if name.endswith("-machine") and name in MACHINE_ALIASES.values():
+        return name
+    raise QomError("unsupported machine type",
+                   hint="Use -machine help to list supported machines")
+
+
+def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: Any,
+                      machine: str = "pc", phys_bits: int = DEFAULT_PHYS_BITS,
+                      max_ram_below_4g: int = 0, acpi: bool = True,
+                      memory_hotplug_support: bool = True) -> PcMachine:
+    """Build ``/machine`` and its RAM, then run ``qom_machine_init``.
+
+    :param memory: the result of ``machine_set_mem``.
+    :param hook: the plugin manager's ``hook`` relay.
+    :param machine: a ``-machine`` name (``pc``) or a machine QOM type.
+    :param phys_bits: the CPU's physical address bits (``-cpu qemu64,phys-bits=N``).
+    :param max_ram_below_4g: ``-machine pc,max-ram-below-4g=...`` (0 = default).
+    :param acpi: False for ``-no-acpi``.
+    :param memory_hotplug_support: ``-global PIIX4_PM.memory-hotplug-support``.
+    :raises QomError: QEMU's fatal board-init errors; nothing is left behind.
+    """
+    type_name = machine_type_for(machine)
+    with UndoStack() as undo:
+        pc = tree.new(type_name, memory=memory, phys_bits=phys_bits,
+                      max_ram_below_4g=max_ram_below_4g, acpi=acpi,
+                      memory_hotplug_support=memory_hotplug_support, hook=hook)
+        assert isinstance(pc, PcMachine)
+        tree.attach_machine(pc)
+        undo.push(pc.unparent, "remove /machine")
+        pc.ram_backend = _create_main_ram(tree, memory.ram_size, undo)
+        if phys_bits > TARGET_PHYS_ADDR_SPACE_BITS or phys_bits < 32:
+            raise QomError(f"phys-bits should be between 32 and {TARGET_PHYS_ADDR_SPACE_BITS} "
+                           f" (but is {phys_bits})")
+        _split_ram(pc)
+        _memory_init(pc)
+        hook.qom_machine_init(machine=pc)
+    return pc
+
+
+def _create_main_ram(tree: ObjectTree, size: int, undo: UndoStack) -> MemoryBackend:
+    """QEMU's ``create_default_memdev``: ``/objects/pc.ram``, in use for good."""
+    backend = tree.new("memory-backend-ram")
+    assert isinstance(backend, MemoryBackend)
+    backend.set_value("size", size)
+    tree.objects.add_child(MAIN_RAM_ID, backend)
+    undo.push(backend.unparent, "remove /objects/pc.ram")
+    backend.set_value("x-use-canonical-path-for-ramblock-id", False)
+    backend.complete()
+    backend.set_mapped(True)
+    undo.push(lambda: backend.set_mapped(False), "release pc.ram")
+    return backend
+
+
+def _split_ram(pc: PcMachine) -> None:
+    """The i440FX RAM split below and above 4 GiB (QEMU-SPEC 5.1)."""
+    if not pc.max_ram_below_4g:
+        pc.max_ram_below_4g = DEFAULT_MAX_RAM_BELOW_4G
+    lowmem = pc.max_ram_below_4g
+    if pc.ram_size >= pc.max_ram_below_4g:
+        lowmem = min(lowmem, GIGABYTE_ALIGNED_LOWMEM)
+    if pc.ram_size >= lowmem:
+        pc.below_4g_mem_size, pc.above_4g_mem_size = lowmem, pc.ram_size - lowmem
+    else:
+        pc.below_4g_mem_size, pc.above_4g_mem_size = pc.ram_size, 0
+
+
+def device_memory_range(pc: PcMachine) -> tuple[int, int]:
+    """QEMU's ``pc_get_device_memory_range``: (base, size), in 64-bit arithmetic."""
+    size = (pc.maxram_size - pc.ram_size) & U64_MASK
+    base = round_up(pc.above_4g_mem_start + pc.above_4g_mem_size, GiB)
+    if pc.object_class.slots[SLOT_ENFORCE_ALIGNED_DIMM]:
+        size = (size + GiB * pc.ram_slots) & U64_MASK
+    return base, size
+
+
+def _max_used_gpa(pc: PcMachine) -> int:
+    """The last byte of the 64-bit PCI hole (QEMU's ``pc_max_used_gpa``)."""
+    if pc.phys_bits <= 32:
+        return (1 << pc.phys_bits) - 1
+    if pc.object_class.slots[SLOT_HAS_RESERVED_MEMORY] and pc.ram_size < pc.maxram_size:
+        start, size = device_memory_range(pc)
+        if not pc.object_class.slots[SLOT_BROKEN_RESERVED_END]:
+            start = (start + size) & U64_MASK
+    else:
+        start = pc.above_4g_mem_start + pc.above_4g_mem_size
+    return (round_up(start, GiB) + PCI_HOLE64_SIZE - 1) & U64_MASK
+
+
+def _memory_init(pc: PcMachine) -> None:
+    """QEMU's ``pc_memory_init`` checks and layout, in its order."""
+    slots = pc.object_class.slots
+    # The default CPU (qemu64) reports an AMD vendor: keep RAM out of the
+    # HyperTransport hole below 1 TiB by moving it above 1 TiB if needed.
+    if slots[SLOT_ENFORCE_AMD_1TB_HOLE]:
+        if _max_used_gpa(pc) >= AMD_HT_START:
+            pc.above_4g_mem_start = AMD_ABOVE_1TB_START
+        if pc.phys_bits >= 40:
+            pc.e820.append(E820Entry(AMD_HT_START, AMD_HT_SIZE, E820_RESERVED))
+    max_used, max_phys = _max_used_gpa(pc), (1 << pc.phys_bits) - 1
+    if max_phys < max_used:
+        raise QomError(f"Address space limit 0x{max_phys:x} < 0x{max_used:x} "
+                       f"phys-bits too low ({pc.phys_bits})")
+    pc.e820.append(E820Entry(0, pc.below_4g_mem_size, E820_RAM))
+    if pc.above_4g_mem_size:
+        pc.e820.append(E820Entry(pc.above_4g_mem_start, pc.above_4g_mem_size, E820_RAM))
+    if not slots[SLOT_HAS_RESERVED_MEMORY] and (pc.ram_slots or pc.maxram_size > pc.ram_size):
+        raise QomError(f"\"-memory 'slots|maxmem'\" is not supported by: "
+                       f"{slots[SLOT_MACHINE_NAME]}")
+    if slots[SLOT_HAS_RESERVED_MEMORY] and pc.ram_size < pc.maxram_size:
+        if pc.ram_slots > ACPI_MAX_RAM_SLOTS:
+            raise QomError(f"unsupported amount of memory slots: {pc.ram_slots}")
+        if round_up(pc.maxram_size, TARGET_PAGE_SIZE) != pc.maxram_size:
+            raise QomError("maximum memory size must by aligned to multiple of "
+                           f"{TARGET_PAGE_SIZE} bytes")
+        base, size = device_memory_range(pc)
+        if ((base + size) & U64_MASK) < size:
+            raise QomError(f"unsupported amount of maximum memory: {pc.maxram_size:x}")
+        pc.device_memory_base, pc.device_memory_size = base, size
+
+
+def machine_ready(tree: ObjectTree, pc: PcMachine) -> None:
+    """Cold plug is over: from now on devices are hot-plugged; ``qom_machine_ready`` runs."""
+    tree.machine_ready = True
+    pc.hook.qom_machine_ready(machine=pc)
+
+
+def memory_device_info(device: Device) -> dict[str, Any]:
+    """One ``query-memory-devices`` entry (QEMU-SPEC 7.1)."""
+    assert isinstance(device, MemoryDevice)
+    backend = device.backend
+    data: dict[str, Any] = {}
+    if device.id is not None:
+        data["id"] = device.id
+    data.update({
+        "addr": device.addr,
+        "size": device.region_size(),
+        "slot": getattr(device, "slot", -1),
+        "node": getattr(device, "node", 0),
+        "memdev": backend.canonical_path if backend is not None else "",
+        "hotplugged": device.hotplugged,
+        "hotpluggable": True,
+    })
+    return {"type": "dimm", "data": data}

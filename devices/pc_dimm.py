@@ -1,0 +1,110 @@
+"""``pc-dimm``: a DIMM whose memory is a memory backend (QEMU's ``hw/mem/pc-dimm.c``).
+
+Properties (QEMU-SPEC 4.1): ``memdev`` (``link<memory-backend>``), ``node``,
+``addr`` (0 = let the machine choose), ``slot`` (-1 = let the machine
+choose), read-only ``size``.  The machine's hotplug handler picks the slot
+and address in pre_plug; :meth:`PcDimm.realize` checks the NUMA node and that
+the backend is free, then marks it busy until the DIMM is unrealized.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import attrs
+
+from backends.base import TYPE_MEMORY_BACKEND, MemoryBackend
+from devices.interfaces import TYPE_MEMORY_DEVICE
+from plugins import hookimpl
+from qom import (
+    INT32,
+    TYPE_DEVICE,
+    UINT32,
+    UINT64,
+    Device,
+    InvalidPropertyValue,
+    Object,
+    ObjectClass,
+    Property,
+    TypeInfo,
+    TypeRegistry,
+    device_property,
+    link_check_before_realize,
+    qom_link,
+)
+
+TYPE_PC_DIMM: Final = "pc-dimm"
+#: ``slot`` value meaning "any free slot"
+UNASSIGNED_SLOT: Final = -1
+
+
+def _memdev_or_raise(dimm: PcDimm) -> MemoryBackend:
+    if dimm.memdev is None:
+        raise InvalidPropertyValue("'memdev' property must be set")
+    return dimm.memdev
+
+
+@attrs.define(eq=False, repr=False)
+class PcDimm(Device):
+    """A pluggable DIMM; implements ``memory-device``."""
+
+    memdev: MemoryBackend | None = qom_link("memdev", TYPE_MEMORY_BACKEND,
+                                            check=link_check_before_realize)
+    node: int = device_property("node", UINT32, type="uint32", default=0)
+    addr: int = device_property("addr", UINT64, type="uint64", default=0)
+    slot: int = device_property("slot", INT32, type="int32", default=UNASSIGNED_SLOT)
+
+    # -- memory-device ---------------------------------------------------
+
+    @property
+    def backend(self) -> MemoryBackend | None:
+        return self.memdev
+
+    def region_size(self) -> int:
+        """The backend's size; QEMU's error when ``memdev`` is unset."""
+        return _memdev_or_raise(self).size
+
+    def region_alignment(self) -> int:
+        """The backend region's alignment: 2 MiB for RAM, the page size for files."""
+        memory = _memdev_or_raise(self).host_memory
+        return memory.align if memory is not None else 1
+
+    # -- lifecycle -------------------------------------------------------
+
+    def realize(self) -> None:
+        """QEMU's ``pc_dimm_realize``: NUMA node range, then the backend must be free."""
+        machine = self.tree.machine if self.tree is not None else None
+        nodes = int(getattr(machine, "numa_node_count", 0))
+        if (nodes > 0 and self.node >= nodes) or (nodes == 0 and self.node):
+            raise InvalidPropertyValue(
+                f"'DIMM property node has value {self.node}' which exceeds the number of"
+                f" numa nodes: {nodes or 1}")
+        if self.memdev is None:
+            raise InvalidPropertyValue("'memdev' property is not set")
+        if self.memdev.is_mapped():
+            raise InvalidPropertyValue(
+                f"can't use already busy memdev: {self.memdev.name_in_parent}")
+        self.memdev.set_mapped(True)
+
+    def unrealize(self) -> None:
+        """Give the backend back: it can be deleted or used by another DIMM again."""
+        if self.memdev is not None:
+            self.memdev.set_mapped(False)
+
+
+def _pc_dimm_class_init(klass: ObjectClass, data: Any) -> None:
+    def size(obj: Object) -> int:
+        assert isinstance(obj, PcDimm)
+        return obj.region_size()
+
+    klass.add_property(Property(name="size", type="uint64", kind=UINT64, getter=size))
+    # QEMU also lists the write-only legacy string form of the link.
+    klass.add_property(Property(name="legacy-memdev", type="str"))
+
+
+@hookimpl
+def qom_register_types(registry: TypeRegistry) -> None:
+    """Register ``pc-dimm``."""
+    registry.register(TypeInfo(name=TYPE_PC_DIMM, parent=TYPE_DEVICE, impl=PcDimm,
+                               interfaces=(TYPE_MEMORY_DEVICE,),
+                               class_init=_pc_dimm_class_init))

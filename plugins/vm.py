@@ -1,0 +1,209 @@
+"""The Python API: a pc machine with memory hotplug, in one object.
+
+::
+
+    from plugins.vm import VM
+
+    with VM(memory="1G", slots=3, maxmem="4G") as vm:     # or VM.from_args([...])
+        vm.object_add("memory-backend-ram", "mem1", size=1 << 30)
+        vm.device_add("pc-dimm", "dimm1", memdev="mem1")
+        vm.query_memory_devices()     # [{"type": "dimm", "data": {"addr": 4294967296, ...}}]
+        vm.write(0x100000000, b"hi")  # guest-physical memory is the backend's memory
+
+A :class:`VM` is a composition root: it makes its own plugin manager,
+registry, tree and machine, processes objects, the machine and cold-plugged
+devices in QEMU's order, and tears everything down in :meth:`close`.
+Errors are :class:`qom.QomError` with QEMU 7.2's messages; a failed call
+leaves the machine as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+import pluggy
+
+import qom
+from backends.base import query_memdev
+from devices.machine import (
+    DEFAULT_PHYS_BITS,
+    PcMachine,
+    create_pc_machine,
+    machine_ready,
+    memory_device_info,
+)
+from devices.memory_options import (
+    MemoryConfig,
+    fix_up_memory_options,
+    machine_set_mem,
+    memory_config,
+    parse_memory_option,
+)
+from plugins.manager import make_plugin_manager, make_registry, make_tree
+
+
+class VM:
+    """A pc machine, its objects and devices, and its guest memory.
+
+    :param memory: ``-m`` text (``"1G,slots=3,maxmem=4G"``), a size
+        (``"1G"``, or bytes as an int), or a :class:`MemoryConfig`.
+    :param slots: hotplug slots (``-m ...,slots=``).
+    :param maxmem: maximum memory (``-m ...,maxmem=``), bytes or a size string.
+    :param machine: ``-machine`` type name.
+    :param phys_bits: the CPU's physical address bits.
+    :param objects: ``object-add`` argument dicts created before the machine.
+    :param devices: ``device_add`` option dicts cold-plugged after machine init
+        (values as for QMP ``device_add``: strings or JSON values).
+    :param object_source: how ``objects`` values are read (``qom.OPTS`` for
+        command-line strings).
+    :param plugins: extra plugin objects.
+    :param autoload: load third-party plugins (default: unless disabled by env).
+    """
+
+    def __init__(self, memory: str | int | MemoryConfig | None = None, *,
+                 slots: int | None = None, maxmem: int | str | None = None,
+                 machine: str = "pc", phys_bits: int = DEFAULT_PHYS_BITS,
+                 max_ram_below_4g: int = 0, acpi: bool = True,
+                 memory_hotplug_support: bool = True,
+                 objects: Iterable[dict[str, Any]] = (),
+                 devices: Iterable[dict[str, Any]] = (),
+                 plugins: Iterable[object] = (), autoload: bool | None = None,
+                 object_source: qom.Input = qom.JSON) -> None:
+        if isinstance(memory, MemoryConfig):
+            config = memory
+        else:
+            config = memory_config(str(memory) if isinstance(memory, int) else memory,
+                                   slots=slots, maxmem=maxmem)
+        self.pm: pluggy.PluginManager = make_plugin_manager(autoload=autoload, plugins=plugins)
+        self.tree: qom.ObjectTree = make_tree(self.pm, make_registry(self.pm))
+        try:
+            for arguments in objects:
+                qom.object_add(self.tree, arguments, object_source)
+            self.machine: PcMachine = create_pc_machine(
+                self.tree, config, hook=self.pm.hook, machine=machine, phys_bits=phys_bits,
+                max_ram_below_4g=max_ram_below_4g, acpi=acpi,
+                memory_hotplug_support=memory_hotplug_support)
+            for options in devices:
+                qom.device_add(self.tree, qom.qemu_opts_from_qdict(options))
+            machine_ready(self.tree, self.machine)
+        except BaseException:
+            self._teardown()
+            raise
+
+    @classmethod
+    def from_args(cls, args: Sequence[str], **kwargs: Any) -> VM:
+        """A VM from QEMU command-line options: ``-m``, ``-machine``/``-M``,
+        ``-cpu qemu64[,phys-bits=N]``, ``-object``, ``-device``.
+
+        Values are read as the command line reads them (sizes with suffixes,
+        ``on``/``off``); errors are QEMU's, without the ``-option text:`` prefix.
+        """
+        memory: dict[str, str] = {}
+        objects: list[dict[str, Any]] = []
+        devices: list[dict[str, Any]] = []
+        machine, phys_bits = "pc", DEFAULT_PHYS_BITS
+        index = 0
+        while index < len(args):
+            option = args[index]
+            if index + 1 >= len(args):
+                raise qom.QomError(f"{option}: requires an argument")
+            value = args[index + 1]
+            index += 2
+            if option == "-m":
+                memory = parse_memory_option(value, memory)
+            elif option in ("-machine", "-M"):
+                machine = qom.parse_qemu_opts(value, implied_key="type")[0].value
+            elif option == "-cpu":
+                for opt in qom.parse_qemu_opts(value, implied_key="model")[1:]:
+                    if opt.name == "phys-bits":
+                        phys_bits = qom.parse_u64(opt.value)
+            elif option == "-object":
+                objects.append(_opts_to_dict(value, "qom-type"))
+            elif option == "-device":
+                devices.append(_opts_to_dict(value, "driver"))
+            else:
+                raise qom.QomError(f"{option}: invalid option")
+        config = machine_set_mem(fix_up_memory_options(memory))
+        return cls(config, machine=machine, phys_bits=phys_bits, objects=objects,
+                   devices=devices, object_source=qom.OPTS, **kwargs)
+
+    # -- objects and devices ---------------------------------------------
+
+    def object_add(self, qom_type: str, id: str, **props: Any) -> qom.Object:
+        """``object-add`` with QMP-typed values; property names may use ``_`` for ``-``."""
+        arguments = {"qom-type": qom_type, "id": id,
+                     **{name.replace("_", "-"): value for name, value in props.items()}}
+        return qom.object_add(self.tree, arguments)
+
+    def object_del(self, id: str) -> None:
+        """``object-del``."""
+        qom.object_del(self.tree, id)
+
+    def device_add(self, driver: str, id: str | None = None, **props: Any) -> qom.Device:
+        """``device_add``; values may be Python values or ``-device`` strings."""
+        options: dict[str, Any] = {"driver": driver}
+        if id is not None:
+            options["id"] = id
+        options.update({name.replace("_", "-"): value for name, value in props.items()})
+        return qom.device_add(self.tree, qom.qemu_opts_from_qdict(options))
+
+    def device_del(self, id: str) -> None:
+        """``device_del``: asks the guest to release the device (QEMU 7.2 semantics)."""
+        qom.device_del(self.tree, id)
+
+    # -- queries ---------------------------------------------------------
+
+    def query_memory_devices(self) -> list[dict[str, Any]]:
+        """``query-memory-devices``: realized memory devices by address."""
+        return [memory_device_info(dev) for dev in self.machine.memory_devices()]
+
+    def query_memdev(self) -> list[dict[str, Any]]:
+        """``query-memdev``: every backend, ``pc.ram`` included."""
+        return query_memdev(self.tree)
+
+    def query_memory_size_summary(self) -> dict[str, int]:
+        """``query-memory-size-summary``."""
+        plugged = sum(dev.region_size() for dev in self.machine.memory_devices())  # type: ignore[attr-defined]
+        return {"base-memory": self.machine.ram_size, "plugged-memory": plugged}
+
+    def qom_get(self, path: str, prop: str) -> Any:
+        return qom.qom_get(self.tree, path, prop)
+
+    def qom_set(self, path: str, prop: str, value: Any) -> None:
+        qom.qom_set(self.tree, path, prop, value)
+
+    # -- lifetime --------------------------------------------------------
+
+    def close(self) -> None:
+        """Shut down: plugins release what they hold, then every object is finalized."""
+        machine = getattr(self, "machine", None)
+        if machine is not None and not machine.finalized:
+            self.pm.hook.qom_machine_shutdown(machine=machine, reason="host-qmp-quit")
+        self._teardown()
+
+    def _teardown(self) -> None:
+        tree = getattr(self, "tree", None)
+        if tree is not None and not tree.root.finalized:
+            tree.root.finalize()
+
+    def __enter__(self) -> VM:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _opts_to_dict(text: str, implied_key: str) -> dict[str, Any]:
+    """A QemuOpts string as a dict; repeated keys (``host-nodes``) become lists."""
+    result: dict[str, Any] = {}
+    for opt in qom.parse_qemu_opts(text, implied_key=implied_key):
+        if opt.name in result and opt.name not in ("id", implied_key):
+            previous = result[opt.name]
+            result[opt.name] = [*previous, opt.value] if isinstance(previous, list) \
+                else [previous, opt.value]
+        else:
+            result[opt.name] = opt.value
+    return result
