@@ -1,0 +1,716 @@
+"""The guest's CPU and physical address space: one Unicorn x86-64 engine.
+
+This is the only module of pyqom that imports :mod:`unicorn` (DESIGN.md,
+"The guest side"; ``tests/test_layering.py`` enforces it).  Everything else
+talks to :class:`GuestAddressSpace`:
+
+* **RAM** - :meth:`GuestAddressSpace.map_ram` maps guest-physical
+  ``[gpa, gpa+size)`` with ``mem_map_ptr`` straight over a backend's
+  :class:`~backends.host.HostMemory`.  Nothing is copied: a guest store is a
+  store into the backend (and into the file of a ``share=on`` file backend),
+  and a host write through ``HostMemory.view`` is seen by the guest.
+* **Port I/O** - one registry of port handlers
+  (:meth:`GuestAddressSpace.register_ports`) serves the guest's ``IN`` and
+  ``OUT`` instructions.  Other plugins (ACPI's hotplug block at 0x0a00, a
+  debug console) register here; nobody else hooks Unicorn.
+* **Running code** - :meth:`GuestAddressSpace.run` loads code into mapped
+  RAM and runs it until ``HLT``, an instruction budget or a timeout.
+* **Listing** - :meth:`GuestAddressSpace.mtree`, what ``info mtree`` prints.
+
+The TLB mode is chosen on purpose.  Unicorn's default (``UC_TLB_CPU``) walks
+the guest's page tables through QEMU's softmmu; ``UC_TLB_VIRTUAL`` treats a
+guest-virtual address as guest-physical.  pyqom's guest code is flat 64-bit
+code that never builds page tables, so both modes see the same addresses, and
+the virtual mode is several times faster (``bench/bench_guest_memory.py``
+measures both).  A guest that turns on its own paging would need
+``tlb_mode="cpu"``.
+
+Unicorn needs guest-physical ranges aligned to 4 KiB (its page size), so
+:meth:`~GuestAddressSpace.map_ram` refuses anything else instead of letting
+Unicorn answer ``UC_ERR_ARG``.
+
+Memory safety: Unicorn keeps only a raw host pointer, so while a range is
+mapped this class holds a slice of the backend's ``view``.  That pins the
+host mapping (``HostMapping.release`` cannot unmap it while the slice
+lives), so a backend deleted too early cannot leave Unicorn with a dangling
+pointer; :meth:`~GuestAddressSpace.unmap` releases the pin.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import time
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType, TracebackType
+from typing import Final, Literal
+
+import attrs
+from unicorn import (
+    UC_ARCH_X86,
+    UC_ERR_FETCH_PROT,
+    UC_ERR_FETCH_UNMAPPED,
+    UC_ERR_READ_PROT,
+    UC_ERR_READ_UNMAPPED,
+    UC_ERR_WRITE_PROT,
+    UC_ERR_WRITE_UNMAPPED,
+    UC_HOOK_INSN,
+    UC_HOOK_MEM_FETCH_PROT,
+    UC_HOOK_MEM_FETCH_UNMAPPED,
+    UC_HOOK_MEM_READ_PROT,
+    UC_HOOK_MEM_READ_UNMAPPED,
+    UC_HOOK_MEM_WRITE_PROT,
+    UC_HOOK_MEM_WRITE_UNMAPPED,
+    UC_MEM_FETCH_PROT,
+    UC_MEM_FETCH_UNMAPPED,
+    UC_MEM_READ_PROT,
+    UC_MEM_READ_UNMAPPED,
+    UC_MEM_WRITE_PROT,
+    UC_MEM_WRITE_UNMAPPED,
+    UC_MODE_64,
+    UC_PROT_EXEC,
+    UC_PROT_READ,
+    UC_PROT_WRITE,
+    UC_TLB_CPU,
+    UC_TLB_VIRTUAL,
+    Uc,
+    UcError,
+)
+from unicorn import x86_const as x86
+
+from backends.host import HostMemory
+from qom import QomError
+
+#: Unicorn's mapping granularity on x86: ranges must be aligned to it.
+GUEST_PAGE_SIZE: Final = 4096
+#: x86's architectural limit of physical addresses (52 bits).
+MAX_GUEST_PHYS_ADDR: Final = 1 << 52
+#: The x86 I/O address space: ports 0x0000-0xffff.
+IO_SPACE_SIZE: Final = 0x10000
+#: The opcode of HLT.
+HLT_OPCODE: Final = 0xF4
+#: Default wall-clock limit of :meth:`GuestAddressSpace.run`: 10 s.
+DEFAULT_TIMEOUT_US: Final = 10_000_000
+#: Default instruction budget of :meth:`GuestAddressSpace.run`.
+DEFAULT_MAX_INSTRUCTIONS: Final = 10_000_000
+#: ``until`` address for ``emu_start`` that flat guest code never reaches.
+_NO_EXIT: Final = (1 << 64) - 1
+
+#: Register name -> Unicorn register id, for :class:`RunResult` and ``registers=``.
+REGISTERS: Final[Mapping[str, int]] = MappingProxyType({
+    "rax": x86.UC_X86_REG_RAX, "rbx": x86.UC_X86_REG_RBX, "rcx": x86.UC_X86_REG_RCX,
+    "rdx": x86.UC_X86_REG_RDX, "rsi": x86.UC_X86_REG_RSI, "rdi": x86.UC_X86_REG_RDI,
+    "rbp": x86.UC_X86_REG_RBP, "rsp": x86.UC_X86_REG_RSP, "r8": x86.UC_X86_REG_R8,
+    "r9": x86.UC_X86_REG_R9, "r10": x86.UC_X86_REG_R10, "r11": x86.UC_X86_REG_R11,
+    "r12": x86.UC_X86_REG_R12, "r13": x86.UC_X86_REG_R13, "r14": x86.UC_X86_REG_R14,
+    "r15": x86.UC_X86_REG_R15, "rip": x86.UC_X86_REG_RIP, "rflags": x86.UC_X86_REG_RFLAGS,
+})
+
+#: Unicorn memory-access type -> (access word used in errors, is it a protection fault?)
+_ACCESS: Final[Mapping[int, tuple[str, bool]]] = MappingProxyType({
+    UC_MEM_READ_UNMAPPED: ("read", False), UC_MEM_WRITE_UNMAPPED: ("write", False),
+    UC_MEM_FETCH_UNMAPPED: ("fetch", False), UC_MEM_READ_PROT: ("read", True),
+    UC_MEM_WRITE_PROT: ("write", True), UC_MEM_FETCH_PROT: ("fetch", True),
+})
+#: Unicorn errors that mean "a memory access faulted" -> access word.
+_FAULT_ERRORS: Final[Mapping[int, str]] = MappingProxyType({
+    UC_ERR_READ_UNMAPPED: "read", UC_ERR_WRITE_UNMAPPED: "write",
+    UC_ERR_FETCH_UNMAPPED: "fetch", UC_ERR_READ_PROT: "read", UC_ERR_WRITE_PROT: "write",
+    UC_ERR_FETCH_PROT: "fetch",
+})
+_ALL_ONES: Final[Mapping[int, int]] = MappingProxyType({1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF})
+
+TlbMode = Literal["virtual", "cpu"]
+_TLB_MODES: Final[Mapping[str, int]] = MappingProxyType(
+    {"virtual": UC_TLB_VIRTUAL, "cpu": UC_TLB_CPU})
+
+PortRead = Callable[[int, int], int]
+"""``read(offset, size) -> value``: an ``IN`` of ``size`` bytes (1, 2 or 4) at ``base+offset``."""
+PortWrite = Callable[[int, int, int], None]
+"""``write(offset, size, value)``: an ``OUT`` of ``size`` bytes at ``base+offset``."""
+
+
+# ---------------------------------------------------------------------------
+# errors
+# ---------------------------------------------------------------------------
+
+
+class AddressSpaceError(QomError):
+    """Root of the address space's errors (a :class:`~qom.QomError`, class GenericError)."""
+
+
+class MappingError(AddressSpaceError, ValueError):
+    """A mapping or port registration was refused: misaligned, overlapping, out of range."""
+
+
+class UnknownMappingError(AddressSpaceError, LookupError):
+    """:meth:`GuestAddressSpace.unmap` / ``unregister_ports`` of something not registered."""
+
+
+class GuestError(AddressSpaceError):
+    """Guest code stopped with an error Unicorn reported (e.g. an invalid instruction).
+
+    :ivar rip: the guest's instruction pointer when it stopped, or ``None``.
+    """
+
+    def __init__(self, message: str, *, rip: int | None = None) -> None:
+        super().__init__(message)
+        self.rip = rip
+
+
+class GuestFault(GuestError):
+    """A guest access (or :meth:`GuestAddressSpace.read`/``write``) hit no usable memory.
+
+    :ivar address: the guest-physical address that faulted.
+    :ivar access: ``"read"``, ``"write"`` or ``"fetch"``.
+    :ivar size: the size of the faulting access in bytes (0 if unknown).
+    :ivar protection: ``True`` for a write to read-only memory, ``False`` for unmapped.
+    """
+
+    def __init__(self, address: int, access: str, *, size: int = 0, protection: bool = False,
+                 rip: int | None = None) -> None:
+        what = "read-only" if protection else "unmapped"
+        where = f" at rip 0x{rip:x}" if rip is not None else ""
+        super().__init__(f"guest {access} of {what} guest-physical address 0x{address:x}{where}",
+                         rip=rip)
+        self.address = address
+        self.access = access
+        self.size = size
+        self.protection = protection
+
+
+# ---------------------------------------------------------------------------
+# values
+# ---------------------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class MappedRange:
+    """One RAM range of the guest-physical address space (identity-compared).
+
+    :ivar name: unique name (the memory region's name in :meth:`~GuestAddressSpace.mtree`).
+    :ivar gpa: first guest-physical address.
+    :ivar size: bytes mapped (a multiple of 4 KiB).
+    :ivar host: the backend memory it is mapped over.
+    :ivar offset: where in ``host`` the range starts.
+    :ivar readonly: guest writes fault (``host.readonly`` forces it).
+    """
+
+    name: str
+    gpa: int
+    size: int
+    host: HostMemory = attrs.field(repr=False)
+    offset: int = 0
+    readonly: bool = False
+
+    @property
+    def end(self) -> int:
+        """The first address after the range."""
+        return self.gpa + self.size
+
+    @property
+    def last(self) -> int:
+        """The last address of the range (what ``info mtree`` prints)."""
+        return self.gpa + self.size - 1
+
+    @property
+    def host_address(self) -> int:
+        """The host virtual address Unicorn reads and writes for ``gpa``."""
+        return self.host.address + self.offset
+
+    def contains(self, gpa: int) -> bool:
+        """True if ``gpa`` lies in the range."""
+        return self.gpa <= gpa < self.end
+
+
+@attrs.frozen(eq=False)
+class PortRange:
+    """A registered port-I/O range; the handle :meth:`GuestAddressSpace.register_ports` returns.
+
+    :ivar name: shown in :meth:`~GuestAddressSpace.mtree`.
+    :ivar base: first port.
+    :ivar length: number of ports.
+    :ivar read: ``read(offset, size) -> value`` for ``IN``.
+    :ivar write: ``write(offset, size, value)`` for ``OUT``.
+    """
+
+    name: str
+    base: int
+    length: int
+    read: PortRead = attrs.field(repr=False)
+    write: PortWrite = attrs.field(repr=False)
+
+    @property
+    def end(self) -> int:
+        """The first port after the range."""
+        return self.base + self.length
+
+
+class StopReason(enum.StrEnum):
+    """Why :meth:`GuestAddressSpace.run` returned."""
+
+    HLT = "hlt"
+    INSTRUCTION_LIMIT = "instruction-limit"
+    TIMEOUT = "timeout"
+    #: :meth:`GuestAddressSpace.request_stop` was called (e.g. by a port handler).
+    STOPPED = "stopped"
+
+
+@attrs.frozen
+class RunResult:
+    """The CPU state of interest after :meth:`GuestAddressSpace.run`.
+
+    ``rip`` is the address after the ``HLT`` when ``reason`` is ``hlt``, else
+    the next instruction that would have run.
+    """
+
+    reason: StopReason
+    rax: int
+    rbx: int
+    rcx: int
+    rdx: int
+    rsi: int
+    rdi: int
+    rip: int
+
+    @property
+    def registers(self) -> dict[str, int]:
+        """The registers as a dict (``{"rax": ..., ..., "rip": ...}``)."""
+        return {name: getattr(self, name)
+                for name in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rip")}
+
+
+# ---------------------------------------------------------------------------
+# the address space
+# ---------------------------------------------------------------------------
+
+
+def _check_page_aligned(what: str, value: int) -> None:
+    if value % GUEST_PAGE_SIZE:
+        raise MappingError(f"{what} 0x{value:x} is not aligned to 4 KiB (0x1000):"
+                           " Unicorn maps whole 4 KiB pages")
+
+
+class GuestAddressSpace:
+    """One guest: a Unicorn x86-64 CPU, its RAM mappings and its port-I/O registry.
+
+    Not thread-safe: one thread drives a guest.  Use it as a context manager
+    or call :meth:`close` so the engine is released deterministically.
+
+    :param tlb_mode: ``"virtual"`` (default: guest-virtual = guest-physical,
+        fast, for flat code without page tables) or ``"cpu"`` (Unicorn's
+        default: the guest's own page tables, if it sets any up).
+    """
+
+    def __init__(self, *, tlb_mode: TlbMode = "virtual") -> None:
+        if tlb_mode not in _TLB_MODES:
+            raise ValueError(f"tlb_mode must be 'virtual' or 'cpu', not {tlb_mode!r}")
+        self.tlb_mode: TlbMode = tlb_mode
+        self._uc: Uc | None = Uc(UC_ARCH_X86, UC_MODE_64)
+        # The TLB mode must be set before the first translation.
+        self._uc.ctl_set_tlb_mode(_TLB_MODES[tlb_mode])
+        # Sorted by gpa; bisect keeps lookups O(log n) as DIMMs accumulate.
+        self._ranges: list[MappedRange] = []
+        self._starts: list[int] = []
+        self._pins: dict[int, memoryview] = {}  # id(range) -> slice pinning host memory
+        self._ports: list[PortRange] = []
+        # Per-run state: the first fault a hook saw, an exception a port handler
+        # raised, and whether request_stop() was called.
+        self._fault: GuestFault | None = None
+        self._pending: BaseException | None = None
+        self._stop_requested = False
+        self._hooks = [
+            self._uc.hook_add(UC_HOOK_INSN, self._on_in, aux1=x86.UC_X86_INS_IN),
+            self._uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=x86.UC_X86_INS_OUT),
+            self._uc.hook_add(
+                UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED
+                | UC_HOOK_MEM_FETCH_UNMAPPED | UC_HOOK_MEM_READ_PROT
+                | UC_HOOK_MEM_WRITE_PROT | UC_HOOK_MEM_FETCH_PROT,
+                self._on_bad_access),
+        ]
+
+    # -- lifetime ------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._uc is None
+
+    def _engine(self) -> Uc:
+        if self._uc is None:
+            raise AddressSpaceError("the guest address space is closed")
+        return self._uc
+
+    def close(self) -> None:
+        """Unmap every range, drop every port handler and release the engine (idempotent)."""
+        uc = self._uc
+        if uc is None:
+            return
+        for mapped in list(self._ranges):
+            self.unmap(mapped)
+        self._ports.clear()
+        # Deleting the hooks breaks the Uc <-> self reference cycle, so dropping
+        # the last reference closes the engine now rather than at the next GC.
+        for handle in self._hooks:
+            uc.hook_del(handle)
+        self._hooks.clear()
+        self._uc = None
+
+    def __enter__(self) -> GuestAddressSpace:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- RAM -----------------------------------------------------------------
+
+    def map_ram(self, name: str, gpa: int, host: HostMemory, *, size: int | None = None,
+                offset: int = 0, readonly: bool = False) -> MappedRange:
+        """Map guest-physical ``[gpa, gpa+size)`` over ``host`` at ``offset``, without copying.
+
+        :param name: unique name of the range (e.g. ``"ram-below-4g"``, a DIMM's id).
+        :param gpa: first guest-physical address; a multiple of 4 KiB.
+        :param host: the backend's host memory.
+        :param size: bytes to map, a multiple of 4 KiB; default: the rest of
+            ``host`` after ``offset``, rounded up to 4 KiB (QEMU's RAM blocks are
+            page-rounded too, and ``host`` is mapped at least that far).
+        :param offset: where in ``host`` to start; a multiple of 4 KiB (the
+            machine maps ``pc.ram`` as two ranges, below and above 4 GiB).
+        :param readonly: guest writes fault; always true for a read-only backend,
+            whose host pages cannot be written at all.
+        :returns: the new range (a handle for :meth:`unmap`).
+        :raises MappingError: misaligned, empty, beyond ``host``, beyond 2^52,
+            overlapping another range, or the name is taken.
+        """
+        uc = self._engine()
+        _check_page_aligned("guest-physical address", gpa)
+        _check_page_aligned("offset", offset)
+        available = -(-host.size // GUEST_PAGE_SIZE) * GUEST_PAGE_SIZE
+        available = min(available, host.mapped_size)
+        if size is None:
+            size = available - offset
+        _check_page_aligned("size", size)
+        if gpa < 0 or offset < 0 or size <= 0:
+            raise MappingError(f"cannot map {name!r}: gpa 0x{gpa:x}, offset 0x{offset:x} and"
+                               f" size 0x{size:x} must be positive")
+        if offset + size > available:
+            raise MappingError(f"cannot map {name!r}: offset 0x{offset:x} + size 0x{size:x}"
+                               f" is beyond its host memory (0x{available:x} bytes)")
+        if gpa + size > MAX_GUEST_PHYS_ADDR:
+            raise MappingError(f"cannot map {name!r} at 0x{gpa:x}: beyond the 52-bit"
+                               " guest-physical address space")
+        if any(r.name == name for r in self._ranges):
+            raise MappingError(f"a range named {name!r} is already mapped")
+        mapped = MappedRange(name=name, gpa=gpa, size=size, host=host, offset=offset,
+                             readonly=readonly or host.readonly)
+        clash = self._overlapping(gpa, gpa + size)
+        if clash is not None:
+            raise MappingError(
+                f"cannot map {name!r} at 0x{gpa:x}-0x{mapped.last:x}: it overlaps"
+                f" {clash.name!r} at 0x{clash.gpa:x}-0x{clash.last:x}")
+        perms = UC_PROT_READ | UC_PROT_EXEC | (0 if mapped.readonly else UC_PROT_WRITE)
+        # Pin first: if Unicorn refuses, releasing the pin leaves nothing behind.
+        pin = host.view[offset:min(offset + size, host.size)]
+        try:
+            uc.mem_map_ptr(gpa, size, perms, mapped.host_address)
+        except UcError as err:
+            pin.release()
+            raise MappingError(f"cannot map {name!r} at 0x{gpa:x}: {err}") from err
+        index = bisect.bisect(self._starts, gpa)
+        self._ranges.insert(index, mapped)
+        self._starts.insert(index, gpa)
+        self._pins[id(mapped)] = pin
+        return mapped
+
+    def unmap(self, range_or_name: MappedRange | str) -> MappedRange:
+        """Remove a range; guest accesses there fault afterwards.
+
+        :param range_or_name: what :meth:`map_ram` returned, or its name.
+        :returns: the range removed.
+        :raises UnknownMappingError: no such range is mapped.
+        """
+        uc = self._engine()
+        mapped = self._find(range_or_name)
+        uc.mem_unmap(mapped.gpa, mapped.size)
+        index = self._ranges.index(mapped)
+        del self._ranges[index]
+        del self._starts[index]
+        self._pins.pop(id(mapped)).release()
+        # Translated code may have been read from the range, and in the virtual
+        # TLB mode nothing else would forget it.
+        uc.ctl_flush_tb()
+        return mapped
+
+    def mappings(self) -> list[MappedRange]:
+        """Every mapped range, sorted by guest-physical address."""
+        return list(self._ranges)
+
+    def mapping_at(self, gpa: int) -> MappedRange | None:
+        """The range containing ``gpa``, or ``None``."""
+        index = bisect.bisect(self._starts, gpa) - 1
+        if index >= 0 and self._ranges[index].contains(gpa):
+            return self._ranges[index]
+        return None
+
+    def _find(self, range_or_name: MappedRange | str) -> MappedRange:
+        for mapped in self._ranges:
+            if mapped is range_or_name or mapped.name == range_or_name:
+                return mapped
+        label = range_or_name if isinstance(range_or_name, str) else range_or_name.name
+        raise UnknownMappingError(f"no range named {label!r} is mapped")
+
+    def _overlapping(self, start: int, end: int) -> MappedRange | None:
+        # Only the neighbours around the insertion point can overlap.
+        index = bisect.bisect(self._starts, start)
+        for candidate in self._ranges[max(index - 1, 0):index + 1]:
+            if candidate.gpa < end and start < candidate.end:
+                return candidate
+        return None
+
+    def _check_access(self, gpa: int, length: int, access: str) -> None:
+        """Raise :class:`GuestFault` for the first byte of the access that is not usable."""
+        address = gpa
+        while address < gpa + length:
+            mapped = self.mapping_at(address)
+            if mapped is None:
+                raise GuestFault(address, access, size=length)
+            if access == "write" and mapped.readonly:
+                # Unicorn's mem_write ignores protection; over a PROT_READ host
+                # page that would crash the process, so refuse here.
+                raise GuestFault(address, access, size=length, protection=True)
+            address = mapped.end
+
+    # -- guest-physical memory access ------------------------------------------
+
+    def read(self, gpa: int, n: int) -> bytes:
+        """``n`` bytes of guest-physical memory at ``gpa`` (through Unicorn).
+
+        :raises GuestFault: some byte is not mapped (``address`` is the first one).
+        """
+        uc = self._engine()
+        if n < 0 or gpa < 0:
+            raise ValueError(f"cannot read {n} bytes at {gpa:#x}")
+        if n == 0:
+            return b""
+        self._check_access(gpa, n, "read")
+        return bytes(uc.mem_read(gpa, n))
+
+    def write(self, gpa: int, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` to guest-physical memory at ``gpa`` (through Unicorn).
+
+        :raises GuestFault: some byte is unmapped or read-only; nothing is written.
+        """
+        uc = self._engine()
+        if gpa < 0:
+            raise ValueError(f"cannot write at {gpa:#x}")
+        if not data:
+            return
+        self._check_access(gpa, len(data), "write")
+        uc.mem_write(gpa, bytes(data))
+
+    # -- port I/O --------------------------------------------------------------
+
+    def register_ports(self, base: int, length: int, read: PortRead, write: PortWrite,
+                       name: str) -> PortRange:
+        """Serve the guest's ``IN``/``OUT`` to ports ``[base, base+length)``.
+
+        Handlers get the offset from ``base`` and the access size (1, 2 or 4);
+        an access is dispatched by its first port.  ``read`` must return an
+        int; it is truncated to the access width.  An exception from a handler
+        stops the guest and is re-raised by :meth:`run`.
+
+        :returns: the handle for :meth:`unregister_ports`.
+        :raises MappingError: the range is empty, outside 0-0xffff, or overlaps
+            a registered range (QEMU would order overlaps by priority; pyqom's
+            few port devices never need to overlap, so it is refused).
+        """
+        self._engine()
+        if length <= 0 or base < 0 or base + length > IO_SPACE_SIZE:
+            raise MappingError(f"cannot register ports {name!r}: 0x{base:x}+0x{length:x}"
+                               " is not inside the I/O space 0x0-0xffff")
+        for other in self._ports:
+            if other.base < base + length and base < other.end:
+                raise MappingError(
+                    f"cannot register ports {name!r} at 0x{base:x}-0x{base + length - 1:x}:"
+                    f" they overlap {other.name!r} at 0x{other.base:x}-0x{other.end - 1:x}")
+        handle = PortRange(name=name, base=base, length=length, read=read, write=write)
+        self._ports.append(handle)
+        self._ports.sort(key=lambda p: p.base)
+        return handle
+
+    def unregister_ports(self, handle: PortRange) -> None:
+        """Remove a port range registered by :meth:`register_ports`.
+
+        :raises UnknownMappingError: ``handle`` is not registered.
+        """
+        for index, registered in enumerate(self._ports):
+            if registered is handle:
+                del self._ports[index]
+                return
+        raise UnknownMappingError(f"port range {handle.name!r} is not registered")
+
+    def port_ranges(self) -> list[PortRange]:
+        """Every registered port range, sorted by first port."""
+        return list(self._ports)
+
+    def _port_range(self, port: int) -> PortRange | None:
+        for candidate in self._ports:
+            if candidate.base <= port < candidate.end:
+                return candidate
+        return None
+
+    def _on_in(self, uc: Uc, port: int, size: int, user_data: object) -> int:
+        ones = _ALL_ONES.get(size, 0xFFFF_FFFF)
+        handler = self._port_range(port)
+        if handler is None:
+            return ones  # a PC's floating bus: nothing drives the data lines
+        try:
+            return int(handler.read(port - handler.base, size)) & ones
+        except BaseException as err:  # re-raised by run(); Unicorn cannot carry it
+            self._abort(uc, err)
+            return ones
+
+    def _on_out(self, uc: Uc, port: int, size: int, value: int, user_data: object) -> None:
+        handler = self._port_range(port)
+        if handler is None:
+            return  # nothing listens: the write is lost, as on a PC
+        try:
+            handler.write(port - handler.base, size, value & _ALL_ONES.get(size, 0xFFFF_FFFF))
+        except BaseException as err:
+            self._abort(uc, err)
+
+    def _abort(self, uc: Uc, err: BaseException) -> None:
+        if self._pending is None:
+            self._pending = err
+        uc.emu_stop()
+
+    def _on_bad_access(self, uc: Uc, access: int, address: int, size: int, value: int,
+                       user_data: object) -> bool:
+        # Unicorn may call this once per byte of a straddling access: keep the first.
+        if self._fault is None:
+            word, protection = _ACCESS.get(access, ("access", False))
+            self._fault = GuestFault(address, word, size=size, protection=protection,
+                                     rip=uc.reg_read(x86.UC_X86_REG_RIP))
+        return False  # do not map anything: the access fails and emulation stops
+
+    # -- running guest code ----------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop the running guest after the current instruction (for port handlers)."""
+        self._stop_requested = True
+        self._engine().emu_stop()
+
+    def run(self, code: bytes, *, load_at: int, stack_top: int | None = None,
+            max_instructions: int | None = DEFAULT_MAX_INSTRUCTIONS,
+            timeout_us: int = DEFAULT_TIMEOUT_US,
+            registers: Mapping[str, int] | None = None) -> RunResult:
+        """Write ``code`` at ``load_at`` and run it until ``HLT``, the budget or the timeout.
+
+        The translation cache is flushed first: code or data written from the
+        host side (``HostMemory.view``) since the last run is seen fresh.
+
+        :param code: flat x86-64 machine code.
+        :param load_at: guest-physical address; ``code`` must fit in writable mapped RAM.
+        :param stack_top: value for RSP, if given (the stack must be mapped RAM).
+        :param max_instructions: instruction budget; ``None`` or 0 for none.
+            A budget costs speed: Unicorn counts with a per-instruction hook
+            (about 7x slower on a store loop; see the benchmark).
+        :param timeout_us: wall-clock limit in microseconds; 0 for none.
+        :param registers: initial values by name (``{"rdi": 0x1000}``), see :data:`REGISTERS`.
+        :returns: why it stopped and the registers of interest.
+        :raises GuestFault: the guest touched unmapped memory or wrote read-only memory.
+        :raises GuestError: Unicorn stopped the guest otherwise (invalid instruction, ...).
+        :raises MappingError: ``code`` does not fit in writable RAM.
+        :raises Exception: whatever a port handler raised.
+
+        A stop is reported as ``hlt`` when the byte before RIP is ``HLT``'s
+        opcode; Unicorn does not say why it stopped, so a budget or timeout
+        that ends exactly after another instruction whose last byte is 0xF4
+        is reported as ``hlt`` too.
+        """
+        uc = self._engine()
+        try:
+            self._check_access(load_at, len(code), "write")
+        except GuestFault as err:
+            raise MappingError(f"cannot load {len(code)} bytes of code at 0x{load_at:x}:"
+                               f" 0x{err.address:x} is not writable mapped RAM") from err
+        unknown = set(registers or ()) - set(REGISTERS)
+        if unknown:
+            raise ValueError(f"unknown registers: {', '.join(sorted(unknown))}")
+        uc.mem_write(load_at, bytes(code))
+        uc.ctl_flush_tb()
+        for reg, value in (registers or {}).items():
+            uc.reg_write(REGISTERS[reg], value)
+        if stack_top is not None:
+            uc.reg_write(x86.UC_X86_REG_RSP, stack_top)
+        self._fault = None
+        self._pending = None
+        self._stop_requested = False
+        budget = max_instructions or 0
+        started = time.perf_counter()
+        try:
+            uc.emu_start(load_at, _NO_EXIT, timeout=max(timeout_us, 0), count=budget)
+        except UcError as err:
+            self._raise_pending()
+            rip = uc.reg_read(x86.UC_X86_REG_RIP)
+            if self._fault is not None:
+                raise self._fault from err
+            if err.errno in _FAULT_ERRORS:
+                raise GuestFault(rip, _FAULT_ERRORS[err.errno], rip=rip) from err
+            raise GuestError(f"guest stopped at rip 0x{rip:x}: {err}", rip=rip) from err
+        elapsed_us = (time.perf_counter() - started) * 1e6
+        self._raise_pending()
+        return self._result(self._stop_reason(uc, budget, timeout_us, elapsed_us))
+
+    def _raise_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            raise pending
+
+    def _stop_reason(self, uc: Uc, budget: int, timeout_us: int,
+                     elapsed_us: float) -> StopReason:
+        if self._stop_requested:
+            return StopReason.STOPPED
+        rip = uc.reg_read(x86.UC_X86_REG_RIP)
+        # HLT ends its translation block and stops Unicorn with RIP after it.
+        if rip > 0 and self.mapping_at(rip - 1) is not None \
+                and uc.mem_read(rip - 1, 1)[0] == HLT_OPCODE:
+            return StopReason.HLT
+        if timeout_us > 0 and elapsed_us >= timeout_us:
+            return StopReason.TIMEOUT
+        if budget:
+            return StopReason.INSTRUCTION_LIMIT
+        return StopReason.STOPPED
+
+    def _result(self, reason: StopReason) -> RunResult:
+        uc = self._engine()
+        values = {name: uc.reg_read(REGISTERS[name])
+                  for name in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rip")}
+        return RunResult(reason=reason, **values)
+
+    def reg_read(self, name: str) -> int:
+        """The value of a register of :data:`REGISTERS` (between runs)."""
+        return int(self._engine().reg_read(REGISTERS[name]))
+
+    # -- listing ---------------------------------------------------------------
+
+    def mtree(self) -> str:
+        """A listing in the shape of QEMU's ``info mtree``.
+
+        One line per RAM range under ``address-space: memory`` and one per port
+        range under ``address-space: I/O``, each
+        ``  <start>-<end> (prio 0, ram|rom|i/o): <name>`` with 16 hex digits.
+        QEMU 7.2 nests these under a root container region and adds aliases;
+        the exact 7.2 text is a later issue.
+        """
+        lines = ["address-space: memory"]
+        lines += [f"  {r.gpa:016x}-{r.last:016x} (prio 0, {'rom' if r.readonly else 'ram'}):"
+                  f" {r.name}" for r in self._ranges]
+        lines += ["", "address-space: I/O"]
+        lines += [f"  {p.base:016x}-{p.end - 1:016x} (prio 0, i/o): {p.name}"
+                  for p in self._ports]
+        return "\n".join(lines) + "\n"
+
+    def __iter__(self) -> Iterator[MappedRange]:
+        return iter(list(self._ranges))
