@@ -516,6 +516,7 @@ def ram_alloc_from_fd(backend: MemoryBackend, fd: int, *, align: int = 0,
         _log.warning("requesting persistence across crashes for backend file %s failed."
                      " Proceeding without persistence, data might become corrupted in"
                      " case of host crash.", os.readlink(f"/proc/self/fd/{fd}"))
+        _log.warning("Using non DAX backing file with 'pmem=on' option is deprecated")
     mapping.madvise(host.MADV_HUGEPAGE)
     return mapping
 
