@@ -116,6 +116,8 @@ class Object:
                 f" (type '{self.type_name}')"
             )
         self.instance_properties[prop.name] = prop
+        if self.tree is not None and prop.resolve is not None and not prop.is_child:
+            self.tree.note_link_name(prop.name)
         return prop
 
     def del_property(self, name: str) -> None:
@@ -193,6 +195,8 @@ class Object:
         ))
         child.parent = self
         child.name_in_parent = prop.name
+        if self.tree is not None:
+            self.tree.index_child(prop.name, child)
         return prop.name
 
     def child(self, name: str) -> Object | None:
@@ -240,6 +244,9 @@ class Object:
 
     def _detach(self) -> None:
         self.on_unparent()
+        tree = self.parent.tree if self.parent is not None else None
+        if tree is not None and self.name_in_parent is not None:
+            tree.unindex_child(self.name_in_parent, self)
         self.parent = None
         self.name_in_parent = None
         self.finalize()

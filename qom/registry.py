@@ -168,6 +168,10 @@ class TypeRegistry:
             if spec is not None and attribute.name not in inherited:
                 klass.add_property(field_property(attribute.name, spec))
 
+    def built_classes(self) -> list[ObjectClass]:
+        """The classes built so far (every object's class is among them)."""
+        return list(self._classes.values())
+
     def iter_classes(self) -> Iterator[ObjectClass]:
         """Every class, built if needed, in registration order."""
         for name in list(self._infos):

@@ -52,6 +52,12 @@ class ObjectTree:
     machine_ready: bool = False
     anon_device_count: int = 0
     unattached_count: int = 0
+    #: child name -> objects that are a child of that name somewhere (for partial paths)
+    _children_named: dict[str, list[Object]] = attrs.field(factory=dict, init=False)
+    #: names of link properties: class ones (cached per number of built classes), instance ones
+    _class_link_names: tuple[int, frozenset[str]] = attrs.field(default=(-1, frozenset()),
+                                                                init=False)
+    _instance_link_names: set[str] = attrs.field(factory=set, init=False)
 
     @classmethod
     def create(cls, registry: TypeRegistry, *, event_sink: EventSink | None = None) -> ObjectTree:
@@ -96,8 +102,56 @@ class ObjectTree:
             self.container(f"/machine/{name}")
 
     def resolve(self, path: str, type_name: str = TYPE_OBJECT) -> tuple[Object | None, bool]:
-        """``(object, ambiguous)`` for an absolute or partial ``path``."""
+        """``(object, ambiguous)`` for an absolute or partial ``path``.
+
+        A one-component partial path (``mem1``, ``dimm1``: the common case)
+        is answered from an index of child names instead of a walk of the
+        whole tree, unless some link property has that name: then the walk
+        decides, since QEMU's search follows links too.
+        """
+        if path and "/" not in path and path not in self._link_names():
+            return self._resolve_child_name(path, type_name)
         return resolve_path(self.root, path, type_name)
+
+    def index_child(self, name: str, child: Object) -> None:
+        """Record that ``child`` became a child called ``name`` (called by Object)."""
+        self._children_named.setdefault(name, []).append(child)
+
+    def unindex_child(self, name: str, child: Object) -> None:
+        """Forget ``child`` under ``name`` (called by Object when it leaves its parent)."""
+        named = self._children_named.get(name, [])
+        if child in named:
+            named.remove(child)
+        if not named:
+            self._children_named.pop(name, None)
+
+    def _resolve_child_name(self, name: str, type_name: str) -> tuple[Object | None, bool]:
+        matches = [obj for obj in self._children_named.get(name, ())
+                   if obj.is_a(type_name) and self._is_attached(obj)]
+        if len(matches) > 1:
+            return None, True
+        return (matches[0] if matches else None), False
+
+    def _is_attached(self, obj: Object) -> bool:
+        while obj.parent is not None:
+            obj = obj.parent
+        return obj is self.root
+
+    def note_link_name(self, name: str) -> None:
+        """Record an instance link property's name (called by Object)."""
+        self._instance_link_names.add(name)
+
+    def _link_names(self) -> frozenset[str] | set[str]:
+        """Names of every link property any object of this tree may have."""
+        classes = self.registry.built_classes()
+        if self._class_link_names[0] != len(classes):
+            names = frozenset(prop.name for klass in classes
+                              for prop in klass.properties.values()
+                              if prop.resolve is not None and not prop.is_child)
+            self._class_link_names = (len(classes), names)
+        if self._instance_link_names:
+            return self._class_link_names[1] | self._instance_link_names
+        return self._class_link_names[1]
 
     def resolve_at(self, parent: Object, path: str) -> Object | None:
         """``path`` absolute from the root, or relative to ``parent``."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import qom
+from qom.paths import resolve_path
 from tests.qom.dummy_types import BACKEND, DIMM
 
 
@@ -105,3 +108,33 @@ def test_device_deleted_event(tree: qom.ObjectTree, machine, backend, hook_recor
         ("DEVICE_DELETED", {"device": "dimm1", "path": "/machine/peripheral/dimm1"}),
         ("DEVICE_DELETED", {"path": "/machine/peripheral-anon/device[0]"}),
     ]
+
+
+# -- the child-name index agrees with QEMU's full partial-path walk ----------
+
+_NAMES = st.sampled_from(["a", "b", "c", "mem1", "dimm1"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(edges=st.lists(st.tuples(st.integers(0, 30), _NAMES), max_size=30),
+       removals=st.lists(st.integers(0, 30), max_size=5))
+def test_index_resolution_matches_the_walk(edges, removals):
+    registry = qom.TypeRegistry()
+    tree = qom.ObjectTree.create(registry)
+    nodes = [tree.root]
+    for parent_index, name in edges:
+        parent = nodes[parent_index % len(nodes)]
+        child = tree.new("container")
+        try:
+            parent.add_child(name, child)
+        except qom.QomError:
+            child.finalize()
+            continue
+        nodes.append(child)
+    for index in removals:
+        victim = nodes[index % len(nodes)]
+        if victim is not tree.root and victim.parent is not None:
+            victim.unparent()
+    for name in ["a", "b", "c", "mem1", "dimm1", "objects", "nosuch"]:
+        assert tree.resolve(name) == resolve_path(tree.root, name)
+        assert tree.resolve(name, "container") == resolve_path(tree.root, name, "container")
