@@ -23,7 +23,7 @@ machine never imports a plugin).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import bisect
 from typing import Any, Final
 
 import attrs
@@ -122,6 +122,8 @@ class PcMachine(Object):
     device_memory_size: int = 0
     e820: list[E820Entry] = attrs.field(factory=list)
     ram_backend: MemoryBackend | None = None
+    #: plugged memory devices by address, kept by the memory hotplug handler
+    _plugged: list[Device] = attrs.field(factory=list, init=False)
 
     # -- queries ---------------------------------------------------------
 
@@ -157,10 +159,22 @@ class PcMachine(Object):
         return round_up(end, GiB)
 
     def memory_devices(self) -> list[Device]:
-        """Realized memory devices under ``/machine``, by address (QEMU's order)."""
-        found = [obj for obj in _descendants(self)
-                 if isinstance(obj, Device) and obj.realized and obj.is_a(TYPE_MEMORY_DEVICE)]
-        return sorted(found, key=lambda dev: dev.addr)  # type: ignore[attr-defined]
+        """Plugged memory devices, by address (QEMU's order for first fit and queries).
+
+        QEMU walks the tree for realized memory devices; the hotplug handler
+        keeps this list instead (:meth:`record_plug`), so a plug costs the
+        same with 1 or 256 DIMMs.
+        """
+        return list(self._plugged)
+
+    def record_plug(self, device: Device) -> None:
+        """Add a plugged memory device to :meth:`memory_devices`."""
+        bisect.insort(self._plugged, device, key=lambda dev: dev.addr)  # type: ignore[attr-defined]
+
+    def forget_plug(self, device: Device) -> None:
+        """Remove an unplugged memory device from :meth:`memory_devices`."""
+        if device in self._plugged:
+            self._plugged.remove(device)
 
     # -- the hotplug handler: every call goes to the hooks -------------------
 
@@ -175,12 +189,6 @@ class PcMachine(Object):
 
     def unplug(self, device: Device) -> None:
         self.hook.qom_device_unplug(machine=self, device=device)
-
-
-def _descendants(obj: Object) -> Iterator[Object]:
-    for _, child in obj.children():
-        yield child
-        yield from _descendants(child)
 
 
 def _get_hotplug_handler(machine: Object, device: Device) -> Any:

@@ -18,7 +18,7 @@ from devices.machine import SLOT_ENFORCE_ALIGNED_DIMM as _ENFORCE_ALIGNED_DIMM
 from devices.machine import TARGET_PAGE_SIZE, U64_MASK, PcMachine
 from devices.pc_dimm import TYPE_PC_DIMM, UNASSIGNED_SLOT
 from plugins import hookimpl
-from qom import Device, QomError
+from qom import Device, QomError, UndoStack
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +127,18 @@ def qom_device_pre_plug(machine: Any, device: Device) -> None:
     align = (device.region_alignment()
              if machine.object_class.slots[_ENFORCE_ALIGNED_DIMM] else TARGET_PAGE_SIZE)
     device.addr = find_address(machine, device, device.addr or None, align, size)
+
+
+@hookimpl
+def qom_device_plug(machine: Any, device: Device, undo: UndoStack) -> None:
+    """Record the plugged memory device: its slot and range are now taken."""
+    if _is_memory_device_of_pc(machine, device):
+        machine.record_plug(device)
+        undo.push(lambda: machine.forget_plug(device), "forget memory device")
+
+
+@hookimpl
+def qom_device_unplug(machine: Any, device: Device) -> None:
+    """Free the unplugged memory device's slot and range."""
+    if _is_memory_device_of_pc(machine, device):
+        machine.forget_plug(device)
