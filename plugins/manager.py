@@ -41,6 +41,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "devices.pc_dimm",
     "devices.machine",
     "plugins.memory_hotplug",
+    "plugins.guest_memory",
 )
 
 AUTOLOAD_OFF_ENV = "PYQOM_DISABLE_PLUGIN_AUTOLOAD"

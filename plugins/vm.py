@@ -9,6 +9,7 @@
         vm.device_add("pc-dimm", "dimm1", memdev="mem1")
         vm.query_memory_devices()     # [{"type": "dimm", "data": {"addr": 4294967296, ...}}]
         vm.write(0x100000000, b"hi")  # guest-physical memory is the backend's memory
+        vm.run(code, load_at=0x1000)  # x86-64 code in Unicorn, until HLT
 
 A :class:`VM` is a composition root: it makes its own plugin manager,
 registry, tree and machine, processes objects, the machine and cold-plugged
@@ -41,6 +42,8 @@ from devices.memory_options import (
     memory_config,
     parse_memory_option,
 )
+from plugins.address_space import GuestAddressSpace, RunResult
+from plugins.guest_memory import address_space_of
 from plugins.manager import make_plugin_manager, make_registry, make_tree
 
 
@@ -89,7 +92,7 @@ class VM:
                 qom.device_add(self.tree, qom.qemu_opts_from_qdict(options))
             machine_ready(self.tree, self.machine)
         except BaseException:
-            self._teardown()
+            self.close()
             raise
 
     @classmethod
@@ -173,6 +176,25 @@ class VM:
 
     def qom_set(self, path: str, prop: str, value: Any) -> None:
         qom.qom_set(self.tree, path, prop, value)
+
+    # -- the guest -------------------------------------------------------
+
+    @property
+    def address_space(self) -> GuestAddressSpace:
+        """The guest's physical address space (a Unicorn engine over the backends)."""
+        return address_space_of(self.machine)
+
+    def read(self, gpa: int, size: int) -> bytes:
+        """Read guest-physical memory; unmapped addresses raise ``GuestFault``."""
+        return self.address_space.read(gpa, size)
+
+    def write(self, gpa: int, data: bytes) -> None:
+        """Write guest-physical memory (it lands in the backend behind that address)."""
+        self.address_space.write(gpa, data)
+
+    def run(self, code: bytes, *, load_at: int = 0x1000, **options: Any) -> RunResult:
+        """Run flat x86-64 ``code`` from ``load_at`` until ``HLT``; see ``GuestAddressSpace.run``."""
+        return self.address_space.run(code, load_at=load_at, **options)
 
     # -- lifetime --------------------------------------------------------
 
