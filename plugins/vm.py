@@ -193,7 +193,7 @@ class VM:
         self.address_space.write(gpa, data)
 
     def run(self, code: bytes, *, load_at: int = 0x1000, **options: Any) -> RunResult:
-        """Run flat x86-64 ``code`` from ``load_at`` until ``HLT``; see ``GuestAddressSpace.run``."""
+        """Run flat x86-64 ``code`` from ``load_at`` until ``HLT`` (``GuestAddressSpace.run``)."""
         return self.address_space.run(code, load_at=load_at, **options)
 
     # -- lifetime --------------------------------------------------------
