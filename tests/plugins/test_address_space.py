@@ -201,6 +201,19 @@ def test_after_unmap_a_guest_access_faults(gas, objtree):
         gas.write(4 * GiB, b"x")
 
 
+def test_a_loop_running_off_the_end_of_ram_faults_with_precise_state(gas, objtree):
+    code = store_loop(2 * MiB - 64, 16)
+    with pytest.raises(GuestFault) as info:
+        gas.run(code, load_at=CODE)
+    store_at = CODE + 30  # the "mov [rdi], rax" after the three 10-byte moves
+    assert (info.value.address, info.value.access, info.value.size) == (2 * MiB, "write", 8)
+    assert info.value.rip == store_at
+    # The CPU stopped at the faulting store, after 8 of the 16 iterations.
+    assert (gas.reg_read("rip"), gas.reg_read("rdi"), gas.reg_read("rcx")) == \
+        (store_at, 2 * MiB, 8)
+    assert gas.read(2 * MiB - 64, 64) == expected_pattern(8)
+
+
 def test_the_guest_runs_again_after_a_fault(gas):
     with pytest.raises(GuestFault):
         gas.run(load_rax(0x4000_0000), load_at=CODE)
