@@ -8,6 +8,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backends.host import HostMapping
 from plugins.address_space import (
@@ -438,6 +440,39 @@ def test_overlaps_are_refused(gas, objtree):
     gas.map_ram("after", 4 * GiB + 2 * MiB, dimm)
     gas.map_ram("before", 4 * GiB - 2 * MiB, dimm)
     assert [m.name for m in gas.mappings()] == ["low", "before", "dimm0", "after"]
+
+
+@pytest.fixture(scope="module")
+def sixteen_pages():
+    mapping = HostMapping(size=16 * 4096, align=4096)
+    yield mapping.memory
+    mapping.release()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 63), st.integers(1, 16), st.booleans()), max_size=12))
+def test_mappings_match_a_model(sixteen_pages, steps):
+    """Random map/unmap steps: refused exactly when a model says they overlap."""
+    model: dict[str, tuple[int, int]] = {}
+    with GuestAddressSpace() as space:
+        for index, (page, pages, unmap_first) in enumerate(steps):
+            if unmap_first and model:
+                name = sorted(model)[0]
+                space.unmap(name)
+                del model[name]
+            start, end = page * 4096, (page + pages) * 4096
+            clash = any(s < end and start < e for s, e in model.values())
+            name = f"r{index}"
+            if clash:
+                with pytest.raises(MappingError, match="overlaps"):
+                    space.map_ram(name, start, sixteen_pages, size=pages * 4096)
+            else:
+                space.map_ram(name, start, sixteen_pages, size=pages * 4096)
+                model[name] = (start, end)
+            assert [(m.name, m.gpa, m.end) for m in space.mappings()] == \
+                sorted(((n, s, e) for n, (s, e) in model.items()), key=lambda t: t[1])
+            for name, (s, e) in model.items():
+                assert space.mapping_at(s).name == name and space.mapping_at(e - 1).name == name
 
 
 def test_a_write_spanning_adjacent_ranges(gas, objtree):
