@@ -20,3 +20,12 @@ def test_readme_has_both_commands() -> None:
 def test_ci_reads_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "<!-- test-command -->" in ci and "README.md" in ci
+
+
+def test_the_api_example_runs(monkeypatch) -> None:
+    monkeypatch.setenv("PYQOM_DISABLE_PLUGIN_AUTOLOAD", "1")
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = lines.index("<!-- api-example -->")
+    fence = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("```"))
+    end = next(i for i in range(fence + 1, len(lines)) if lines[i].startswith("```"))
+    exec(compile("\n".join(lines[fence + 1:end]), "README.md", "exec"), {})
