@@ -307,6 +307,10 @@ def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: Any,
 
 def _create_main_ram(tree: ObjectTree, size: int, undo: UndoStack) -> MemoryBackend:
     """QEMU's ``create_default_memdev``: ``/objects/pc.ram``, in use for good."""
+    if tree.objects.find_property(MAIN_RAM_ID) is not None:
+        raise QomError(f"object name '{MAIN_RAM_ID}' is reserved for the default RAM backend, "
+                       "it can't be used for any other purposes. Change the object's 'id' to "
+                       "something else")
     backend = tree.new("memory-backend-ram")
     assert isinstance(backend, MemoryBackend)
     backend.set_value("size", size)
