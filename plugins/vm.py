@@ -20,7 +20,7 @@ leaves the machine as it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -79,34 +79,66 @@ class VM:
         else:
             config = memory_config(str(memory) if isinstance(memory, int) else memory,
                                    slots=slots, maxmem=maxmem)
-        self.pm: pluggy.PluginManager = make_plugin_manager(autoload=autoload, plugins=plugins)
-        self.tree: qom.ObjectTree = make_tree(self.pm, make_registry(self.pm))
+        self._start(plugins, autoload)
         try:
             for arguments in objects:
                 qom.object_add(self.tree, arguments, object_source)
-            self.machine: PcMachine = create_pc_machine(
-                self.tree, config, hook=self.pm.hook, machine=machine, phys_bits=phys_bits,
-                max_ram_below_4g=max_ram_below_4g, acpi=acpi,
-                memory_hotplug_support=memory_hotplug_support)
+            self.create_machine(config, machine=machine, phys_bits=phys_bits,
+                                max_ram_below_4g=max_ram_below_4g, acpi=acpi,
+                                memory_hotplug_support=memory_hotplug_support)
             for options in devices:
                 qom.device_add(self.tree, qom.qemu_opts_from_qdict(options))
-            machine_ready(self.tree, self.machine)
+            self.machine_ready()
         except BaseException:
             self.close()
             raise
 
+    def _start(self, plugins: Iterable[object], autoload: bool | None) -> None:
+        self.pm: pluggy.PluginManager = make_plugin_manager(autoload=autoload, plugins=plugins)
+        self.tree: qom.ObjectTree = make_tree(self.pm, make_registry(self.pm))
+        self.paused = False
+
     @classmethod
-    def from_args(cls, args: Sequence[str], **kwargs: Any) -> VM:
-        """A VM from QEMU command-line options: ``-m``, ``-machine``/``-M``,
-        ``-cpu qemu64[,phys-bits=N]``, ``-object``, ``-device``.
+    def empty(cls, *, plugins: Iterable[object] = (), autoload: bool | None = None) -> VM:
+        """A VM with its plugins and tree but no machine yet, for callers that follow
+        QEMU's start-up step by step (the command line): add ``-object`` backends,
+        then :meth:`create_machine`, cold-plug devices, then :meth:`machine_ready`."""
+        vm = cls.__new__(cls)
+        vm._start(plugins, autoload)
+        return vm
+
+    def create_machine(self, config: MemoryConfig, **options: Any) -> PcMachine:
+        """Board init of the pc machine (see ``devices.machine.create_pc_machine``)."""
+        self.machine: PcMachine = create_pc_machine(self.tree, config, hook=self.pm.hook,
+                                                    **options)
+        return self.machine
+
+    def machine_ready(self, *, paused: bool = False) -> None:
+        """Cold plug is over: devices added from now on are hot-plugged."""
+        self.paused = paused
+        machine_ready(self.tree, self.machine)
+
+    @classmethod
+    def from_args(cls, args: Sequence[str], *, warn: Callable[[str], None] | None = None,
+                  **kwargs: Any) -> VM:
+        """A VM from QEMU command-line options: ``-m``, ``-machine``/``-M``
+        (``type``, ``max-ram-below-4g``), ``-cpu qemu64[,phys-bits=N]``,
+        ``-object``, ``-device``.
 
         Values are read as the command line reads them (sizes with suffixes,
         ``on``/``off``); errors are QEMU's, without the ``-option text:`` prefix.
+
+        :param warn: called with each warning line QEMU would print after
+            ``qemu-system-x86_64: `` (``-m 0x400M: warning: Using ...``, or
+            ``warning: ...`` where QEMU prints no location).
         """
         memory: dict[str, str] = {}
         objects: list[dict[str, Any]] = []
         devices: list[dict[str, Any]] = []
+        device_ids: set[str] = set()
         machine, phys_bits = "pc", DEFAULT_PHYS_BITS
+        if "max_ram_below_4g" not in kwargs:
+            kwargs["max_ram_below_4g"] = 0
         index = 0
         while index < len(args):
             option = args[index]
@@ -115,9 +147,14 @@ class VM:
             value = args[index + 1]
             index += 2
             if option == "-m":
-                memory = parse_memory_option(value, memory)
+                located = None if warn is None else _warning(warn, f"-m {value}: ")
+                memory = parse_memory_option(value, memory, warn=located)
             elif option in ("-machine", "-M"):
-                machine = qom.parse_qemu_opts(value, implied_key="type")[0].value
+                for opt in qom.parse_qemu_opts(value, implied_key="type"):
+                    if opt.name == "type":
+                        machine = opt.value
+                    elif opt.name == "max-ram-below-4g":
+                        kwargs["max_ram_below_4g"] = qom.parse_size(opt.value)
             elif option == "-cpu":
                 for opt in qom.parse_qemu_opts(value, implied_key="model")[1:]:
                     if opt.name == "phys-bits":
@@ -125,10 +162,17 @@ class VM:
             elif option == "-object":
                 objects.append(_opts_to_dict(value, "qom-type"))
             elif option == "-device":
-                devices.append(_opts_to_dict(value, "driver"))
+                device = _opts_to_dict(value, "driver")
+                # QemuOpts of the "device" group refuse a second id at parse time.
+                if isinstance(device.get("id"), str):
+                    if device["id"] in device_ids:
+                        raise qom.QomError(f"Duplicate ID '{device['id']}' for device")
+                    device_ids.add(device["id"])
+                devices.append(device)
             else:
                 raise qom.QomError(f"{option}: invalid option")
-        config = machine_set_mem(fix_up_memory_options(memory))
+        config = machine_set_mem(fix_up_memory_options(
+            memory, warn=None if warn is None else _warning(warn, "")))
         return cls(config, machine=machine, phys_bits=phys_bits, objects=objects,
                    devices=devices, object_source=qom.OPTS, **kwargs)
 
@@ -216,6 +260,11 @@ class VM:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _warning(warn: Callable[[str], None], location: str) -> Callable[[str], None]:
+    """``warn`` given QEMU's line: the ``-option text: `` location, ``warning: ``, the message."""
+    return lambda message: warn(f"{location}warning: {message}")
 
 
 def _opts_to_dict(text: str, implied_key: str) -> dict[str, Any]:
