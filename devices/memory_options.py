@@ -65,7 +65,7 @@ def _check_number(name: str, text: str) -> int:
         return parse_u64(text)
     except NumberFormatError as err:
         if err.out_of_range:
-            raise QomError(f"Value '{text}' out of range for parameter '{name}'") from None
+            raise QomError(f"Value '{text}' is too large for parameter '{name}'") from None
         raise parameter_expects(name, "a number") from None
 
 
@@ -83,7 +83,7 @@ def parse_memory_option(text: str, merged: Mapping[str, str] | None = None,
         if opt.name == "slots":
             _check_number(opt.name, opt.value)
         else:
-            _check_size(opt.name, opt.value, None)
+            _check_size(opt.name, opt.value, warn)
         result[opt.name] = opt.value
     return result
 
@@ -97,8 +97,22 @@ class MemoryOptions:
     maxmem: int | None = None
 
 
+def _keyval_size(name: str, text: str, warn: Warn | None) -> int:
+    """A size as the machine's keyval visitor reads it (the ``memory`` property)."""
+    try:
+        return parse_size(text, warn=warn)
+    except NumberFormatError:
+        raise parameter_expects(f"memory.{name}", "size") from None
+
+
 def fix_up_memory_options(raw: Mapping[str, str], warn: Warn | None = None) -> MemoryOptions:
-    """QEMU's ``parse_memory_options``: the MiB rule for ``size``, the rest passed through."""
+    """QEMU's ``parse_memory_options``: the MiB rule for ``size``, the rest passed through.
+
+    The strings are then read again as the machine's ``memory`` property (a
+    keyval visitor): a hex size with a suffix warns a second time, and a
+    ``size`` that overflows once ``M`` is appended fails with
+    ``Parameter 'memory.size' expects size`` (no ``-m`` prefix on the CLI).
+    """
     size: int | None = None
     text = raw.get("size")
     if text is not None:
@@ -106,9 +120,9 @@ def fix_up_memory_options(raw: Mapping[str, str], warn: Warn | None = None) -> M
         if value != 0:
             if text[-1:].isdigit():
                 text += "M"
-            size = _check_size("size", text, warn)
+            size = _keyval_size("size", text, warn)
+    maxmem = _keyval_size("max-size", raw["maxmem"], warn) if "maxmem" in raw else None
     slots = _check_number("slots", raw["slots"]) if "slots" in raw else None
-    maxmem = _check_size("maxmem", raw["maxmem"], None) if "maxmem" in raw else None
     return MemoryOptions(size=size, slots=slots, maxmem=maxmem)
 
 
