@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import shutil
 import subprocess
 import tempfile
@@ -73,3 +74,35 @@ class QemuOracle:
                 self._process.kill()
                 self._process.wait()
             self._dir.cleanup()
+
+
+def qemu_command_line(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    """Start QEMU 7.2 as :class:`QemuOracle` does, with ``args``; quit at once if it starts.
+
+    For start-up errors: QEMU exits 1 and prints ``qemu-system-x86_64: ...``
+    lines on stderr (warnings too when it starts).  The result carries
+    ``returncode`` and ``stderr``.
+    """
+    commands = '{"execute": "qmp_capabilities"}\n{"execute": "quit"}\n'
+    return subprocess.run(
+        [qemu_or_skip(), "-machine", "pc", "-accel", "tcg", "-S", "-display", "none",
+         "-nodefaults", *args, "-qmp", "stdio"],
+        input=commands, capture_output=True, text=True, timeout=timeout)
+
+
+def stderr_messages(stderr: str, args: tuple[str, ...] | list[str]) -> list[str]:
+    """QEMU's stderr lines without ``qemu-system-x86_64: `` and any ``-option text: ``.
+
+    Hint lines (no program prefix) are kept as they are.
+    """
+    prefixes = [f"{option} {value}: " for option, value in itertools.pairwise(args)
+                if option.startswith("-")]
+    messages = []
+    for line in stderr.splitlines():
+        line = line.removeprefix(f"{QEMU}: ")
+        for prefix in prefixes:
+            if line.startswith(prefix):
+                line = line[len(prefix):]
+                break
+        messages.append(line)
+    return messages
