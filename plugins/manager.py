@@ -42,6 +42,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "devices.machine",
     "plugins.memory_hotplug",
     "plugins.guest_memory",
+    "plugins.acpi.registers",
 )
 
 AUTOLOAD_OFF_ENV = "PYQOM_DISABLE_PLUGIN_AUTOLOAD"

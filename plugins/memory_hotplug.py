@@ -142,3 +142,10 @@ def qom_device_unplug(machine: Any, device: Device) -> None:
     """Free the unplugged memory device's slot and range."""
     if _is_memory_device_of_pc(machine, device):
         machine.forget_plug(device)
+
+
+@hookimpl(tryfirst=True)
+def qom_device_unplug_request(machine: Any, device: Device) -> None:
+    """QEMU's ``pc_memory_unplug_request``: refuse when there is no ACPI to tell the guest."""
+    if _is_memory_device_of_pc(machine, device) and not machine.acpi:
+        raise QomError("memory hotplug is not enabled: missing acpi device or acpi disabled")
