@@ -29,6 +29,7 @@ from devices.machine import DEFAULT_PHYS_BITS, machine_type_for
 from devices.memory_options import fix_up_memory_options, machine_set_mem, parse_memory_option
 from plugins.vm import VM
 from qom.errors import QomError
+from qom.keyval import qemu_opts_dict
 from qom.user_creatable import check_id
 
 PROG = "pyqom"
@@ -106,19 +107,6 @@ class CommandLine:
     show_help: bool = False
 
 
-def _opts(text: str, implied: str | None, warn: Callable[[str], None]) -> dict[str, Any]:
-    """QemuOpts text as a dict; repeated keys become lists (the opts visitor's lists)."""
-    result: dict[str, Any] = {}
-    for opt in qom.parse_qemu_opts(text, implied_key=implied, warn=warn):
-        if opt.name in result and opt.name not in ("id", implied):
-            previous = result[opt.name]
-            result[opt.name] = [*previous, opt.value] if isinstance(previous, list) \
-                else [previous, opt.value]
-        else:
-            result[opt.name] = opt.value
-    return result
-
-
 def _json_option(option: str, text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -191,7 +179,7 @@ def _apply(line: CommandLine, option: str, value: str, warn: Callable[[str], Non
             if accel != "tcg":
                 raise StartupError(f"-accel {value}: invalid accelerator {accel}")
         elif option == "-name":
-            line.name = _opts(value, "guest", warn).get("guest")
+            line.name = qemu_opts_dict(value, "guest", warn).get("guest")
         elif option == "-qmp":
             line.qmp.append(value)
         elif option == "-monitor":
@@ -205,7 +193,7 @@ def _apply(line: CommandLine, option: str, value: str, warn: Callable[[str], Non
 
 
 def _apply_machine(line: CommandLine, value: str, warn: Callable[[str], None]) -> None:
-    for name, raw in _opts(value, "type", warn).items():
+    for name, raw in qemu_opts_dict(value, "type", warn).items():
         if name == "type":
             line.machine = raw
         elif name == "max-ram-below-4g":
@@ -222,7 +210,7 @@ def _apply_machine(line: CommandLine, value: str, warn: Callable[[str], None]) -
 
 
 def _apply_cpu(line: CommandLine, value: str, warn: Callable[[str], None]) -> None:
-    options = _opts(value, "model", warn)
+    options = qemu_opts_dict(value, "model", warn)
     model = options.pop("model", "qemu64")
     if model not in ("qemu64", "max"):
         raise StartupError(f"unable to find CPU model '{model}'")
@@ -247,7 +235,7 @@ def _parse_object(value: str, warn: Callable[[str], None], registry: qom.TypeReg
     if value.startswith("{"):
         arguments, source = _json_option("-object", value), qom.JSON
     else:
-        arguments, source = _opts(value, "qom-type", warn), qom.OPTS
+        arguments, source = qemu_opts_dict(value, "qom-type", warn), qom.OPTS
         object_id = arguments.get("id")
         if object_id is not None:
             check_id(object_id)
@@ -263,7 +251,7 @@ def _parse_device(value: str, warn: Callable[[str], None],
     """``-device``: QemuOpts checks the id and duplicates while parsing; the rest comes later."""
     if value.startswith("{"):
         return value, _json_option("-device", value), qom.JSON
-    options = _opts(value, "driver", warn)
+    options = qemu_opts_dict(value, "driver", warn)
     device_id = options.get("id")
     if device_id is not None:
         check_id(device_id)

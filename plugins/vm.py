@@ -45,6 +45,7 @@ from devices.memory_options import (
 from plugins.address_space import GuestAddressSpace, RunResult
 from plugins.guest_memory import address_space_of
 from plugins.manager import make_plugin_manager, make_registry, make_tree
+from qom.keyval import qemu_opts_dict
 
 
 class VM:
@@ -160,9 +161,9 @@ class VM:
                     if opt.name == "phys-bits":
                         phys_bits = qom.parse_u64(opt.value)
             elif option == "-object":
-                objects.append(_opts_to_dict(value, "qom-type"))
+                objects.append(qemu_opts_dict(value, "qom-type"))
             elif option == "-device":
-                device = _opts_to_dict(value, "driver")
+                device = qemu_opts_dict(value, "driver")
                 # QemuOpts of the "device" group refuse a second id at parse time.
                 if isinstance(device.get("id"), str):
                     if device["id"] in device_ids:
@@ -265,16 +266,3 @@ class VM:
 def _warning(warn: Callable[[str], None], location: str) -> Callable[[str], None]:
     """``warn`` given QEMU's line: the ``-option text: `` location, ``warning: ``, the message."""
     return lambda message: warn(f"{location}warning: {message}")
-
-
-def _opts_to_dict(text: str, implied_key: str) -> dict[str, Any]:
-    """A QemuOpts string as a dict; repeated keys (``host-nodes``) become lists."""
-    result: dict[str, Any] = {}
-    for opt in qom.parse_qemu_opts(text, implied_key=implied_key):
-        if opt.name in result and opt.name not in ("id", implied_key):
-            previous = result[opt.name]
-            result[opt.name] = [*previous, opt.value] if isinstance(previous, list) \
-                else [previous, opt.value]
-        else:
-            result[opt.name] = opt.value
-    return result

@@ -44,7 +44,7 @@ from qom.introspect import (
     qom_list_types,
     qom_set,
 )
-from qom.keyval import QemuOpt, parse_keyval, parse_qemu_opts
+from qom.keyval import QemuOpt, parse_keyval, parse_qemu_opts, qemu_opts_dict
 from qom.numbers import NumberFormatError, parse_i64, parse_size, parse_u64
 from qom.object import Object, StashKey, dynamic_cast, is_a
 from qom.objectclass import ObjectClass
@@ -100,5 +100,5 @@ __all__ = [
     "parse_object_options", "parse_qemu_opts", "parse_size", "parse_u64", "qdict_order",
     "qemu_opts_from_qdict",
     "qdict_ordered", "qom_get", "qom_link", "qom_list", "qom_list_properties",
-    "qom_list_types", "qom_property", "qom_set", "realize_device",
+    "qom_list_types", "qom_property", "qom_set", "qemu_opts_dict", "realize_device",
 ]

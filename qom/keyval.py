@@ -156,3 +156,22 @@ def parse_qemu_opts(text: str, implied_key: str | None = None,
         first = False
         pos += 1  # skip the separating comma
     return opts
+
+
+def qemu_opts_dict(text: str, implied_key: str | None = None,
+                   warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """A QemuOpts string as a dict, as the opts visitor sees it.
+
+    Repeated keys become lists of strings (``host-nodes=0,host-nodes=1``),
+    except ``id`` and the implied key, where the last one wins.
+    """
+    result: dict[str, Any] = {}
+    for opt in parse_qemu_opts(text, implied_key=implied_key, warn=warn):
+        previous = result.get(opt.name)
+        if previous is None or opt.name in ("id", implied_key):
+            result[opt.name] = opt.value
+        elif isinstance(previous, list):
+            previous.append(opt.value)
+        else:
+            result[opt.name] = [previous, opt.value]
+    return result
