@@ -37,15 +37,12 @@ from devices.machine import (
 )
 from devices.memory_options import (
     MemoryConfig,
-    fix_up_memory_options,
-    machine_set_mem,
     memory_config,
-    parse_memory_option,
 )
 from plugins.address_space import GuestAddressSpace, RunResult
+from plugins.command_line import parse_command_line, start
 from plugins.guest_memory import address_space_of
 from plugins.manager import make_plugin_manager, make_registry, make_tree
-from qom.keyval import qemu_opts_dict
 
 
 class VM:
@@ -121,61 +118,24 @@ class VM:
 
     @classmethod
     def from_args(cls, args: Sequence[str], *, warn: Callable[[str], None] | None = None,
-                  **kwargs: Any) -> VM:
-        """A VM from QEMU command-line options: ``-m``, ``-machine``/``-M``
-        (``type``, ``max-ram-below-4g``), ``-cpu qemu64[,phys-bits=N]``,
-        ``-object``, ``-device``.
+                  plugins: Iterable[object] = (), autoload: bool | None = None) -> VM:
+        """A VM from QEMU command-line options, processed as ``pyqom`` processes them
+        (``plugins.command_line``): ``-m``, ``-machine``, ``-cpu``, ``-object``,
+        ``-device``, ``-no-acpi``, ``-global PIIX4_PM.memory-hotplug-support``...
 
-        Values are read as the command line reads them (sizes with suffixes,
-        ``on``/``off``); errors are QEMU's, without the ``-option text:`` prefix.
-
-        :param warn: called with each warning line QEMU would print after
-            ``qemu-system-x86_64: `` (``-m 0x400M: warning: Using ...``, or
-            ``warning: ...`` where QEMU prints no location).
+        :param warn: receives each warning as QEMU prints it after its program
+            name (``-m 0x400M: warning: Using ...`` or ``warning: ...``).
+        :raises StartupError: a :class:`qom.QomError`; ``str()`` is QEMU's
+            message, ``location`` the option text QEMU prints before it.
         """
-        memory: dict[str, str] = {}
-        objects: list[dict[str, Any]] = []
-        devices: list[dict[str, Any]] = []
-        device_ids: set[str] = set()
-        machine, phys_bits = "pc", DEFAULT_PHYS_BITS
-        if "max_ram_below_4g" not in kwargs:
-            kwargs["max_ram_below_4g"] = 0
-        index = 0
-        while index < len(args):
-            option = args[index]
-            if index + 1 >= len(args):
-                raise qom.QomError(f"{option}: requires an argument")
-            value = args[index + 1]
-            index += 2
-            if option == "-m":
-                located = None if warn is None else _warning(warn, f"-m {value}: ")
-                memory = parse_memory_option(value, memory, warn=located)
-            elif option in ("-machine", "-M"):
-                for opt in qom.parse_qemu_opts(value, implied_key="type"):
-                    if opt.name == "type":
-                        machine = opt.value
-                    elif opt.name == "max-ram-below-4g":
-                        kwargs["max_ram_below_4g"] = qom.parse_size(opt.value)
-            elif option == "-cpu":
-                for opt in qom.parse_qemu_opts(value, implied_key="model")[1:]:
-                    if opt.name == "phys-bits":
-                        phys_bits = qom.parse_u64(opt.value)
-            elif option == "-object":
-                objects.append(qemu_opts_dict(value, "qom-type"))
-            elif option == "-device":
-                device = qemu_opts_dict(value, "driver")
-                # QemuOpts of the "device" group refuse a second id at parse time.
-                if isinstance(device.get("id"), str):
-                    if device["id"] in device_ids:
-                        raise qom.QomError(f"Duplicate ID '{device['id']}' for device")
-                    device_ids.add(device["id"])
-                devices.append(device)
-            else:
-                raise qom.QomError(f"{option}: invalid option")
-        config = machine_set_mem(fix_up_memory_options(
-            memory, warn=None if warn is None else _warning(warn, "")))
-        return cls(config, machine=machine, phys_bits=phys_bits, objects=objects,
-                   devices=devices, object_source=qom.OPTS, **kwargs)
+        vm = cls.empty(plugins=plugins, autoload=autoload)
+        try:
+            line = parse_command_line(args, warn or (lambda text: None), vm.tree.registry)
+            start(vm, line, warn or (lambda text: None))
+        except BaseException:
+            vm.close()
+            raise
+        return vm
 
     # -- objects and devices ---------------------------------------------
 

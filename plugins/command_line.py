@@ -1,0 +1,283 @@
+"""QEMU's command line, parsed and applied in QEMU 7.2's order (used by ``pyqom``
+and :meth:`plugins.vm.VM.from_args`).
+
+1. :func:`parse_command_line` - every option is checked as it comes (``-m``,
+   ``-object`` and ``-device`` syntax, ids, duplicate ids); these errors carry
+   the option's text as their location (``-m 1GB: Parameter 'size' ...``);
+2. :func:`start` - ``-object`` backends are created (no location), then the
+   machine (``-m`` fix-ups, ``machine_set_mem``, board init; no location),
+   then ``-device`` cold plug (located), then the machine is ready.
+
+Errors are :class:`StartupError`, a :class:`qom.QomError` whose ``str()`` is
+QEMU's message and whose ``location`` is the option text QEMU prints first.
+Warnings go to ``warn`` as the text QEMU prints after its program name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+import qom
+from devices.machine import DEFAULT_PHYS_BITS, machine_type_for
+from devices.memory_options import fix_up_memory_options, machine_set_mem, parse_memory_option
+from qom.errors import QomError
+from qom.keyval import qemu_opts_dict
+from qom.user_creatable import check_id
+
+if TYPE_CHECKING:
+    from plugins.vm import VM
+
+Warn = Callable[[str], None]
+
+#: options that take an argument
+WITH_ARGUMENT = frozenset({
+    "-machine", "-M", "-m", "-object", "-device", "-cpu", "-display", "-name", "-qmp",
+    "-monitor", "-accel", "-global", "-dump-acpi",
+})
+#: options without an argument
+FLAGS = frozenset({"-S", "-nodefaults", "-no-acpi", "-version", "-h", "-help", "-nographic"})
+
+
+class StartupError(QomError):
+    """A fatal start-up error: QEMU prints ``<prog>: [<location>: ]<message>``, exits 1.
+
+    :ivar location: the option text QEMU puts first (``-m 1GB``), or ``None``.
+    """
+
+    def __init__(self, message: str, hint: str | None = None,
+                 location: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.location = location
+
+    @classmethod
+    def located(cls, option: str, argument: str, err: QomError) -> StartupError:
+        """An error QEMU reports with the option's own text in front."""
+        return cls(err.message, err.hint, f"{option} {argument}")
+
+    @classmethod
+    def unlocated(cls, err: QomError) -> StartupError:
+        return cls(err.message, err.hint)
+
+    def render(self, prog: str) -> str:
+        """The stderr text: ``prog: location: message`` and the hint lines."""
+        where = f"{self.location}: " if self.location else ""
+        text = f"{prog}: {where}{self.message}\n"
+        if self.hint:
+            text += self.hint.rstrip("\n") + "\n"
+        return text
+
+
+@attrs.define
+class CommandLine:
+    """What the options asked for, validated as far as QEMU validates while parsing."""
+
+    machine: str = "pc"
+    max_ram_below_4g: int = 0
+    acpi: bool = True
+    memory_hotplug_support: bool = True
+    memory: dict[str, str] = attrs.Factory(dict)
+    phys_bits: int = DEFAULT_PHYS_BITS
+    #: (option text, QAPI-checked arguments, input) in command-line order
+    objects: list[tuple[str, dict[str, Any], qom.Input]] = attrs.Factory(list)
+    #: (option text, options, input) in command-line order
+    devices: list[tuple[str, dict[str, Any], qom.Input]] = attrs.Factory(list)
+    paused: bool = False
+    name: str | None = None
+    qmp: list[str] = attrs.Factory(list)
+    monitors: list[str] = attrs.Factory(list)
+    dump_acpi: str | None = None
+    show_version: bool = False
+    show_help: bool = False
+
+
+def _json_option(option: str, text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise StartupError("JSON parse error, premature EOI", location=f"{option} {text}") from None
+    if not isinstance(value, dict):
+        raise StartupError("Invalid parameter type, expected: dict", location=f"{option} {text}")
+    return value
+
+
+def parse_command_line(argv: Sequence[str], warn: Warn,
+                       registry: qom.TypeRegistry) -> CommandLine:
+    """QEMU's option loop: every option checked as it comes, in order.
+
+    :param registry: the types ``-object`` may name.
+    :raises StartupError: the first bad option, in QEMU's words.
+    """
+    line = CommandLine()
+    object_ids: set[str] = set()
+    device_ids: set[str] = set()
+    index = 0
+    while index < len(argv):
+        option = argv[index]
+        index += 1
+        if option.startswith("--"):
+            option = option[1:]
+        if not option.startswith("-") or option == "-":
+            raise StartupError("drive images are not supported by pyqom", location=option)
+        if option in FLAGS:
+            if option == "-S":
+                line.paused = True
+            elif option == "-no-acpi":
+                line.acpi = False
+            elif option == "-version":
+                line.show_version = True
+            elif option in ("-h", "-help"):
+                line.show_help = True
+            elif option == "-nographic":
+                raise StartupError("pyqom has no display or serial console; use -display none",
+                                   location="-nographic")
+            continue
+        if option not in WITH_ARGUMENT:
+            raise StartupError("invalid option", location=option)
+        if index >= len(argv):
+            raise StartupError("requires an argument", location=option)
+        value = argv[index]
+        index += 1
+        _apply(line, option, value, warn, registry, object_ids, device_ids)
+    return line
+
+
+def _apply(line: CommandLine, option: str, value: str, warn: Warn,
+           registry: qom.TypeRegistry, object_ids: set[str], device_ids: set[str]) -> None:
+    try:
+        if option == "-m":
+            line.memory = parse_memory_option(
+                value, line.memory, lambda message: warn(f"-m {value}: warning: {message}"))
+        elif option in ("-machine", "-M"):
+            _apply_machine(line, value, warn)
+        elif option == "-cpu":
+            _apply_cpu(line, value, warn)
+        elif option == "-object":
+            line.objects.append(_parse_object(value, warn, registry, object_ids))
+        elif option == "-device":
+            line.devices.append(_parse_device(value, warn, device_ids))
+        elif option == "-display":
+            if qom.parse_qemu_opts(value, implied_key="type")[0].value != "none":
+                raise StartupError(f"Display '{value.split(',')[0]}' is not available.")
+        elif option == "-accel":
+            accel = qom.parse_qemu_opts(value, implied_key="accel")[0].value
+            if accel != "tcg":
+                raise StartupError(f"invalid accelerator {accel}", location=f"-accel {value}")
+        elif option == "-name":
+            line.name = qemu_opts_dict(value, "guest", warn).get("guest")
+        elif option == "-qmp":
+            line.qmp.append(value)
+        elif option == "-monitor":
+            line.monitors.append(value)
+        elif option == "-global":
+            _apply_global(line, value)
+        elif option == "-dump-acpi":
+            line.dump_acpi = value
+    except StartupError:
+        raise
+    except QomError as err:
+        raise StartupError.located(option, value, err) from None
+
+
+def _apply_machine(line: CommandLine, value: str, warn: Warn) -> None:
+    for name, raw in qemu_opts_dict(value, "type", warn).items():
+        if name == "type":
+            line.machine = raw
+        elif name == "max-ram-below-4g":
+            line.max_ram_below_4g = qom.KEYVAL.read_size(name, raw)
+        elif name == "acpi":
+            line.acpi = raw != "off"
+        else:
+            # QEMU applies machine properties after parsing, so no option text.
+            try:
+                type_name = machine_type_for(line.machine)
+            except QomError as err:
+                raise StartupError.unlocated(err) from None
+            raise StartupError(f"Property '{type_name}.{name}' not found")
+
+
+def _apply_cpu(line: CommandLine, value: str, warn: Warn) -> None:
+    options = qemu_opts_dict(value, "model", warn)
+    model = options.pop("model", "qemu64")
+    if model not in ("qemu64", "max"):
+        raise StartupError(f"unable to find CPU model '{model}'")
+    for name, raw in options.items():
+        if name != "phys-bits":
+            raise StartupError(f"can't apply global {model}-x86_64-cpu.{name}={raw}: "
+                               f"Property '{model}-x86_64-cpu.{name}' not found")
+        line.phys_bits = qom.UINT32.read(qom.KEYVAL, name, raw)
+
+
+def _apply_global(line: CommandLine, value: str) -> None:
+    driver_prop, _, setting = value.partition("=")
+    if driver_prop != "PIIX4_PM.memory-hotplug-support":
+        raise StartupError("pyqom supports only -global PIIX4_PM.memory-hotplug-support=on|off",
+                           location=f"-global {value}")
+    line.memory_hotplug_support = qom.inputs.parse_bool("memory-hotplug-support", setting)
+
+
+def _parse_object(value: str, warn: Warn, registry: qom.TypeRegistry,
+                  seen: set[str]) -> tuple[str, dict[str, Any], qom.Input]:
+    """``-object``: QemuOpts (id form, duplicates) or JSON, then the QAPI check, located."""
+    if value.startswith("{"):
+        arguments, source = _json_option("-object", value), qom.JSON
+    else:
+        arguments, source = qemu_opts_dict(value, "qom-type", warn), qom.OPTS
+        object_id = arguments.get("id")
+        if object_id is not None:
+            check_id(object_id)
+            if object_id in seen:
+                raise QomError(f"Duplicate ID '{object_id}' for object")
+            seen.add(object_id)
+    qom.parse_object_options(registry, arguments, source)
+    return value, arguments, source
+
+
+def _parse_device(value: str, warn: Warn,
+                  seen: set[str]) -> tuple[str, dict[str, Any], qom.Input]:
+    """``-device``: QemuOpts checks the id and duplicates while parsing; the rest comes later."""
+    if value.startswith("{"):
+        return value, _json_option("-device", value), qom.JSON
+    options = qemu_opts_dict(value, "driver", warn)
+    device_id = options.get("id")
+    if device_id is not None:
+        check_id(device_id)
+        if device_id in seen:
+            raise QomError(f"Duplicate ID '{device_id}' for device")
+        seen.add(device_id)
+    return value, options, qom.KEYVAL
+
+
+def start(vm: VM, line: CommandLine, warn: Warn) -> None:
+    """Objects, machine, devices, in QEMU's order; errors located as QEMU locates them."""
+    try:
+        config = machine_set_mem(fix_up_memory_options(
+            line.memory, lambda message: warn(f"warning: {message}")))
+    except QomError as err:
+        raise StartupError.unlocated(err) from None
+    try:
+        for _, arguments, source in line.objects:
+            try:
+                qom.object_add(vm.tree, arguments, source)
+            except QomError as err:
+                raise StartupError.unlocated(err) from None
+        try:
+            vm.create_machine(config, machine=line.machine, phys_bits=line.phys_bits,
+                              max_ram_below_4g=line.max_ram_below_4g, acpi=line.acpi,
+                              memory_hotplug_support=line.memory_hotplug_support)
+        except QomError as err:
+            raise StartupError.unlocated(err) from None
+        for text, options, source in line.devices:
+            try:
+                qom.device_add(vm.tree, options, source)
+            except QomError as err:
+                raise StartupError.located("-device", text, err) from None
+        vm.machine_ready(paused=line.paused)
+    except BaseException:
+        vm.close()
+        raise
+
+
