@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from plugins.monitor.commands import CommandTable
     from qom import Device, Object, ObjectTree, TypeRegistry, UndoStack
 
 hookspec = pluggy.HookspecMarker("qom")
@@ -162,4 +163,25 @@ def qom_event(tree: ObjectTree, name: str, data: dict[str, Any]) -> None:
     :param tree: the tree that emitted it.
     :param name: the QMP event name.
     :param data: the event's data object.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Monitors
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def qom_register_monitor_commands(commands: CommandTable) -> None:
+    """Add QMP and HMP commands to a VM's monitors.
+
+    Called once for each command table, when a VM's monitors are set up,
+    after the built-in commands are in.  Call ``commands.register(Command(...))``
+    for a QMP command (its declared arguments are checked before your handler
+    runs) and ``commands.register_hmp(HmpCommand(...))`` for an HMP one; an
+    HMP handler usually calls the QMP one through ``session.control.execute``.
+    A name that is already taken raises ``ValueError``.  Must not touch the
+    machine.
+
+    :param commands: the :class:`plugins.monitor.commands.CommandTable` being built.
     """

@@ -1,0 +1,572 @@
+"""The monitor command table: QMP commands as plain functions over a VM, and HMP commands.
+
+A :class:`CommandTable` is made per VM by :func:`build_command_table`: the
+built-in commands first, then whatever plugins add through the
+``qom_register_monitor_commands`` hook.  Nothing here is module-level state.
+
+Every QMP :class:`Command` declares its arguments (:class:`Arg`: name, JSON
+type, optional), and :meth:`CommandTable.execute` checks them before the
+handler runs, with QEMU's messages in QEMU's order (schema order for missing
+and mistyped members, then unexpected ones).  ``object-add`` and
+``device_add`` take their arguments unchecked (QAPI ``boxed`` / ``gen:
+false``): :mod:`qom` validates them as 7.2 does, and 7.2's ``device_add``
+re-reads JSON values as strings (:func:`qom.qemu_opts_from_qdict`).
+
+Handlers take the :class:`VmControl` and keyword arguments (named as in the
+schema, ``-`` replaced by ``_``), return JSON-ready values (``None`` means
+``{}``), and raise :class:`qom.QomError` whose ``error_class`` is the QMP
+error class.  Dicts are built in the QAPI schema's member order, because
+QEMU prints them in QDict order and a QDict's order depends on insertion
+order within a hash bucket.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+import qom
+from backends.base import query_memdev
+from devices.machine import memory_device_info
+from plugins import hookimpl
+from qom.qdict import qdict_order
+
+if TYPE_CHECKING:
+    from plugins.monitor.hmp import HmpSession
+    from plugins.vm import VM
+
+#: The QEMU version pyqom answers as (``query-version``, the QMP greeting).
+QEMU_VERSION: dict[str, int] = {"major": 7, "minor": 2, "micro": 22}
+
+#: JSON type names of :class:`Arg` and the word QEMU's errors use for each.
+JSON_TYPES: Mapping[str, str] = {
+    "str": "string", "int": "integer", "bool": "boolean", "number": "number",
+    "array": "array", "object": "object", "any": "any",
+}
+
+
+def pyqom_version() -> str:
+    """The installed pyqom version (the source tree's when not installed)."""
+    try:
+        return metadata.version("pyqom")
+    except metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+def package_string() -> str:
+    """``package`` of ``query-version`` and the greeting: ``pyqom <version>``."""
+    return f"pyqom {pyqom_version()}"
+
+
+class CommandNotFoundError(qom.QomError):
+    """QMP error class ``CommandNotFound``."""
+
+    error_class: ClassVar[str] = "CommandNotFound"
+
+
+class MonitorError(qom.QomError):
+    """A monitor error with an explicit QMP class (for plugin commands)."""
+
+    def __init__(self, message: str, error_class: str = "GenericError") -> None:
+        super().__init__(message)
+        self.error_class = error_class  # type: ignore[misc]
+
+
+@attrs.frozen
+class Arg:
+    """One declared QMP argument.
+
+    :ivar name: the JSON member name.
+    :ivar type: a key of :data:`JSON_TYPES`.
+    :ivar optional: whether it may be left out.
+    """
+
+    name: str
+    type: str = "str"
+    optional: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.type not in JSON_TYPES:
+            raise ValueError(f"unknown argument type {self.type!r}")
+
+
+Handler = Callable[..., Any]
+
+
+@attrs.frozen
+class Command:
+    """A QMP command.
+
+    :ivar name: the QMP name (``query-memdev``).
+    :ivar handler: ``handler(control, **arguments)``; with ``boxed``,
+        ``handler(control, arguments)`` with the raw argument dict.
+    :ivar args: declared arguments, in schema order.
+    :ivar boxed: skip argument checking (the handler validates).
+    """
+
+    name: str
+    handler: Handler
+    args: tuple[Arg, ...] = ()
+    boxed: bool = False
+
+
+@attrs.frozen
+class HmpCommand:
+    """An HMP command (a row of QEMU's ``hmp-commands.hx``).
+
+    :ivar name: the name, with aliases after ``|`` (``quit|q``).
+    :ivar args_type: QEMU's argument spec (``path:s,property:s``; types
+        ``s`` string, ``s?`` optional string, ``S`` rest of line, ``O``
+        QemuOpts, ``-x`` flag).
+    :ivar params: the parameter text ``help`` shows.
+    :ivar help: the help text.
+    :ivar handler: ``handler(session, args)``; prints with ``session.print``
+        and raises :class:`qom.QomError` for ``Error: ...`` lines.
+    :ivar info: a subcommand of ``info``.
+    """
+
+    name: str
+    args_type: str
+    params: str
+    help: str
+    handler: Callable[[HmpSession, dict[str, Any]], None]
+    info: bool = False
+
+    def matches(self, name: str) -> bool:
+        """Whether ``name`` is this command's name or one of its aliases."""
+        return name in self.name.split("|")
+
+
+class CommandTable:
+    """The QMP and HMP commands of one VM's monitors."""
+
+    def __init__(self) -> None:
+        self._qmp: dict[str, Command] = {}
+        self._hmp: list[HmpCommand] = []
+
+    # -- registration ----------------------------------------------------
+
+    def register(self, command: Command) -> Command:
+        """Add a QMP command; a name can be registered once."""
+        if command.name in self._qmp:
+            raise ValueError(f"QMP command {command.name!r} is already registered")
+        self._qmp[command.name] = command
+        return command
+
+    def register_hmp(self, command: HmpCommand) -> HmpCommand:
+        """Add an HMP command (or ``info`` subcommand)."""
+        for name in command.name.split("|"):
+            if self.find_hmp(name, info=command.info) is not None:
+                raise ValueError(f"HMP command {name!r} is already registered")
+        self._hmp.append(command)
+        return command
+
+    # -- lookup ----------------------------------------------------------
+
+    def get(self, name: str) -> Command | None:
+        """The QMP command ``name``, or ``None``."""
+        return self._qmp.get(name)
+
+    def names(self) -> list[str]:
+        """QMP command names, in registration order."""
+        return list(self._qmp)
+
+    def hmp_commands(self, *, info: bool = False) -> list[HmpCommand]:
+        """HMP commands (or ``info`` subcommands) sorted by name, as QEMU sorts them."""
+        return sorted((cmd for cmd in self._hmp if cmd.info == info), key=lambda c: c.name)
+
+    def find_hmp(self, name: str, *, info: bool = False) -> HmpCommand | None:
+        """The HMP command called ``name`` (or one of its aliases)."""
+        for command in self._hmp:
+            if command.info == info and command.matches(name):
+                return command
+        return None
+
+    # -- running ---------------------------------------------------------
+
+    def check_arguments(self, command: Command, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """QEMU's QAPI input checks; the keyword arguments for the handler.
+
+        :raises ParameterError: ``Parameter 'x' is missing``, ``Invalid
+            parameter type for 'x', expected: string``, ``Parameter 'x' is
+            unexpected``.
+        """
+        kwargs: dict[str, Any] = {}
+        for arg in command.args:
+            if arg.name not in arguments:
+                if not arg.optional:
+                    raise qom.errors.parameter_missing(arg.name)
+                continue
+            value = arguments[arg.name]
+            if not _has_type(value, arg.type):
+                raise qom.errors.invalid_parameter_type(arg.name, JSON_TYPES[arg.type])
+            kwargs[arg.name.replace("-", "_")] = value
+        declared = {arg.name for arg in command.args}
+        for name in qdict_order(arguments):
+            if name not in declared:
+                raise qom.errors.parameter_unexpected(name)
+        return kwargs
+
+    def execute(self, control: VmControl, name: str,
+                arguments: Mapping[str, Any] | None = None) -> Any:
+        """Run QMP command ``name``: check arguments, then call the handler.
+
+        :raises CommandNotFoundError: no such command.
+        :raises qom.QomError: the command's error (QEMU's message and class).
+        """
+        command = self._qmp.get(name)
+        if command is None:
+            raise CommandNotFoundError(f"The command {name} has not been found")
+        arguments = {} if arguments is None else arguments
+        if command.boxed:
+            return command.handler(control, dict(arguments))
+        return command.handler(control, **self.check_arguments(command, arguments))
+
+
+def _has_type(value: Any, type_name: str) -> bool:
+    if type_name == "any":
+        return True
+    if type_name == "str":
+        return isinstance(value, str)
+    if type_name == "bool":
+        return isinstance(value, bool)
+    if type_name == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if type_name == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if type_name == "array":
+        return isinstance(value, list)
+    return isinstance(value, dict)
+
+
+# ---------------------------------------------------------------------------
+# The VM as the monitors see it
+# ---------------------------------------------------------------------------
+
+EventListener = Callable[[dict[str, Any]], None]
+
+
+class _EventRelay:
+    """A plugin instance forwarding the tree's events to one :class:`VmControl`."""
+
+    def __init__(self, control: VmControl) -> None:
+        self._control = control
+
+    @hookimpl
+    def qom_event(self, tree: qom.ObjectTree, name: str, data: dict[str, Any]) -> None:
+        """Forward events of this VM's tree to the monitors."""
+        if tree is self._control.vm.tree:
+            self._control.emit(name, data)
+
+
+class VmControl:
+    """One VM as its monitors share it: run state, events, quit, and the command table.
+
+    :param vm: the machine.
+    :param paused: started with ``-S`` (status ``prelaunch``).
+    :param clock: seconds since the epoch, for event timestamps.
+    """
+
+    def __init__(self, vm: VM, *, paused: bool = True,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.vm = vm
+        self.status = "prelaunch" if paused else "running"
+        self.clock = clock
+        self.quit_requested = False
+        self._listeners: list[EventListener] = []
+        self._quit_callbacks: list[Callable[[], None]] = []
+        self._relay = _EventRelay(self)
+        vm.pm.register(self._relay)
+        self.commands = build_command_table(vm)
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    # -- events ------------------------------------------------------------
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Call ``listener`` with every event (a dict with timestamp, event, data)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: EventListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def emit(self, name: str, data: dict[str, Any] | None = None) -> None:
+        """Send event ``name`` to every listener, with QEMU's timestamp."""
+        now = self.clock()
+        seconds = int(now)
+        event: dict[str, Any] = {
+            "event": name,
+            "timestamp": {"seconds": seconds, "microseconds": int((now - seconds) * 1e6)},
+        }
+        if data is not None:
+            event["data"] = data
+        for listener in list(self._listeners):
+            listener(event)
+
+    # -- quit ----------------------------------------------------------------
+
+    def on_quit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once ``quit`` has been answered."""
+        self._quit_callbacks.append(callback)
+
+    def request_quit(self) -> None:
+        """``quit``: the SHUTDOWN event now; the callbacks run after the reply."""
+        if not self.quit_requested:
+            self.quit_requested = True
+            self.emit("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"})
+
+    def finish_quit(self) -> None:
+        """Run the quit callbacks (the transports call this once the reply is out)."""
+        callbacks, self._quit_callbacks = self._quit_callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def close(self) -> None:
+        """Stop receiving the VM's events."""
+        if self.vm.pm.is_registered(self._relay):
+            self.vm.pm.unregister(self._relay)
+
+    def execute(self, name: str, arguments: Mapping[str, Any] | None = None) -> Any:
+        """Run a QMP command (see :meth:`CommandTable.execute`)."""
+        return self.commands.execute(self, name, arguments)
+
+
+# ---------------------------------------------------------------------------
+# The built-in commands
+# ---------------------------------------------------------------------------
+
+
+def qmp_capabilities(control: VmControl, enable: list[Any] | None = None) -> None:
+    """Outside negotiation ``qmp_capabilities`` only fails (the session handles it)."""
+    raise CommandNotFoundError("Capabilities negotiation is already complete, command ignored")
+
+
+def check_capabilities(enable: Iterable[Any]) -> list[str]:
+    """The ``enable`` list of ``qmp_capabilities`` checked as QAPI does (``oob`` only)."""
+    result = []
+    for item in enable:
+        # QEMU names list elements 'null' in these messages.
+        if not isinstance(item, str):
+            raise qom.errors.invalid_parameter_type("null", "string")
+        if item != "oob":
+            raise qom.errors.enum_rejects("null", item)
+        result.append(item)
+    return result
+
+
+def query_version(control: VmControl) -> dict[str, Any]:
+    """``query-version``: QEMU 7.2.22, package ``pyqom <version>``."""
+    return {"qemu": dict(QEMU_VERSION), "package": package_string()}
+
+
+def query_commands(control: VmControl) -> list[dict[str, str]]:
+    """``query-commands``: every QMP command name."""
+    return [{"name": name} for name in control.commands.names()]
+
+
+def query_status(control: VmControl) -> dict[str, Any]:
+    """``query-status`` (StatusInfo: running, singlestep, status)."""
+    return {"running": control.running, "singlestep": False, "status": control.status}
+
+
+def stop(control: VmControl) -> None:
+    """``stop``: pause a running VM (STOP event); otherwise nothing changes."""
+    if control.running:
+        control.status = "paused"
+        control.emit("STOP")
+
+
+def cont(control: VmControl) -> None:
+    """``cont``: run the VM (RESUME event) unless it already runs."""
+    if not control.running:
+        control.status = "running"
+        control.emit("RESUME")
+
+
+def quit_(control: VmControl) -> None:
+    """``quit``: SHUTDOWN now, the process ends after the reply."""
+    control.request_quit()
+
+
+def object_add(control: VmControl, arguments: dict[str, Any]) -> None:
+    """``object-add`` (boxed: :mod:`qom` validates the ObjectOptions union)."""
+    qom.object_add(control.vm.tree, arguments)
+
+
+def object_del(control: VmControl, id: str) -> None:
+    """``object-del``."""
+    qom.object_del(control.vm.tree, id)
+
+
+def device_add(control: VmControl, arguments: dict[str, Any]) -> None:
+    """``device_add``: 7.2 turns the JSON values into QemuOpts strings first."""
+    qom.device_add(control.vm.tree, qom.qemu_opts_from_qdict(arguments))
+
+
+def device_del(control: VmControl, id: str) -> None:
+    """``device_del``: the unplug request (the guest completes it)."""
+    qom.device_del(control.vm.tree, id)
+
+
+def query_memory_devices(control: VmControl) -> list[dict[str, Any]]:
+    """``query-memory-devices``: realized memory devices by address."""
+    return [memory_device_info(dev) for dev in control.vm.machine.memory_devices()]
+
+
+def query_memdev_command(control: VmControl) -> list[dict[str, Any]]:
+    """``query-memdev``: every backend, ``pc.ram`` included."""
+    return query_memdev(control.vm.tree)
+
+
+def query_memory_size_summary(control: VmControl) -> dict[str, int]:
+    """``query-memory-size-summary``: base RAM and the sum of plugged devices."""
+    machine = control.vm.machine
+    plugged = sum(dev.region_size() for dev in machine.memory_devices())  # type: ignore[attr-defined]
+    return {"base-memory": machine.ram_size, "plugged-memory": plugged}
+
+
+def query_acpi_ospm_status(control: VmControl) -> list[dict[str, Any]]:
+    """``query-acpi-ospm-status``: one entry per DIMM slot (spec 7.1)."""
+    machine = control.vm.machine
+    if not getattr(machine, "acpi", True):
+        raise qom.QomError("command is not supported, missing ACPI device")
+    return ospm_status(machine)
+
+
+def qom_list(control: VmControl, path: str) -> list[dict[str, str]]:
+    """``qom-list``."""
+    return qom.qom_list(control.vm.tree, path)
+
+
+def qom_get(control: VmControl, path: str, property: str) -> Any:
+    """``qom-get``."""
+    return qom.qom_get(control.vm.tree, path, property)
+
+
+def qom_set(control: VmControl, path: str, property: str, value: Any) -> None:
+    """``qom-set`` (strictly JSON-typed)."""
+    qom.qom_set(control.vm.tree, path, property, value)
+
+
+def qom_list_types(control: VmControl, implements: str | None = None,
+                   abstract: bool = False) -> list[dict[str, Any]]:
+    """``qom-list-types``."""
+    return qom.qom_list_types(control.vm.tree.registry, implements, abstract)
+
+
+def qom_list_properties(control: VmControl, typename: str) -> list[dict[str, Any]]:
+    """``qom-list-properties``."""
+    return qom.qom_list_properties(control.vm.tree, typename)
+
+
+def device_list_properties(control: VmControl, typename: str) -> list[dict[str, Any]]:
+    """``device-list-properties``."""
+    return qom.device_list_properties(control.vm.tree, typename)
+
+
+def human_monitor_command(control: VmControl, command_line: str,
+                          cpu_index: int | None = None) -> str:
+    """``human-monitor-command``: run one HMP line, return what it printed."""
+    from plugins.monitor.hmp import HmpSession
+
+    if cpu_index is not None and cpu_index != 0:
+        raise qom.errors.parameter_expects("cpu-index", "a CPU number")
+    session = HmpSession(control, hosted=True)
+    session.run_line(command_line)
+    return session.take_output()
+
+
+BUILTIN_COMMANDS: tuple[Command, ...] = (
+    Command("qmp_capabilities", qmp_capabilities, (Arg("enable", "array", True),)),
+    Command("query-version", query_version),
+    Command("query-commands", query_commands),
+    Command("query-status", query_status),
+    Command("stop", stop),
+    Command("cont", cont),
+    Command("quit", quit_),
+    Command("object-add", object_add, boxed=True),
+    Command("object-del", object_del, (Arg("id"),)),
+    Command("device_add", device_add, boxed=True),
+    Command("device_del", device_del, (Arg("id"),)),
+    Command("query-memory-devices", query_memory_devices),
+    Command("query-memdev", query_memdev_command),
+    Command("query-memory-size-summary", query_memory_size_summary),
+    Command("query-acpi-ospm-status", query_acpi_ospm_status),
+    Command("qom-list", qom_list, (Arg("path"),)),
+    Command("qom-get", qom_get, (Arg("path"), Arg("property"))),
+    Command("qom-set", qom_set, (Arg("path"), Arg("property"), Arg("value", "any"))),
+    Command("qom-list-types", qom_list_types,
+            (Arg("implements", "str", True), Arg("abstract", "bool", True))),
+    Command("qom-list-properties", qom_list_properties, (Arg("typename"),)),
+    Command("device-list-properties", device_list_properties, (Arg("typename"),)),
+    Command("human-monitor-command", human_monitor_command,
+            (Arg("command-line"), Arg("cpu-index", "int", True))),
+)
+"""Module constant (immutable): the built-in QMP commands."""
+
+
+# ---------------------------------------------------------------------------
+# ACPI OSPM status
+# ---------------------------------------------------------------------------
+
+
+@attrs.define
+class OspmSlot:
+    """The last ``_OST`` values of one DIMM slot (they survive the DIMM's removal)."""
+
+    source: int = 0
+    status: int = 0
+
+
+OSPM_SLOTS: qom.StashKey[list[OspmSlot]] = qom.StashKey("monitor-ospm-slots")
+
+
+def ospm_slots(machine: qom.Object) -> list[OspmSlot]:
+    """The per-slot OST values kept on ``machine`` (a plugin may update them)."""
+    slots = machine.stash.get(OSPM_SLOTS)
+    if slots is None:
+        slots = [OspmSlot() for _ in range(getattr(machine, "ram_slots", 0))]
+        machine.stash[OSPM_SLOTS] = slots
+    return slots
+
+
+def ospm_status(machine: qom.Object) -> list[dict[str, Any]]:
+    """ACPIOSTInfo per slot: from the ACPI register block when it exists,
+    else from :func:`ospm_slots` and the plugged DIMMs."""
+    from plugins.acpi.registers import memory_hotplug_block
+
+    block = memory_hotplug_block(machine)
+    if block is not None:
+        return block.ospm_status()
+    by_slot = {getattr(dev, "slot", -1): dev
+               for dev in machine.memory_devices()}  # type: ignore[attr-defined]
+    result = []
+    for index, values in enumerate(ospm_slots(machine)):
+        info: dict[str, Any] = {}
+        device = by_slot.get(index)
+        if device is not None and device.id is not None:
+            info["device"] = device.id
+        info.update({"slot": str(index), "slot-type": "DIMM", "source": values.source,
+                     "status": values.status})
+        result.append(info)
+    return result
+
+
+def build_command_table(vm: VM) -> CommandTable:
+    """A fresh table: the built-in QMP and HMP commands, then the plugins' ones."""
+    from plugins.monitor.hmp import BUILTIN_HMP_COMMANDS
+
+    table = CommandTable()
+    for command in BUILTIN_COMMANDS:
+        table.register(command)
+    for hmp_command in BUILTIN_HMP_COMMANDS:
+        table.register_hmp(hmp_command)
+    vm.pm.hook.qom_register_monitor_commands(commands=table)
+    return table

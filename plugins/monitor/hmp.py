@@ -1,0 +1,589 @@
+"""HMP: QEMU 7.2's human monitor, its line parser and its output byte for byte.
+
+:class:`HmpSession` runs lines the way ``monitor/hmp.c`` does:
+
+* the command name runs to the first space or ``/``; an unknown one prints
+  ``unknown command: '<line up to the name>'``; ``info`` looks its
+  subcommand up the same way;
+* arguments follow the command's ``args_type`` (``s`` string, quoted or
+  not; ``S`` rest of line; ``O`` QemuOpts; ``-x`` flag); a parse error
+  prints ``<name>: string expected`` (or ``extraneous characters at the end
+  of line``...) and ``Try "help <command>" for more information``;
+* a command's error prints ``Error: <message>`` and each hint line;
+* all output uses CRLF line ends.
+
+The same session class serves ``human-monitor-command`` (``hosted``: what
+QEMU prints on stderr while parsing goes to the process's stderr without a
+program prefix) and an interactive HMP monitor (banner and ``(qemu)``
+prompts; stderr lines carry the program prefix, as QEMU's do).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import qom
+from plugins.monitor import qjson
+from plugins.monitor.commands import QEMU_VERSION, HmpCommand, VmControl, package_string
+from qom.qdict import qdict_ordered_deep
+
+#: QEMU's get_str buffer (1024 bytes with the NUL): longer words are cut.
+_STR_BUFFER = 1023
+
+BANNER_VERSION = "{major}.{minor}.{micro}".format(**QEMU_VERSION)
+
+
+class _ParseFailure(Exception):
+    """An argument-parsing error; its text was already printed."""
+
+
+class HmpSession:
+    """One HMP monitor (or one ``human-monitor-command`` call).
+
+    :param control: the VM's shared monitor state.
+    :param hosted: run inside QMP ``human-monitor-command``.
+    :param stderr: where QEMU's stderr text goes (defaults to ``sys.stderr``).
+    :param prog: the program name QEMU prefixes stderr lines with.
+    """
+
+    def __init__(self, control: VmControl, *, hosted: bool = False,
+                 stderr: Callable[[str], Any] | None = None, prog: str = "pyqom") -> None:
+        self.control = control
+        self.hosted = hosted
+        self._stderr = stderr if stderr is not None else sys.stderr.write
+        self.prog = prog
+        self._out: list[str] = []
+
+    # -- output ----------------------------------------------------------
+
+    def print(self, text: str) -> None:
+        """Print to the monitor; ``\\n`` becomes ``\\r\\n`` as QEMU's monitor_puts does."""
+        self._out.append(text.replace("\n", "\r\n"))
+
+    def take_output(self) -> str:
+        """Everything printed since the last call."""
+        text = "".join(self._out)
+        self._out.clear()
+        return text
+
+    def banner(self) -> str:
+        """The greeting an interactive HMP monitor prints first (with its prompt)."""
+        return (f"QEMU {BANNER_VERSION} monitor - type 'help' for more information\r\n"
+                + self.prompt())
+
+    @staticmethod
+    def prompt() -> str:
+        return "(qemu) "
+
+    def report_error(self, err: qom.QomError) -> None:
+        """QEMU's ``hmp_handle_error``: ``Error: <msg>`` and the hint lines."""
+        self.print(f"Error: {err}\n")
+        if err.hint:
+            self.print(err.hint.rstrip("\n") + "\n")
+
+    def report_noisily(self, err: qom.QomError) -> None:
+        """``error_report_err`` while parsing arguments: the process's stderr.
+
+        Hosted in QMP the current monitor is the QMP one, so QEMU prints no
+        program name; from a real HMP monitor it does.
+        """
+        prefix = "" if self.hosted else f"{self.prog}: "
+        text = prefix + str(err) + "\n"
+        if err.hint:
+            text += err.hint.rstrip("\n") + "\n"
+        self._stderr(text)
+
+    # -- running lines ---------------------------------------------------------
+
+    def run_line(self, line: str) -> None:
+        """Parse and run one command line, printing what QEMU prints."""
+        table = self.control.commands
+        command, pos = self._find_command(line, 0, info=False)
+        if command is None:
+            return
+        if command.name == "info" and pos < len(line):
+            command, pos = self._find_command(line, pos, info=True)
+            if command is None:
+                return
+        try:
+            args, _ = self._parse_arguments(command, line, pos)
+        except _ParseFailure:
+            end = pos
+            while end > 0 and line[end - 1].isspace():
+                end -= 1
+            self.print(f'Try "help {line[:end]}" for more information\n')
+            return
+        del table
+        try:
+            command.handler(self, args)
+        except qom.QomError as err:
+            self.report_error(err)
+
+    def _find_command(self, line: str, pos: int, *, info: bool
+                      ) -> tuple[HmpCommand | None, int]:
+        while pos < len(line) and line[pos].isspace():
+            pos += 1
+        if pos >= len(line):
+            return None, pos
+        start = pos
+        while pos < len(line) and line[pos] != "/" and not line[pos].isspace():
+            pos += 1
+        name = line[start:pos]
+        command = self.control.commands.find_hmp(name, info=info)
+        if command is None:
+            self.print(f"unknown command: '{line[:pos]}'\n")
+            return None, pos
+        while pos < len(line) and line[pos].isspace():
+            pos += 1
+        return command, pos
+
+    def _fail(self, command: HmpCommand, message: str) -> _ParseFailure:
+        self.print(f"{command.name}: {message}\n")
+        return _ParseFailure()
+
+    def _parse_arguments(self, command: HmpCommand, line: str,
+                         pos: int) -> tuple[dict[str, Any], int]:
+        """QEMU's ``monitor_parse_arguments`` for the types pyqom's commands use."""
+        args: dict[str, Any] = {}
+        for spec in filter(None, command.args_type.split(",")):
+            key, _, kind = spec.partition(":")
+            optional = kind.endswith("?")
+            kind = kind.rstrip("?")
+            while pos < len(line) and line[pos].isspace():
+                pos += 1
+            if kind == "s":
+                if optional and pos >= len(line):
+                    continue
+                value, pos = self._get_str(line, pos)
+                if value is None:
+                    raise self._fail(command, "string expected")
+                args[key] = value
+            elif kind == "S":
+                if optional and pos >= len(line):
+                    continue
+                if pos >= len(line):
+                    raise self._fail(command, "string expected")
+                args[key] = line[pos:]
+                pos = len(line)
+            elif kind == "O":
+                if pos >= len(line):
+                    continue
+                value, pos = self._get_str(line, pos)
+                if value is None:
+                    raise _ParseFailure()
+                try:
+                    args[key] = _parse_device_opts(value)
+                except qom.QomError as err:
+                    self.report_noisily(err)
+                    raise _ParseFailure() from None
+            elif kind.startswith("-"):
+                flag = kind[1:]
+                if pos < len(line) and line[pos] == "-":
+                    if line[pos + 1:pos + 2] != flag:
+                        shown = line[pos + 1:pos + 2]
+                        raise self._fail(command, f"unsupported option -{shown}")
+                    args[key] = True
+                    pos += 2
+            else:
+                raise ValueError(f"unsupported HMP argument type {kind!r}")
+        while pos < len(line) and line[pos].isspace():
+            pos += 1
+        if pos < len(line):
+            raise self._fail(command, "extraneous characters at the end of line")
+        return args, pos
+
+    def _get_str(self, line: str, pos: int) -> tuple[str | None, int]:
+        """QEMU's ``get_str``: a word, or a double-quoted string with escapes."""
+        while pos < len(line) and line[pos].isspace():
+            pos += 1
+        if pos >= len(line):
+            return None, pos
+        out: list[str] = []
+        if line[pos] == '"':
+            pos += 1
+            while pos < len(line) and line[pos] != '"':
+                char = line[pos]
+                if char == "\\":
+                    escaped = line[pos + 1:pos + 2]
+                    pos += 2
+                    mapped = {"n": "\n", "r": "\r", "\\": "\\", "'": "'", '"': '"'}.get(escaped)
+                    if mapped is None:
+                        self._stderr(f"unsupported escape code: '\\{escaped}'\n")
+                        return None, pos
+                    out.append(mapped)
+                else:
+                    out.append(char)
+                    pos += 1
+            if pos >= len(line):
+                self._stderr("unterminated string\n")
+                return None, pos
+            pos += 1
+        else:
+            start = pos
+            while pos < len(line) and not line[pos].isspace():
+                pos += 1
+            out.append(line[start:pos])
+        return "".join(out)[:_STR_BUFFER], pos
+
+
+def _parse_device_opts(text: str) -> dict[str, str]:
+    """``-device``-style QemuOpts (implied key ``driver``), id checked as QemuOpts does."""
+    options: dict[str, str] = {}
+    for opt in qom.parse_qemu_opts(text, implied_key="driver"):
+        options[opt.name] = opt.value
+    if "id" in options:
+        qom.check_id(options["id"])
+    return options
+
+
+# ---------------------------------------------------------------------------
+# Formatting helpers
+# ---------------------------------------------------------------------------
+
+
+def format_node_list(nodes: list[int]) -> str:
+    """QEMU's string output visitor for an int list: ranges like ``0-2,5,7-8``."""
+    parts: list[str] = []
+    index = 0
+    ordered = sorted(set(nodes))
+    while index < len(ordered):
+        start = end = ordered[index]
+        while index + 1 < len(ordered) and ordered[index + 1] == end + 1:
+            index += 1
+            end = ordered[index]
+        parts.append(str(start) if start == end else f"{start}-{end}")
+        index += 1
+    return ",".join(parts)
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+# ---------------------------------------------------------------------------
+# The built-in HMP commands
+# ---------------------------------------------------------------------------
+
+
+def hmp_help(session: HmpSession, args: dict[str, Any]) -> None:
+    """``help [cmd]``: QEMU's ``help_cmd``."""
+    words = args.get("name", "").split()
+    table = session.control.commands
+    if not words:
+        for command in table.hmp_commands():
+            session.print(f"{command.name} {command.params} -- {command.help}\n")
+        return
+    command = table.find_hmp(words[0])
+    if command is None:
+        session.print(f"unknown command: '{words[0]}'\n")
+        return
+    if command.name != "info":
+        session.print(f"{command.name} {command.params} -- {command.help}\n")
+        return
+    if len(words) == 1:
+        _info_help(session)
+        return
+    sub = table.find_hmp(words[1], info=True)
+    if sub is None:
+        session.print(f"unknown command: 'info {words[1]}'\n")
+        return
+    session.print(f"info {sub.name} {sub.params} -- {sub.help}\n")
+
+
+def _info_help(session: HmpSession) -> None:
+    for command in session.control.commands.hmp_commands(info=True):
+        session.print(f"info {command.name} {command.params} -- {command.help}\n")
+
+
+def hmp_info(session: HmpSession, args: dict[str, Any]) -> None:
+    """``info`` alone lists its subcommands."""
+    _info_help(session)
+
+
+def hmp_quit(session: HmpSession, args: dict[str, Any]) -> None:
+    """``quit``: the same as QMP ``quit``."""
+    session.control.execute("quit")
+
+
+def hmp_stop(session: HmpSession, args: dict[str, Any]) -> None:
+    session.control.execute("stop")
+
+
+def hmp_cont(session: HmpSession, args: dict[str, Any]) -> None:
+    session.control.execute("cont")
+
+
+def hmp_object_add(session: HmpSession, args: dict[str, Any]) -> None:
+    """``object_add``: keyval (``qom-type`` implied) or a JSON object."""
+    text: str = args["object"]
+    if text.startswith("{"):
+        try:
+            arguments = qjson.parse_one(text)
+        except qjson.JsonParseError as err:
+            raise qom.QomError(str(err)) from None
+        if not isinstance(arguments, dict):
+            raise qom.QomError("Invalid parameter type, expected: object")
+        qom.object_add(session.control.vm.tree, arguments)
+        return
+    arguments = qom.parse_keyval(text, implied_key="qom-type")
+    qom.object_add(session.control.vm.tree, arguments, qom.KEYVAL)
+
+
+def hmp_object_del(session: HmpSession, args: dict[str, Any]) -> None:
+    session.control.execute("object-del", {"id": args["id"]})
+
+
+def hmp_device_add(session: HmpSession, args: dict[str, Any]) -> None:
+    """``device_add``: ``help`` and ``<driver>,help`` print the device lists."""
+    options: dict[str, str] = args.get("device", {})
+    driver = options.get("driver")
+    if driver == "help":
+        _print_device_list(session)
+        return
+    if driver is not None and "help" in options:
+        _print_device_help(session, driver)
+        return
+    qom.device_add(session.control.vm.tree, options)
+
+
+def _print_device_list(session: HmpSession) -> None:
+    """``device_add help`` (QEMU's ``qdev_print_devinfos``), for pyqom's device types."""
+    registry = session.control.vm.tree.registry
+    classes = sorted((klass for klass in registry.list_classes(qom.TYPE_DEVICE)
+                      if not klass.abstract), key=lambda k: k.name.lower())
+    printed = False
+    for index, klass in enumerate(classes):
+        if not printed:
+            session.print(f"{chr(10) if index else ''}Uncategorized devices:\n")
+            printed = True
+        description = getattr(klass, "description", None) or (
+            "DIMM memory module" if klass.name == "pc-dimm" else None)
+        line = f'name "{klass.name}"'
+        if description:
+            line += f', desc "{description}"'
+        session.print(line + "\n")
+
+
+def _print_device_help(session: HmpSession, driver: str) -> None:
+    """``device_add <driver>,help``: QEMU's property list (sorted, defaults aligned)."""
+    props = qom.device_list_properties(session.control.vm.tree, driver)
+    session.print(f"{driver} options:\n")
+    for prop in sorted(props, key=lambda p: p["name"]):
+        text = f"  {prop['name']}=<{prop['type']}>"
+        extras = []
+        if prop.get("description"):
+            extras.append(prop["description"])
+        if "default-value" in prop:
+            extras.append(f"(default: {qjson.to_json(prop['default-value'])})")
+        if extras:
+            text = f"{text:<24} -  " + " ".join(extras)
+        session.print(text + "\n")
+
+
+def hmp_device_del(session: HmpSession, args: dict[str, Any]) -> None:
+    session.control.execute("device_del", {"id": args["id"]})
+
+
+def hmp_qom_list(session: HmpSession, args: dict[str, Any]) -> None:
+    """``qom-list [path]``: without a path QEMU prints ``/``."""
+    path = args.get("path")
+    if path is None:
+        session.print("/\n")
+        return
+    for entry in session.control.execute("qom-list", {"path": path}):
+        session.print(f"{entry['name']} ({entry['type']})\n")
+
+
+def hmp_qom_get(session: HmpSession, args: dict[str, Any]) -> None:
+    """``qom-get``: the value as pretty JSON."""
+    value = session.control.execute("qom-get", {"path": args["path"],
+                                                "property": args["property"]})
+    session.print(qjson.to_json(qdict_ordered_deep(value), pretty=True) + "\n")
+
+
+def hmp_qom_set(session: HmpSession, args: dict[str, Any]) -> None:
+    """``qom-set [-j] path property value``: keyval-typed, or JSON with ``-j``."""
+    tree = session.control.vm.tree
+    if args.get("json"):
+        try:
+            value = qjson.parse_one(args["value"])
+        except qjson.JsonParseError as err:
+            raise qom.QomError(str(err)) from None
+        qom.qom_set(tree, args["path"], args["property"], value)
+        return
+    qom.qom_set(tree, args["path"], args["property"], args["value"], qom.KEYVAL)
+
+
+def hmp_info_status(session: HmpSession, args: dict[str, Any]) -> None:
+    info = session.control.execute("query-status")
+    text = "VM status: " + ("running" if info["running"] else "paused")
+    if not info["running"] and info["status"] != "paused":
+        text += f" ({info['status']})"
+    session.print(text + "\n")
+
+
+def hmp_info_memory_devices(session: HmpSession, args: dict[str, Any]) -> None:
+    for entry in session.control.execute("query-memory-devices"):
+        data = entry["data"]
+        session.print(f"Memory device [{entry['type']}]: \"{data.get('id', '')}\"\n"
+                      f"  addr: 0x{data['addr']:x}\n"
+                      f"  slot: {data['slot']}\n"
+                      f"  node: {data['node']}\n"
+                      f"  size: {data['size']}\n"
+                      f"  memdev: {data['memdev']}\n"
+                      f"  hotplugged: {_bool(data['hotplugged'])}\n"
+                      f"  hotpluggable: {_bool(data['hotpluggable'])}\n")
+
+
+def hmp_info_memdev(session: HmpSession, args: dict[str, Any]) -> None:
+    for memdev in session.control.execute("query-memdev"):
+        text = (f"memory backend: {memdev['id']}\n"
+                f"  size:  {memdev['size']}\n"
+                f"  merge: {_bool(memdev['merge'])}\n"
+                f"  dump: {_bool(memdev['dump'])}\n"
+                f"  prealloc: {_bool(memdev['prealloc'])}\n"
+                f"  share: {_bool(memdev['share'])}\n")
+        if "reserve" in memdev:
+            text += f"  reserve: {_bool(memdev['reserve'])}\n"
+        text += (f"  policy: {memdev['policy']}\n"
+                 f"  host nodes: {format_node_list(memdev['host-nodes'])}\n")
+        session.print(text)
+    session.print("\n")
+
+
+def hmp_info_memory_size_summary(session: HmpSession, args: dict[str, Any]) -> None:
+    info = session.control.execute("query-memory-size-summary")
+    session.print(f"base memory: {info['base-memory']}\n")
+    if "plugged-memory" in info:
+        session.print(f"plugged memory: {info['plugged-memory']}\n")
+
+
+def hmp_info_numa(session: HmpSession, args: dict[str, Any]) -> None:
+    """``info numa``: pc has one node when it has hotplug slots."""
+    machine = session.control.vm.machine
+    nodes = machine.numa_node_count
+    session.print(f"{nodes} nodes\n")
+    if nodes:
+        plugged = sum(dev.region_size() for dev in machine.memory_devices())  # type: ignore[attr-defined]
+        session.print("node 0 cpus: 0\n"
+                      f"node 0 size: {(machine.ram_size + plugged) >> 20} MB\n"
+                      f"node 0 plugged: {plugged >> 20} MB\n")
+
+
+def hmp_info_version(session: HmpSession, args: dict[str, Any]) -> None:
+    """``info version``: QEMU prints the version and package with nothing between."""
+    session.print(f"{BANNER_VERSION}{package_string()}\n")
+
+
+def hmp_info_qom_tree(session: HmpSession, args: dict[str, Any]) -> None:
+    """``info qom-tree [path]``: children sorted by name with ``strcmp``."""
+    tree = session.control.vm.tree
+    path = args.get("path")
+    if path is not None:
+        obj, ambiguous = tree.resolve(path)
+        if obj is None:
+            session.print(f"Path '{path}' could not be resolved.\n")
+            return
+        if ambiguous:
+            session.print(f"Warning: Path '{path}' is ambiguous.\n")
+            return
+    else:
+        obj = tree.machine or tree.root
+    _print_composition(session, obj, 0)
+
+
+def _print_composition(session: HmpSession, obj: qom.Object, indent: int) -> None:
+    if obj.is_root:
+        name = ""
+    else:
+        name = (obj.canonical_path or "").rsplit("/", 1)[-1]
+    session.print(f"{' ' * indent}/{name} ({obj.type_name})\n")
+    children = sorted(obj.children(), key=lambda item: item[0].encode())
+    for _, child in children:
+        _print_composition(session, child, indent + 2)
+
+
+def hmp_info_mtree(session: HmpSession, args: dict[str, Any]) -> None:
+    """``info mtree``: the guest address space's listing (pyqom's regions only)."""
+    session.print(session.control.vm.address_space.mtree())
+
+
+BUILTIN_HMP_COMMANDS: tuple[HmpCommand, ...] = (
+    HmpCommand("cont|c", "", "", "resume emulation", hmp_cont),
+    HmpCommand("device_add", "device:O", "driver[,prop=value][,...]",
+               "add device, like -device on the command line", hmp_device_add),
+    HmpCommand("device_del", "id:s", "device", "remove device", hmp_device_del),
+    HmpCommand("help|?", "name:S?", "[cmd]", "show the help", hmp_help),
+    HmpCommand("info", "item:s?", "[subcommand]",
+               "show various information about the system state", hmp_info),
+    HmpCommand("object_add", "object:S", "[qom-type=]type,id=str[,prop=value][,...]",
+               "create QOM object", hmp_object_add),
+    HmpCommand("object_del", "id:s", "id", "destroy QOM object", hmp_object_del),
+    HmpCommand("qom-get", "path:s,property:s", "path property", "print QOM property",
+               hmp_qom_get),
+    HmpCommand("qom-list", "path:s?", "path", "list QOM properties", hmp_qom_list),
+    HmpCommand("qom-set", "json:-j,path:s,property:s,value:S", "[-j] path property value",
+               "set QOM property.\n\t\t\t-j: the value is specified in json format.",
+               hmp_qom_set),
+    HmpCommand("quit|q", "", "", "quit the emulator", hmp_quit),
+    HmpCommand("stop|s", "", "", "stop emulation", hmp_stop),
+    HmpCommand("memdev", "", "", "show memory backends", hmp_info_memdev, info=True),
+    HmpCommand("memory-devices", "", "", "show memory devices", hmp_info_memory_devices,
+               info=True),
+    HmpCommand("memory_size_summary", "", "",
+               "show the amount of initially allocated and present hotpluggable (if "
+               "enabled) memory in bytes.", hmp_info_memory_size_summary, info=True),
+    HmpCommand("mtree", "flatview:-f,dispatch_tree:-d,owner:-o,disabled:-D",
+               "[-f][-d][-o][-D]",
+               "show memory tree (-f: dump flat view for address spaces;-d: dump dispatch "
+               "tree, valid with -f only);-o: dump region owners/parents;-D: dump disabled "
+               "regions", hmp_info_mtree, info=True),
+    HmpCommand("numa", "", "", "show NUMA information", hmp_info_numa, info=True),
+    HmpCommand("qom-tree", "path:s?", "[path]", "show QOM composition tree",
+               hmp_info_qom_tree, info=True),
+    HmpCommand("status", "", "", "show the current VM status (running|paused)",
+               hmp_info_status, info=True),
+    HmpCommand("version", "", "", "show the version of QEMU", hmp_info_version, info=True),
+)
+"""Module constant (immutable): the built-in HMP commands and ``info`` subcommands."""
+
+
+class HmpConnection:
+    """An interactive HMP monitor on one connection (a transport ``Session``).
+
+    Lines end with ``\\n`` (a ``\\r`` before it is dropped); each answer is
+    followed by the ``(qemu)`` prompt.  Terminal echo and line editing,
+    which QEMU's readline adds on a terminal, are not reproduced.
+    """
+
+    def __init__(self, control: VmControl, write: Callable[[bytes], None], *,
+                 stderr: Callable[[str], Any] | None = None, prog: str = "pyqom") -> None:
+        self.session = HmpSession(control, stderr=stderr, prog=prog)
+        self._write = write
+        self._buffer = b""
+        self.closed = False
+
+    def start(self) -> None:
+        self._write(self.session.banner().encode())
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        while b"\n" in self._buffer and not self.closed:
+            raw, self._buffer = self._buffer.split(b"\n", 1)
+            line = raw.rstrip(b"\r").decode("utf-8", "replace")
+            self.session.run_line(line)
+            output = self.session.take_output()
+            if self.session.control.quit_requested:
+                self._write(output.encode("utf-8", "replace"))
+                self.session.control.finish_quit()
+                return
+            self._write((output + self.session.prompt()).encode("utf-8", "replace"))
+
+    def close(self) -> None:
+        self.closed = True
+
+    @property
+    def finished(self) -> bool:
+        return self.session.control.quit_requested

@@ -1,0 +1,589 @@
+"""QEMU 7.2's JSON, byte for byte: the streaming parser QMP reads with, and the writer.
+
+Reading (``qobject/json-lexer.c``, ``json-streamer.c``, ``json-parser.c``):
+
+* :class:`JsonStream` takes bytes as they arrive and yields one
+  :class:`Parsed` per top-level value or error.  A value ends when its
+  brackets balance, so values may span lines or share one; there is no line
+  length limit, only QEMU's 64 MiB token-size, 2M token-count and 1024
+  nesting limits.
+* After a lexical error the lexer skips to the next structural character or
+  control byte (QEMU's recovery state), which is why one bad line can produce
+  two errors, exactly as QEMU does.
+* QEMU extensions are kept: single-quoted strings, ``\\'`` escapes.  Integers
+  that fit int64 or uint64 are ints, everything else is a float.
+
+Writing (``qobject/json-writer.c``): :func:`to_json` gives QEMU's compact
+form (``", "`` and ``": "``), or its pretty form (4-space indents) as HMP's
+``qom-get`` prints it.  Non-ASCII and control characters become ``\\uXXXX``
+(upper-case hex, surrogate pairs beyond the BMP); floats use ``%.17g``.
+Key order is the caller's: pass dicts through :func:`qom.qdict.qdict_ordered_deep`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+#: QEMU's limits on one top-level value (json-streamer.c).
+MAX_TOKEN_SIZE = 64 << 20
+MAX_TOKEN_COUNT = 2 << 20
+MAX_NESTING = 1 << 10
+
+# Token types (json-lexer.h); values only need to be distinct.
+T_ERROR = "error"
+T_LCURLY = "{"
+T_RCURLY = "}"
+T_LSQUARE = "["
+T_RSQUARE = "]"
+T_COMMA = ","
+T_COLON = ":"
+T_INTEGER = "integer"
+T_FLOAT = "float"
+T_KEYWORD = "keyword"
+T_STRING = "string"
+
+_STRUCTURAL = {ord("{"): T_LCURLY, ord("}"): T_RCURLY, ord("["): T_LSQUARE,
+               ord("]"): T_RSQUARE, ord(","): T_COMMA, ord(":"): T_COLON}
+_WHITESPACE = frozenset(b" \t\r\n")
+# Bytes that end error recovery (json-lexer.c IN_RECOVERY): structural
+# brackets, control characters other than tab, and the impossible 0xFE/0xFF.
+_RECOVERY_SKIP = re.compile(rb"[\t\x20-\x5a\x5c\x5e-\x7a\x7c\x7e-\xfd]*")
+_DIGITS = re.compile(rb"[0-9]*")
+_LETTERS = re.compile(rb"[a-z]*")
+_DQ_BODY = re.compile(rb'[\x20-\x21\x23-\x5b\x5d-\xfd]*')
+_SQ_BODY = re.compile(rb"[\x20-\x26\x28-\x5b\x5d-\xfd]*")
+
+_ESCAPES = {"\"": "\"", "'": "'", "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n",
+            "r": "\r", "t": "\t"}
+
+
+@attrs.frozen
+class Parsed:
+    """One top-level JSON value read from the stream, or QEMU's error for it.
+
+    :ivar value: the value (dicts, lists, str, int, float, bool, None).
+    :ivar error: QEMU's message when the input was not valid JSON.
+    """
+
+    value: Any = None
+    error: str | None = None
+
+
+class JsonParseError(Exception):
+    """A JSON syntax error; ``str()`` is QEMU's ``desc``."""
+
+
+class _Lexer:
+    """QEMU's JSON lexer as a state machine over bytes.
+
+    Runs of bytes that keep the lexer in one state (string bodies, digits,
+    keywords, skipped bytes while recovering) are consumed with a regular
+    expression; every state change follows QEMU's table.
+    """
+
+    def __init__(self) -> None:
+        self.state = "start"
+        self.token = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[tuple[str, bytes]]:
+        pos, end = 0, len(data)
+        while pos < end:
+            state = self.state
+            byte = data[pos]
+            if state == "start":
+                if byte in _STRUCTURAL:
+                    yield _STRUCTURAL[byte], bytes((byte,))
+                    pos += 1
+                elif byte in _WHITESPACE:
+                    pos += 1
+                elif byte == 0x22:
+                    self._begin(byte, "dq")
+                    pos += 1
+                elif byte == 0x27:
+                    self._begin(byte, "sq")
+                    pos += 1
+                elif byte == 0x30:
+                    self._begin(byte, "zero")
+                    pos += 1
+                elif 0x31 <= byte <= 0x39:
+                    self._begin(byte, "nonzero")
+                    pos += 1
+                elif byte == 0x2D:
+                    self._begin(byte, "neg")
+                    pos += 1
+                elif 0x61 <= byte <= 0x7A:
+                    self._begin(byte, "keyword")
+                    pos += 1
+                else:
+                    self.token = bytearray((byte,))
+                    yield self._error()
+                    pos += 1
+            elif state == "recovery":
+                match = _RECOVERY_SKIP.match(data, pos)
+                assert match is not None
+                pos = match.end()
+                if pos < end:
+                    self.state = "start"  # look ahead: the byte is read again
+            elif state in ("dq", "sq"):
+                body = _DQ_BODY if state == "dq" else _SQ_BODY
+                match = body.match(data, pos)
+                assert match is not None
+                self.token += data[pos:match.end()]
+                pos = match.end()
+                if pos >= end:
+                    break
+                byte = data[pos]
+                self.token.append(byte)
+                pos += 1
+                if byte == 0x5C:
+                    self.state = state + "_escape"
+                elif byte == (0x22 if state == "dq" else 0x27):
+                    yield self._emit(T_STRING)
+                else:
+                    yield self._error()
+            elif state in ("dq_escape", "sq_escape"):
+                # The lexer takes any printable byte after a backslash; the
+                # parser decides whether the escape is valid.
+                self.token.append(byte)
+                pos += 1
+                if 0x20 <= byte <= 0xFD:
+                    self.state = state[:2]
+                else:
+                    yield self._error()
+            elif state in ("nonzero", "mantissa_digits", "digits", "keyword"):
+                pattern = _LETTERS if state == "keyword" else _DIGITS
+                match = pattern.match(data, pos)
+                assert match is not None
+                self.token += data[pos:match.end()]
+                pos = match.end()
+                if pos >= end:
+                    break
+                byte = data[pos]
+                if state == "keyword":
+                    result = self._terminal(byte, T_KEYWORD)
+                elif state == "nonzero" and byte in b"eE":
+                    result = self._shift(byte, "exp_e")
+                elif state == "nonzero" and byte == 0x2E:
+                    result = self._shift(byte, "mantissa")
+                elif state == "mantissa_digits" and byte in b"eE":
+                    result = self._shift(byte, "exp_e")
+                else:
+                    result = self._terminal(byte, T_INTEGER if state == "nonzero" else T_FLOAT)
+                if result is not None:
+                    yield result
+                if self.state != "start" or result is None or result[0] == T_ERROR:
+                    pos += 1
+            elif state == "zero":
+                if byte == 0x2E:
+                    self._shift(byte, "mantissa")
+                    pos += 1
+                elif 0x30 <= byte <= 0x39:
+                    self.token.append(byte)
+                    yield self._error()
+                    pos += 1
+                else:
+                    result = self._terminal(byte, T_INTEGER)
+                    assert result is not None
+                    yield result
+                    if result[0] == T_ERROR:
+                        pos += 1
+            else:
+                pos += 1
+                self.token.append(byte)
+                nxt = self._single_step(state, byte)
+                if nxt is None:
+                    yield self._error()
+                else:
+                    self.state = nxt
+
+    @staticmethod
+    def _single_step(state: str, byte: int) -> str | None:
+        """The states that take exactly one byte before moving on."""
+        digit = 0x30 <= byte <= 0x39
+        if state == "neg":
+            return "zero" if byte == 0x30 else "nonzero" if digit else None
+        if state == "mantissa":
+            return "mantissa_digits" if digit else None
+        if state == "exp_e":
+            return "exp_digits" if byte in b"+-" else "digits" if digit else None
+        if state == "exp_digits":
+            return "digits" if digit else None
+        return None
+
+    def _begin(self, byte: int, state: str) -> None:
+        self.token = bytearray((byte,))
+        self.state = state
+
+    def _shift(self, byte: int, state: str) -> None:
+        self.token.append(byte)
+        self.state = state
+
+    def _terminal(self, byte: int, kind: str) -> tuple[str, bytes] | None:
+        """A token ends at an ASCII byte (looked at again); any other byte is an error."""
+        if byte <= 0x7F:
+            return self._emit(kind)
+        self.token.append(byte)
+        return self._error()
+
+    def _emit(self, kind: str) -> tuple[str, bytes]:
+        token = bytes(self.token)
+        self.token = bytearray()
+        self.state = "start"
+        return kind, token
+
+    def _error(self) -> tuple[str, bytes]:
+        token = bytes(self.token)
+        self.token = bytearray()
+        self.state = "recovery"
+        return T_ERROR, token
+
+
+class JsonStream:
+    """QEMU's JSON message parser: feed bytes, get complete values (or errors)."""
+
+    def __init__(self) -> None:
+        self._lexer = _Lexer()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._tokens: list[tuple[str, bytes]] = []
+        self._braces = 0
+        self._brackets = 0
+        self._size = 0
+
+    def feed(self, data: bytes) -> list[Parsed]:
+        """Every value (or error) completed by ``data``, in input order."""
+        out: list[Parsed] = []
+        for kind, text in self._lexer.feed(data):
+            parsed = self._token(kind, text)
+            if parsed is not None:
+                out.append(parsed)
+        return out
+
+    def _token(self, kind: str, text: bytes) -> Parsed | None:
+        if kind == T_LCURLY:
+            self._braces += 1
+        elif kind == T_RCURLY:
+            self._braces -= 1
+        elif kind == T_LSQUARE:
+            self._brackets += 1
+        elif kind == T_RSQUARE:
+            self._brackets -= 1
+        elif kind == T_ERROR:
+            return self._finish(Parsed(error="JSON parse error, stray '"
+                                       + text.decode("utf-8", "surrogateescape") + "'"))
+        if self._size + len(text) + 1 > MAX_TOKEN_SIZE:
+            return self._finish(Parsed(error="JSON token size limit exceeded"))
+        if len(self._tokens) + 1 > MAX_TOKEN_COUNT:
+            return self._finish(Parsed(error="JSON token count limit exceeded"))
+        if self._braces + self._brackets > MAX_NESTING:
+            return self._finish(Parsed(error="JSON nesting depth limit exceeded"))
+        self._tokens.append((kind, text))
+        self._size += len(text)
+        if (self._braces > 0 or self._brackets > 0) and self._braces >= 0 \
+                and self._brackets >= 0:
+            return None
+        try:
+            return self._finish(Parsed(value=_Parser(self._tokens).parse()))
+        except JsonParseError as err:
+            return self._finish(Parsed(error=str(err)))
+
+    def _finish(self, parsed: Parsed) -> Parsed:
+        self._reset()
+        return parsed
+
+
+def _utf8_error_message(message: str) -> str:
+    # parse_error formats into a 1024-byte buffer.
+    raw = message.encode("utf-8", "surrogateescape")[:1023]
+    return "JSON parse error, " + raw.decode("utf-8", "surrogateescape")
+
+
+class _Parser:
+    """json-parser.c over one balanced token list; the first error wins."""
+
+    def __init__(self, tokens: list[tuple[str, bytes]]) -> None:
+        self._tokens = tokens
+        self._pos = 0
+
+    def parse(self) -> Any:
+        return self._value()
+
+    def _peek(self) -> tuple[str, bytes] | None:
+        return self._tokens[self._pos] if self._pos < len(self._tokens) else None
+
+    def _pop(self) -> tuple[str, bytes] | None:
+        token = self._peek()
+        if token is not None:
+            self._pos += 1
+        return token
+
+    @staticmethod
+    def _fail(message: str) -> JsonParseError:
+        return JsonParseError(_utf8_error_message(message))
+
+    def _value(self) -> Any:
+        token = self._peek()
+        if token is None:
+            raise self._fail("premature EOI")
+        kind, text = token
+        if kind == T_LCURLY:
+            return self._object()
+        if kind == T_LSQUARE:
+            return self._array()
+        if kind in (T_INTEGER, T_FLOAT, T_STRING):
+            self._pos += 1
+            return _literal(kind, text)
+        if kind == T_KEYWORD:
+            self._pos += 1
+            keywords = {b"true": True, b"false": False, b"null": None}
+            if text in keywords:
+                return keywords[text]
+            raise self._fail(f"invalid keyword '{text.decode('ascii')}'")
+        raise self._fail("expecting value")
+
+    def _object(self) -> dict[str, Any]:
+        self._pop()
+        result: dict[str, Any] = {}
+        if self._peek() is None:
+            raise self._fail("premature EOI")
+        if self._peek()[0] == T_RCURLY:  # type: ignore[index]
+            self._pop()
+            return result
+        self._pair(result)
+        while True:
+            token = self._pop()
+            if token is None:
+                raise self._fail("premature EOI")
+            if token[0] == T_RCURLY:
+                return result
+            if token[0] != T_COMMA:
+                raise self._fail("expected separator in dict")
+            self._pair(result)
+
+    def _pair(self, result: dict[str, Any]) -> None:
+        key = self._value()
+        if not isinstance(key, str):
+            raise self._fail("key is not a string in object")
+        token = self._pop()
+        if token is None:
+            raise self._fail("premature EOI")
+        if token[0] != T_COLON:
+            raise self._fail("missing : in object pair")
+        value = self._value()
+        if key in result:
+            raise self._fail("duplicate key")
+        result[key] = value
+
+    def _array(self) -> list[Any]:
+        self._pop()
+        result: list[Any] = []
+        if self._peek() is None:
+            raise self._fail("premature EOI")
+        if self._peek()[0] == T_RSQUARE:  # type: ignore[index]
+            self._pop()
+            return result
+        result.append(self._value())
+        while True:
+            token = self._pop()
+            if token is None:
+                raise self._fail("premature EOI")
+            if token[0] == T_RSQUARE:
+                return result
+            if token[0] != T_COMMA:
+                raise self._fail("expected separator in list")
+            result.append(self._value())
+
+
+def _literal(kind: str, text: bytes) -> Any:
+    if kind == T_STRING:
+        return _parse_string(text)
+    if kind == T_INTEGER:
+        value = int(text)
+        if -(1 << 63) <= value < (1 << 63) or (0 <= value < (1 << 64)):
+            return value
+    return float(text)  # strtod: overflow gives inf, as in QEMU
+
+
+def _hex4(text: bytes, pos: int) -> int:
+    chunk = text[pos:pos + 4]
+    if len(chunk) < 4 or not all(c in b"0123456789abcdefABCDEF" for c in chunk):
+        return -1
+    return int(chunk, 16)
+
+
+def _valid_codepoint(cp: int) -> bool:
+    """QEMU's ``is_valid_codepoint``: no surrogates, no noncharacters."""
+    if cp < 0 or cp > 0x10FFFF:
+        return False
+    if 0xD800 <= cp <= 0xDFFF:
+        return False
+    if 0xFDD0 <= cp <= 0xFDEF or (cp & 0xFFFE) == 0xFFFE:
+        return False
+    return True
+
+
+def _parse_string(text: bytes) -> str:
+    """json-parser.c ``parse_string``: escapes and UTF-8 checked as QEMU does."""
+    quote = text[0]
+    out: list[str] = []
+    pos = 1
+    while text[pos] != quote:
+        byte = text[pos]
+        if byte == 0x5C:
+            begin = pos
+            pos += 1
+            char = chr(text[pos])
+            pos += 1
+            if char in _ESCAPES:
+                out.append(_ESCAPES[char])
+                continue
+            if char != "u":
+                raise _Parser._fail("invalid escape sequence in string")
+            cp = _hex4(text, pos)
+            pos += 4
+            if 0xD800 <= cp <= 0xDBFF and text[pos:pos + 2] == b"\\u":
+                trailing = _hex4(text, pos + 2)
+                if 0xDC00 <= trailing <= 0xDFFF:
+                    cp = 0x10000 + ((cp & 0x3FF) << 10) | (trailing & 0x3FF)
+                    pos += 6
+                else:
+                    cp = -1
+            if not _valid_codepoint(cp) and cp != 0:
+                shown = text[begin:pos].split(b"\0")[0].decode("utf-8", "surrogateescape")
+                raise _Parser._fail(f"{shown} is not a valid Unicode character")
+            out.append(chr(cp))
+            continue
+        cp, pos = _utf8_codepoint(text, pos)
+        if cp < 0:
+            raise _Parser._fail("invalid UTF-8 sequence in string")
+        out.append(chr(cp))
+    return "".join(out)
+
+
+def _utf8_codepoint(text: bytes, pos: int) -> tuple[int, int]:
+    """QEMU's ``mod_utf8_codepoint``: one code point, or -1 for invalid UTF-8.
+
+    Modified UTF-8: ``C0 80`` is U+0000; overlong forms, surrogates and
+    noncharacters are invalid.
+    """
+    byte = text[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    if byte & 0xE0 == 0xC0:
+        length, cp, minimum = 2, byte & 0x1F, 0x80
+    elif byte & 0xF0 == 0xE0:
+        length, cp, minimum = 3, byte & 0x0F, 0x800
+    elif byte & 0xF8 == 0xF0:
+        length, cp, minimum = 4, byte & 0x07, 0x10000
+    else:
+        return -1, pos + 1
+    for index in range(1, length):
+        nxt = text[pos + index] if pos + index < len(text) else 0
+        if nxt & 0xC0 != 0x80:
+            return -1, pos + index
+        cp = (cp << 6) | (nxt & 0x3F)
+    end = pos + length
+    if cp == 0 and length == 2:
+        return 0, end  # modified UTF-8 NUL
+    if cp < minimum or not _valid_codepoint(cp):
+        return -1, end
+    return cp, end
+
+
+def parse_one(data: bytes | str) -> Any:
+    """The single JSON value in ``data``, parsed as QEMU would.
+
+    :raises JsonParseError: with QEMU's message.
+    """
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    stream = JsonStream()
+    parsed = stream.feed(raw)
+    if not parsed:
+        raise JsonParseError("JSON parse error, premature EOI")
+    if parsed[0].error is not None:
+        raise JsonParseError(parsed[0].error)
+    return parsed[0].value
+
+
+# ---------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------
+
+_SIMPLE_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n",
+                   "\r": "\\r", "\t": "\\t"}
+_NEEDS_ESCAPE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SIMPLE_ESCAPES:
+        return _SIMPLE_ESCAPES[char]
+    cp = ord(char)
+    if 0xD800 <= cp <= 0xDFFF:
+        cp = 0xFFFD  # undecodable input bytes (surrogateescape) print as U+FFFD
+    if cp > 0xFFFF:
+        cp -= 0x10000
+        return f"\\u{0xD800 + (cp >> 10):04X}\\u{0xDC00 + (cp & 0x3FF):04X}"
+    return f"\\u{cp:04X}"
+
+
+def quote_str(text: str) -> str:
+    """A JSON string as QEMU's writer quotes it."""
+    return '"' + _NEEDS_ESCAPE.sub(_escape_char, text) + '"'
+
+
+def format_number(value: int | float) -> str:
+    """Integers in decimal, floats with C's ``%.17g`` (``inf``, ``nan`` too)."""
+    if isinstance(value, int):
+        return str(value)
+    if value != value:
+        return "nan"
+    return format(value, ".17g")
+
+
+def to_json(value: Any, *, pretty: bool = False) -> str:
+    """``value`` as QEMU prints it: compact, or pretty with 4-space indents."""
+    out: list[str] = []
+    _write(value, out, pretty, 0)
+    return "".join(out)
+
+
+def _write(value: Any, out: list[str], pretty: bool, depth: int) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, (int, float)):
+        out.append(format_number(value))
+    elif isinstance(value, str):
+        out.append(quote_str(value))
+    elif isinstance(value, dict):
+        _write_container("{", "}", [(quote_str(str(key)) + ": ", item)
+                                    for key, item in value.items()], out, pretty, depth)
+    elif isinstance(value, (list, tuple)):
+        _write_container("[", "]", [("", item) for item in value], out, pretty, depth)
+    else:
+        raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _write_container(open_: str, close: str, items: list[tuple[str, Any]], out: list[str],
+                     pretty: bool, depth: int) -> None:
+    out.append(open_)
+    inner = "\n" + " " * (4 * (depth + 1))
+    for index, (prefix, item) in enumerate(items):
+        if index:
+            out.append("," + inner if pretty else ", ")
+        elif pretty:
+            out.append(inner)
+        out.append(prefix)
+        _write(item, out, pretty, depth + 1)
+    if pretty:
+        out.append("\n" + " " * (4 * depth))
+    out.append(close)

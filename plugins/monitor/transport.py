@@ -1,0 +1,231 @@
+"""Byte-stream servers for the monitors: unix sockets, TCP on loopback, stdio.
+
+This module knows nothing of QMP or HMP.  A server is given a *session
+factory*: for each client it calls ``factory(write)`` and gets a
+:class:`Session` (``start()`` once, ``feed(bytes)`` for each chunk read,
+``close()`` when the client goes, ``finished`` to ask for the connection to
+be closed).  Any number of clients are served at once; a client that
+disconnects, even in the middle of a message, only ends its own session.
+
+Addresses use QEMU's chardev spelling: ``stdio``,
+``unix:PATH[,server=on,wait=off]``, ``tcp:HOST:PORT[,server=on,wait=off]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import os
+import sys
+from collections.abc import Callable
+from typing import BinaryIO, Protocol
+
+import attrs
+
+
+class Session(Protocol):
+    """What a transport drives: one per client connection."""
+
+    def start(self) -> None:
+        """The client connected: send any greeting."""
+
+    def feed(self, data: bytes) -> None:
+        """Bytes arrived from the client."""
+
+    def close(self) -> None:
+        """The client is gone (or the server is closing)."""
+
+    @property
+    def finished(self) -> bool:
+        """True when the session wants its connection closed."""
+        ...
+
+
+SessionFactory = Callable[[Callable[[bytes], None]], Session]
+
+
+class RunState(enum.Enum):
+    """The life of a :class:`MonitorServer`."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    CLOSED = "closed"
+
+
+@attrs.frozen
+class Address:
+    """A parsed chardev address.
+
+    :ivar kind: ``unix``, ``tcp`` or ``stdio``.
+    :ivar path: the socket path (``unix``).
+    :ivar host: the host (``tcp``).
+    :ivar port: the port (``tcp``).
+    """
+
+    kind: str
+    path: str = ""
+    host: str = ""
+    port: int = 0
+
+
+def parse_address(text: str) -> Address:
+    """``stdio``, ``unix:PATH[,opts]`` or ``tcp:HOST:PORT[,opts]``.
+
+    Options other than ``server`` and ``wait`` are refused; the server always
+    listens and never waits for a client (``server=on,wait=off``).
+
+    :raises ValueError: an address pyqom cannot serve.
+    """
+    if text == "stdio":
+        return Address("stdio")
+    head, _, options = text.partition(",")
+    for option in filter(None, options.split(",")):
+        key, _, value = option.partition("=")
+        if key not in ("server", "wait", "nowait") or value not in ("", "on", "off"):
+            raise ValueError(f"unsupported monitor option '{option}'")
+    kind, _, rest = head.partition(":")
+    if kind == "unix" and rest:
+        return Address("unix", path=rest)
+    if kind == "tcp" and rest:
+        host, _, port = rest.rpartition(":")
+        if not port.isdigit():
+            raise ValueError(f"invalid port in '{text}'")
+        return Address("tcp", host=host or "127.0.0.1", port=int(port))
+    raise ValueError(f"unsupported monitor address '{text}'")
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """One client connection: bytes in to the session, bytes out to the socket."""
+
+    def __init__(self, server: MonitorServer) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._session: Session | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._session = self._server.factory(self._write)
+        self._server.sessions.add(self._session)
+        self._server.connections.add(self)
+        self._session.start()
+
+    def _write(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        assert self._session is not None
+        self._session.feed(data)
+        if self._session.finished and self._transport is not None:
+            self._transport.close()
+
+    def eof_received(self) -> bool | None:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._server.sessions.discard(self._session)
+        self._server.connections.discard(self)
+        self._transport = None
+
+    def close(self) -> None:
+        """Close the connection from the server side."""
+        if self._transport is not None:
+            self._transport.close()
+
+
+class MonitorServer:
+    """A listening monitor (or the stdio one) feeding sessions from ``factory``.
+
+    :param address: where to listen (a string as for :func:`parse_address`).
+    :param factory: makes the session of each client.
+    """
+
+    def __init__(self, address: str | Address, factory: SessionFactory) -> None:
+        self.address = parse_address(address) if isinstance(address, str) else address
+        self.factory = factory
+        self.state = RunState.IDLE
+        self.sessions: set[Session] = set()
+        self.connections: set[_StreamProtocol] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._stdio_transport: asyncio.BaseTransport | None = None
+
+    def _require(self, state: RunState) -> None:
+        if self.state is not state:
+            raise RuntimeError(f"monitor server is {self.state.value}, not {state.value}")
+
+    async def start(self, *, stdin: BinaryIO | None = None,
+                    stdout: BinaryIO | None = None) -> None:
+        """Listen (or attach to stdio); returns once clients can connect."""
+        self._require(RunState.IDLE)
+        loop = asyncio.get_running_loop()
+        address = self.address
+        if address.kind == "unix":
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(address.path)
+            self._server = await loop.create_unix_server(
+                lambda: _StreamProtocol(self), address.path)
+        elif address.kind == "tcp":
+            self._server = await loop.create_server(
+                lambda: _StreamProtocol(self), address.host, address.port)
+        else:
+            await self._start_stdio(stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+        self.state = RunState.RUNNING
+
+    async def _start_stdio(self, stdin: BinaryIO, stdout: BinaryIO) -> None:
+        loop = asyncio.get_running_loop()
+
+        def write(data: bytes) -> None:
+            # Blocking writes keep QEMU's ordering on a pipe or terminal.
+            with contextlib.suppress(BrokenPipeError, ValueError):
+                stdout.write(data)
+                stdout.flush()
+
+        session = self.factory(write)
+        self.sessions.add(session)
+        server = self
+
+        class _Stdin(asyncio.Protocol):
+            def data_received(self, data: bytes) -> None:
+                session.feed(data)
+
+            def eof_received(self) -> bool | None:
+                return None
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                session.close()
+                server.sessions.discard(session)
+
+        session.start()
+        self._stdio_transport, _ = await loop.connect_read_pipe(_Stdin, stdin)
+
+    @property
+    def sockname(self) -> str | tuple[str, int] | None:
+        """The listening address (useful with TCP port 0)."""
+        if self._server is None or not self._server.sockets:
+            return None
+        name = self._server.sockets[0].getsockname()
+        return name if isinstance(name, str) else (name[0], name[1])
+
+    async def close(self) -> None:
+        """Stop listening and drop every client."""
+        if self.state is RunState.CLOSED:
+            return
+        self.state = RunState.CLOSED
+        for connection in list(self.connections):
+            connection.close()
+        for session in list(self.sessions):
+            session.close()
+        self.sessions.clear()
+        if self._stdio_transport is not None:
+            self._stdio_transport.close()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1)
+            if self.address.kind == "unix":
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.address.path)
