@@ -63,3 +63,29 @@ def qom_register_types(registry: TypeRegistry) -> None:
         impl=ExampleGreeter,
         interfaces=("user-creatable",),
     ))
+
+
+# ---------------------------------------------------------------------------
+# A monitor command: QMP ``x-example-greet``, HMP ``example_greet [name]``
+# ---------------------------------------------------------------------------
+
+
+def _greet(control: Any, name: str = "world") -> dict[str, str]:
+    """QMP handler: the arguments arrive already checked (``name`` is a string)."""
+    return {"greeting": f"Hello, {name}!"}
+
+
+def _hmp_greet(session: Any, args: dict[str, Any]) -> None:
+    """HMP handler: call the QMP command, print its result as a line."""
+    arguments = {"name": args["name"]} if "name" in args else {}
+    session.print(session.control.execute("x-example-greet", arguments)["greeting"] + "\n")
+
+
+@hookimpl
+def qom_register_monitor_commands(commands: Any) -> None:
+    """Add ``x-example-greet`` to QMP and ``example_greet`` to HMP."""
+    from plugins.monitor import Arg, Command, HmpCommand
+
+    commands.register(Command("x-example-greet", _greet, (Arg("name", "str", optional=True),)))
+    commands.register_hmp(HmpCommand("example_greet", "name:s?", "[name]",
+                                     "say hello (example plugin)", _hmp_greet))
