@@ -502,7 +502,8 @@ def parse_one(data: bytes | str) -> Any:
     """
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
     stream = JsonStream()
-    parsed = stream.feed(raw)
+    # A trailing space ends a bare number or keyword, as end of input does in QEMU.
+    parsed = stream.feed(raw + b" ")
     if not parsed:
         raise JsonParseError("JSON parse error, premature EOI")
     if parsed[0].error is not None:
