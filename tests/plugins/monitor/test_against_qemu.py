@@ -9,9 +9,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "conformance"))
 
-from qemu_oracle import qemu_or_skip  # noqa: E402
+from qemu_oracle import qemu_or_skip
 
-from plugins.monitor import QmpSession, VmControl  # noqa: E402
+from plugins.monitor import QmpSession, VmControl
 
 INPUT = (b'{"execute":"query-status"}\n'
          b'{"execute":"qmp_capabilities","id":1}\n'
