@@ -1,8 +1,6 @@
 """Fixtures for the ACPI table tests: iasl, and the tables real QEMU 7.2 built.
 
-The QEMU tables live in ``data/<config>/<SIG>.dat`` (``data/dump_qemu_tables.py``
-regenerates them from a real QEMU run); :data:`CONFIGS` maps each directory to
-its ``-m`` argument.
+The cached QEMU tables and the comparison helpers are in :mod:`acpi_testdata`.
 """
 
 from __future__ import annotations
@@ -14,20 +12,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from acpi_testdata import CONFIGS, normalise
 
 from plugins.vm import VM
-
-DATA = Path(__file__).parent / "data"
-CONFIGS = {
-    "m1G-slots3-maxmem4G": "1G,slots=3,maxmem=4G",
-    "m5G-slots2-maxmem8G": "5G,slots=2,maxmem=8G",
-    "m1G": "1G",
-}
-
-
-def qemu_tables(config: str) -> dict[str, bytes]:
-    """The tables QEMU 7.2 installed for ``config``, by signature."""
-    return {path.stem: path.read_bytes() for path in (DATA / config).glob("*.dat")}
 
 
 @pytest.fixture(params=sorted(CONFIGS))
@@ -83,26 +70,3 @@ def disassemble(iasl: str, tmp_path: Path) -> Callable[..., str]:
         return normalise(text)
 
     return run
-
-
-def normalise(dsl: str) -> str:
-    """Drop iasl's header comment (dates, checksums) and trailing spaces."""
-    text = re.sub(r"\A\s*/\*.*?\*/\s*", "", dsl, count=1, flags=re.S)
-    return "\n".join(line.rstrip() for line in text.splitlines()).strip() + "\n"
-
-
-def memory_hotplug_part(dsl: str) -> str:
-    """The memory-hotplug AML of a DSDT disassembly: ``\\_SB.PCI0.MHPD`` to ``\\_GPE._E03``.
-
-    Resource-tag names iasl invents (``_Y01``) count templates from the top of
-    the whole table, so they are renumbered from 0 within the part.
-    """
-    lines = dsl.splitlines()
-    start = lines.index("    Device (\\_SB.PCI0.MHPD)")
-    handler = next(i for i, line in enumerate(lines)
-                   if line.startswith("    Method (\\_GPE._E03,"))
-    end = lines.index("    }", handler)
-    part = "\n".join(lines[start:end + 1]) + "\n"
-    tags: dict[str, str] = {}
-    return re.sub(r"_Y[0-9A-F]{2}",
-                  lambda m: tags.setdefault(m[0], f"_Y{len(tags):02X}"), part)
