@@ -17,6 +17,8 @@ words, never ignored.
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -77,21 +79,41 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         err.write(error.render(PROG))
         return 1
     try:
-        return serve(vm, line)
+        return serve(vm, line, err)
     finally:
         vm.close()
 
 
-def serve(vm: VM, line: CommandLine) -> int:
-    """Run until a monitor's ``quit`` (or SIGINT/SIGTERM without monitors)."""
-    import signal
-    import threading
+def serve(vm: VM, line: CommandLine, err: TextIO) -> int:
+    """Serve the monitors until ``quit``; SIGINT or SIGTERM end the run too, as in QEMU."""
+    from plugins.monitor import run_monitors
 
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
-    return 0
+    async def run() -> int:
+        loop = asyncio.get_running_loop()
+        monitors = asyncio.ensure_future(run_monitors(vm, qmp=line.qmp, hmp=line.monitors,
+                                                      paused=line.paused, prog=PROG))
+        signalled: list[int] = []
+
+        def on_signal(signum: int) -> None:
+            signalled.append(signum)
+            monitors.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        if not line.qmp and not line.monitors:
+            monitors.cancel()
+            monitors = asyncio.ensure_future(asyncio.Event().wait())
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            return await monitors
+        except asyncio.CancelledError:
+            if signalled:
+                err.write(f"{PROG}: terminating on signal {signalled[0]}\n")
+                err.flush()
+            return 0
+
+    return asyncio.run(run())
 
 
 if __name__ == "__main__":

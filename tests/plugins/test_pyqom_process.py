@@ -1,0 +1,111 @@
+"""``pyqom`` as a process, driven like QEMU: qemu.qmp's QMPClient over a unix socket,
+and raw QMP lines over stdio."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from qemu.qmp import ExecuteError, QMPClient
+
+BASE = ["-machine", "pc", "-display", "none", "-nodefaults", "-S",
+        "-m", "1G,slots=3,maxmem=4G"]
+
+
+def pyqom(*args: str, **kwargs) -> subprocess.Popen:
+    env = dict(os.environ, PYQOM_DISABLE_PLUGIN_AUTOLOAD="1")
+    return subprocess.Popen([sys.executable, "-m", "plugins", *args], env=env,
+                            stdin=kwargs.pop("stdin", subprocess.DEVNULL),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def wait_for(path: Path, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 20
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"pyqom exited: {process.stderr.read()}")
+        if time.monotonic() > deadline:
+            raise AssertionError("pyqom did not open its QMP socket")
+        time.sleep(0.05)
+
+
+def test_qmp_client_over_a_unix_socket(tmp_path: Path) -> None:
+    socket = tmp_path / "qmp.sock"
+    process = pyqom(*BASE, "-qmp", f"unix:{socket},server=on,wait=off")
+    try:
+        wait_for(socket, process)
+
+        async def session() -> None:
+            client = QMPClient("test")
+            await client.connect(str(socket))
+            assert client.greeting._asdict()["QMP"]["version"]["qemu"] == {
+                "micro": 22, "minor": 2, "major": 7}
+            await client.execute("object-add", {"qom-type": "memory-backend-ram", "id": "mem1",
+                                                "size": 1 << 30})
+            await client.execute("device_add", {"driver": "pc-dimm", "id": "dimm1",
+                                                "memdev": "mem1"})
+            devices = await client.execute("query-memory-devices")
+            assert devices[0]["data"]["addr"] == 4294967296
+            with pytest.raises(ExecuteError) as err:
+                await client.execute("object-del", {"id": "mem1"})
+            assert str(err.value) == "object 'mem1' is in use, can not be deleted"
+            with pytest.raises(ExecuteError) as err:
+                await client.execute("device_add", {"driver": "pc-dimm", "memdev": "nosuch"})
+            assert err.value.error_class == "DeviceNotFound"
+            summary = await client.execute("query-memory-size-summary")
+            assert summary == {"base-memory": 1 << 30, "plugged-memory": 1 << 30}
+            await client.execute("quit")
+            try:
+                await client.disconnect()
+            except EOFError:
+                pass  # the server closed first after quit, as QEMU does
+
+        asyncio.run(session())
+        assert process.wait(timeout=20) == 0
+        assert process.stderr.read() == ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_raw_qmp_over_stdio() -> None:
+    lines = [{"execute": "qmp_capabilities", "id": 1},
+             {"execute": "query-status"},
+             {"execute": "nosuch"},
+             {"execute": "quit"}]
+    process = pyqom(*BASE, "-qmp", "stdio", stdin=subprocess.PIPE)
+    out, err = process.communicate("".join(json.dumps(line) + "\n" for line in lines),
+                                   timeout=30)
+    replies = [json.loads(line) for line in out.splitlines()]
+    assert replies[0]["QMP"]["capabilities"] == ["oob"]
+    assert replies[1] == {"return": {}, "id": 1}
+    assert replies[2] == {"return": {"status": "prelaunch", "singlestep": False,
+                                     "running": False}}
+    assert replies[3] == {"error": {"class": "CommandNotFound",
+                                    "desc": "The command nosuch has not been found"}}
+    assert replies[4]["event"] == "SHUTDOWN"
+    assert replies[4]["data"] == {"guest": False, "reason": "host-qmp-quit"}
+    assert replies[5] == {"return": {}}
+    assert process.returncode == 0 and err == ""
+
+
+def test_bad_command_line_exits_1_before_any_greeting() -> None:
+    process = pyqom("-m", "1G,slots=2", "-qmp", "stdio", stdin=subprocess.PIPE)
+    out, err = process.communicate("", timeout=30)
+    assert (process.returncode, out, err) == (1, "", "pyqom: slots specified but no max-size\n")
+
+
+def test_sigterm_without_monitors_ends_the_run() -> None:
+    process = pyqom(*BASE)
+    time.sleep(1.5)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+    assert process.stderr.read() == "pyqom: terminating on signal 15\n"
