@@ -141,8 +141,10 @@ class PcMachine(Object):
 
     @property
     def numa_node_count(self) -> int:
-        """pc enables one NUMA node by itself when there are hotplug slots."""
-        return 1 if self.ram_slots > 0 else 0
+        """pc enables one NUMA node by itself for memory hotplug: with slots, or
+        with ``maxmem`` above the RAM size (QEMU's ``auto_enable_numa_with_memhp``
+        and ``..._with_memdev``)."""
+        return 1 if self.ram_slots > 0 or self.maxram_size > self.ram_size else 0
 
     @property
     def has_device_memory(self) -> bool:
