@@ -24,6 +24,7 @@ import attrs
 import qom
 from devices.machine import DEFAULT_PHYS_BITS, machine_type_for
 from devices.memory_options import fix_up_memory_options, machine_set_mem, parse_memory_option
+from plugins.acpi.plugin import dump_tables
 from qom.errors import QomError
 from qom.keyval import qemu_opts_dict
 from qom.user_creatable import check_id
@@ -276,6 +277,8 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
             except QomError as err:
                 raise StartupError.located("-device", text, err) from None
         vm.machine_ready(paused=line.paused)
+        if line.dump_acpi is not None:
+            dump_tables(vm.machine, line.dump_acpi)
     except BaseException:
         vm.close()
         raise

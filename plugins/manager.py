@@ -43,6 +43,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.memory_hotplug",
     "plugins.guest_memory",
     "plugins.acpi.registers",
+    "plugins.acpi.plugin",
 )
 
 AUTOLOAD_OFF_ENV = "PYQOM_DISABLE_PLUGIN_AUTOLOAD"
