@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pluggy
 import pytest
+from dummy_types import MACHINE, DummyTypesPlugin
 
 import qom
 from plugins.manager import make_plugin_manager
-from tests.qom.dummy_types import MACHINE, DummyTypesPlugin
 
 
 @pytest.fixture

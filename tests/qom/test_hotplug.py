@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from dummy_types import DIMM, HANDLER_STATE
 
 import qom
 from plugins import hookimpl
 from qom import JSON, KEYVAL
-from tests.qom.dummy_types import DIMM, HANDLER_STATE
 
 MIB = 1 << 20
 

@@ -4,10 +4,10 @@ device-list-properties."""
 from __future__ import annotations
 
 import pytest
+from dummy_types import BACKEND, DIMM, MACHINE
 
 import qom
 from qom import KEYVAL
-from tests.qom.dummy_types import BACKEND, DIMM, MACHINE
 
 MIB = 1 << 20
 

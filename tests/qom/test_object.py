@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from dummy_types import BACKEND, DIMM
 
 import qom
 from qom import (
@@ -17,7 +18,6 @@ from qom import (
     dynamic_cast,
     is_a,
 )
-from tests.qom.dummy_types import BACKEND, DIMM
 
 
 def _prop(name: str, value: int = 0) -> Property:

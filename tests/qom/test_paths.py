@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from dummy_types import BACKEND, DIMM
 
 import qom
-from tests.qom.dummy_types import BACKEND, DIMM
 
 
 @pytest.fixture

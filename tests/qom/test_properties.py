@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from dummy_types import BACKEND, DIMM
 
 import qom
 from qom import KEYVAL, OPTS, InvalidPropertyValue, PropertyAccessError
 from qom.properties import NO_DEFAULT
-from tests.qom.dummy_types import BACKEND, DIMM
 
 
 def test_field_property_table(registry: qom.TypeRegistry) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 import pytest
+from dummy_types import BACKEND, DIMM, MACHINE, DummyBackend
 
 import qom
 from qom import (
@@ -14,7 +15,6 @@ from qom import (
     TypeRegistry,
     UnknownTypeError,
 )
-from tests.qom.dummy_types import BACKEND, DIMM, MACHINE, DummyBackend
 
 
 def test_core_types_are_there() -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from dummy_types import BACKEND, DIMM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qom
 from qom.paths import resolve_path
-from tests.qom.dummy_types import BACKEND, DIMM
 
 
 def test_fresh_tree_layout(tree: qom.ObjectTree) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from dummy_types import BACKEND
 
 import qom
 from qom import JSON, KEYVAL, OPTS, parse_keyval, parse_qemu_opts
 from qom.errors import IDENTIFIER_HINT
-from tests.qom.dummy_types import BACKEND
 
 MIB = 1 << 20
 

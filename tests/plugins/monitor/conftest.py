@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from monitor_wire import Wire
 
-from plugins.monitor import QmpSession, VmControl
+from plugins.monitor import VmControl
 from plugins.vm import VM
 
 
@@ -17,20 +18,6 @@ def control() -> Iterator[VmControl]:
     yield ctl
     ctl.close()
     vm.close()
-
-
-class Wire:
-    """A QMP session fed raw bytes; ``lines()`` returns what it wrote since last time."""
-
-    def __init__(self, control: VmControl) -> None:
-        self.out: list[bytes] = []
-        self.session = QmpSession(control, self.out.append)
-        self.session.start()
-
-    def send(self, data: bytes) -> list[str]:
-        self.out.clear()
-        self.session.feed(data)
-        return [chunk.decode() for chunk in self.out]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ NEG = '{"error": {"class": "CommandNotFound", "desc": "Expecting capabilities ne
 
 
 def test_greeting_and_negotiation(control: VmControl) -> None:
-    from tests.plugins.monitor.conftest import Wire
+    from monitor_wire import Wire
 
     wire = Wire(control)
     assert wire.out[0] == (b'{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7},'
@@ -75,7 +75,7 @@ def test_events_come_before_the_reply(wire) -> None:
 
 
 def test_unnegotiated_sessions_get_no_events(control: VmControl, wire) -> None:
-    from tests.plugins.monitor.conftest import Wire
+    from monitor_wire import Wire
 
     other = Wire(control)
     wire.send(b'{"execute":"stop"}{"execute":"cont"}')
