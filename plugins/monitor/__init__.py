@@ -87,6 +87,7 @@ async def run_monitors(vm: VM, *, qmp: Iterable[str] = (), hmp: Iterable[str] = 
             servers.append(await serve_hmp(control, address, prog=prog,
                                            stderr=sys.stderr.write))
         await control_quit(control)
+        await asyncio.gather(*(server.clients_gone(0.5) for server in servers))
     finally:
         for server in servers:
             await server.close()

@@ -117,9 +117,10 @@ class _StreamProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         assert self._session is not None
-        self._session.feed(data)
-        if self._session.finished and self._transport is not None:
-            self._transport.close()
+        if not self._session.finished:
+            # After quit the connection stays up until the server closes it, as
+            # QEMU keeps it until the process is gone; further input is ignored.
+            self._session.feed(data)
 
     def eof_received(self) -> bool | None:
         return False  # close our side too
@@ -209,6 +210,17 @@ class MonitorServer:
             return None
         name = self._server.sockets[0].getsockname()
         return name if isinstance(name, str) else (name[0], name[1])
+
+    async def clients_gone(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) for socket clients to hang up by themselves.
+
+        After ``quit`` QEMU leaves connections open until the process is gone,
+        so a client that disconnects right after the reply (qmp-shell, qemu.qmp)
+        never sees its connection dropped under it.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
 
     async def close(self) -> None:
         """Stop listening and drop every client."""

@@ -62,10 +62,7 @@ def test_qmp_client_over_a_unix_socket(tmp_path: Path) -> None:
             summary = await client.execute("query-memory-size-summary")
             assert summary == {"base-memory": 1 << 30, "plugged-memory": 1 << 30}
             await client.execute("quit")
-            try:
-                await client.disconnect()
-            except EOFError:
-                pass  # the server closed first after quit, as QEMU does
+            await client.disconnect()  # the connection is still up, as with QEMU
 
         asyncio.run(session())
         assert process.wait(timeout=20) == 0
@@ -109,3 +106,29 @@ def test_sigterm_without_monitors_ends_the_run() -> None:
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
     assert process.stderr.read() == "pyqom: terminating on signal 15\n"
+
+
+def test_qmp_shell_works_against_pyqom(tmp_path: Path) -> None:
+    shell = Path(sys.executable).parent / "qmp-shell"
+    if not shell.exists():
+        pytest.skip("qmp-shell (from qemu.qmp) is not installed next to this Python")
+    socket = tmp_path / "qmp.sock"
+    process = pyqom(*BASE, "-qmp", f"unix:{socket},server=on,wait=off")
+    try:
+        wait_for(socket, process)
+        commands = ("object-add qom-type=memory-backend-ram id=mem1 size=1073741824\n"
+                    "device_add driver=pc-dimm id=dimm1 memdev=mem1\n"
+                    "query-memory-size-summary\n"
+                    "quit\n")
+        done = subprocess.run([str(shell), str(socket)], input=commands, capture_output=True,
+                              text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stdout + done.stderr
+        assert "Connected to QEMU 7.2.22" in done.stdout
+        assert ('{"return": {"base-memory": 1073741824, "plugged-memory": 1073741824}}'
+                in done.stdout)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
