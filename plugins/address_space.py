@@ -329,6 +329,9 @@ class GuestAddressSpace:
         self._fault: GuestFault | None = None
         self._pending: BaseException | None = None
         self._stop_requested = False
+        # Work a port handler asked to run outside the CPU loop (see call_outside).
+        self._running = False
+        self._deferred: list[Callable[[], object]] = []
         self._hooks = [
             self._uc.hook_add(UC_HOOK_INSN, self._on_in, aux1=x86.UC_X86_INS_IN),
             self._uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=x86.UC_X86_INS_OUT),
@@ -610,6 +613,20 @@ class GuestAddressSpace:
         self._stop_requested = True
         self._engine().emu_stop()
 
+    def call_outside(self, action: Callable[[], object]) -> None:
+        """Run ``action`` outside the CPU loop: now if no guest runs, else between
+        two instructions, after which the guest goes on where it was.
+
+        Port handlers use it for work that changes the address space (an eject
+        unmaps a DIMM): Unicorn must not unmap memory from inside a hook while
+        the guest's code runs, or its translated code points at freed pages.
+        """
+        if not self._running:
+            action()
+            return
+        self._deferred.append(action)
+        self._engine().emu_stop()
+
     def run(self, code: bytes, *, load_at: int, stack_top: int | None = None,
             max_instructions: int | None = DEFAULT_MAX_INSTRUCTIONS,
             timeout_us: int = DEFAULT_TIMEOUT_US,
@@ -658,14 +675,33 @@ class GuestAddressSpace:
         self._stop_requested = False
         budget = max_instructions or 0
         started = time.perf_counter()
-        try:
-            uc.emu_start(load_at, _NO_EXIT, timeout=max(timeout_us, 0), count=budget)
-        except UcError as err:
-            self._raise_pending()
-            rip = uc.reg_read(x86.UC_X86_REG_RIP)
-            if err.errno in _FAULT_ERRORS:
-                raise self._locate_fault(uc, rip, _FAULT_ERRORS[err.errno]) from err
-            raise GuestError(f"guest stopped at rip 0x{rip:x}: {err}", rip=rip) from err
+        start = load_at
+        while True:
+            remaining_us = max(timeout_us - int((time.perf_counter() - started) * 1e6), 1) \
+                if timeout_us > 0 else 0
+            self._running = True
+            try:
+                uc.emu_start(start, _NO_EXIT, timeout=remaining_us, count=budget)
+            except UcError as err:
+                self._running = False
+                self._deferred.clear()
+                self._raise_pending()
+                rip = uc.reg_read(x86.UC_X86_REG_RIP)
+                if err.errno in _FAULT_ERRORS:
+                    raise self._locate_fault(uc, rip, _FAULT_ERRORS[err.errno]) from err
+                raise GuestError(f"guest stopped at rip 0x{rip:x}: {err}", rip=rip) from err
+            finally:
+                self._running = False
+            if not self._deferred or self._pending is not None or self._stop_requested:
+                self._deferred.clear()
+                break
+            # A handler asked for work outside the CPU loop: do it, then go on
+            # from the next instruction (with what is left of the timeout).
+            actions, self._deferred = self._deferred, []
+            for action in actions:
+                action()
+            uc.ctl_flush_tb()
+            start = uc.reg_read(x86.UC_X86_REG_RIP)
         elapsed_us = (time.perf_counter() - started) * 1e6
         self._raise_pending()
         return self._result(self._stop_reason(uc, budget, timeout_us, elapsed_us))

@@ -158,7 +158,12 @@ class MemoryHotplugBlock:
             elif value & CONTROL_CLEAR_REMOVE:
                 slot.is_removing = False
             elif value & CONTROL_EJECT and slot.is_enabled and slot.device is not None:
-                self._eject(slot.device)
+                device = slot.device
+                if ADDRESS_SPACE in self.machine.stash:
+                    # The unplug unmaps guest memory: not from inside the CPU loop.
+                    address_space_of(self.machine).call_outside(lambda: self._eject(device))
+                else:
+                    self._eject(device)
 
     def _eject(self, device: Device) -> None:
         try:

@@ -593,3 +593,28 @@ def test_context_manager_and_tlb_mode_check(objtree):
     assert space.closed
     with pytest.raises(ValueError, match="tlb_mode must be 'virtual' or 'cpu'"):
         GuestAddressSpace(tlb_mode="fast")  # type: ignore[arg-type]
+
+
+def test_call_outside_runs_between_instructions_and_the_guest_goes_on(gas, objtree):
+    """An OUT whose handler unmaps a DIMM (an eject): the unmap waits until the CPU
+    loop is left, then the guest continues after the OUT, and sees the range gone."""
+    dimm = ram_backend(objtree, "m1")
+    gas.map_ram("dimm0", 4 * GiB, dimm)
+    done: list[str] = []
+
+    def write(offset: int, size: int, value: int) -> None:
+        gas.call_outside(lambda: (gas.unmap("dimm0"), done.append("unmapped")))
+
+    gas.register_ports(0x0A14, 1, lambda offset, size: 0, write, "eject")
+    code = (
+        b"\x66\xba\x14\x0a"      # mov dx, 0x0a14
+        b"\xb0\x08"              # mov al, 8
+        b"\xee"                  # out dx, al       -> the handler defers the unmap
+        b"\xbb\x2a\x00\x00\x00"  # mov ebx, 42      (runs after the unmap)
+        b"\xf4"                  # hlt
+    )
+    result = gas.run(code, load_at=CODE)
+    assert (result.reason, result.rbx, done) == (StopReason.HLT, 42, ["unmapped"])
+    assert [m.name for m in gas.mappings()] == ["low"]
+    gas.call_outside(lambda: done.append("now"))  # no guest running: at once
+    assert done == ["unmapped", "now"]
