@@ -192,7 +192,8 @@ class MemoryBackend(Object):
         Subclasses must clean up after themselves when they fail (close fds,
         unlink files they created), so a failed ``object-add`` leaves nothing.
         """
-        raise NotImplementedError
+        # Only concrete backend types are instantiated, and each overrides this.
+        raise TypeError(f"memory backend type '{self.type_name}' does not implement alloc()")
 
     def complete(self) -> None:
         """user-creatable: allocate, then madvise, NUMA policy and prealloc (QEMU's order)."""

@@ -347,17 +347,23 @@ def device_memory_range(pc: PcMachine) -> tuple[int, int]:
     return base, size
 
 
-def _max_used_gpa(pc: PcMachine) -> int:
-    """The last byte of the 64-bit PCI hole (QEMU's ``pc_max_used_gpa``)."""
-    if pc.phys_bits <= 32:
-        return (1 << pc.phys_bits) - 1
+def pci_hole64_start(pc: PcMachine) -> int:
+    """Where the 64-bit PCI window starts (QEMU's ``pc_pci_hole64_start``):
+    after the device-memory region, else after the RAM above 4 GiB."""
     if pc.object_class.slots[SLOT_HAS_RESERVED_MEMORY] and pc.ram_size < pc.maxram_size:
         start, size = device_memory_range(pc)
         if not pc.object_class.slots[SLOT_BROKEN_RESERVED_END]:
             start = (start + size) & U64_MASK
     else:
         start = pc.above_4g_mem_start + pc.above_4g_mem_size
-    return (round_up(start, GiB) + PCI_HOLE64_SIZE - 1) & U64_MASK
+    return round_up(start, GiB)
+
+
+def _max_used_gpa(pc: PcMachine) -> int:
+    """The last byte of the 64-bit PCI hole (QEMU's ``pc_max_used_gpa``)."""
+    if pc.phys_bits <= 32:
+        return (1 << pc.phys_bits) - 1
+    return (pci_hole64_start(pc) + PCI_HOLE64_SIZE - 1) & U64_MASK
 
 
 def _memory_init(pc: PcMachine) -> None:

@@ -27,16 +27,14 @@ import attrs
 from devices.interfaces import TYPE_MEMORY_DEVICE
 from devices.machine import PcMachine
 from plugins import hookimpl
+from plugins.acpi.tables import MEMORY_HOTPLUG_IO_BASE, MEMORY_HOTPLUG_IO_LEN
 from plugins.guest_memory import ADDRESS_SPACE, address_space_of
 from qom import Device, Object, QomError, StashKey, UndoStack, complete_unplug
 
-MEMORY_HOTPLUG_BASE: Final = 0x0A00
-MEMORY_HOTPLUG_LENGTH: Final = 0x18
 GPE0_BASE: Final = 0xAFE0
 GPE0_LENGTH: Final = 4
 #: GPE0 status bit of memory hotplug (QEMU's ACPI_MEMORY_HOTPLUG_STATUS)
 MEMORY_HOTPLUG_GPE_BIT: Final = 3
-SCI_IRQ: Final = 9
 
 STATUS_ENABLED: Final = 1
 STATUS_INSERT: Final = 2
@@ -228,7 +226,7 @@ def qom_machine_init(machine: Object) -> None:
         space = address_space_of(machine)
         space.register_ports(GPE0_BASE, GPE0_LENGTH, gpe.read, gpe.write, "acpi-gpe0")
         if slots:
-            space.register_ports(MEMORY_HOTPLUG_BASE, MEMORY_HOTPLUG_LENGTH, block.read,
+            space.register_ports(MEMORY_HOTPLUG_IO_BASE, MEMORY_HOTPLUG_IO_LEN, block.read,
                                  block.write, "acpi-mem-hotplug")
 
 

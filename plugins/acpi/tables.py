@@ -37,7 +37,7 @@ from typing import Final
 
 import attrs
 
-from devices.machine import SLOT_MACHINE_NAME, PcMachine
+from devices.machine import SLOT_MACHINE_NAME, PcMachine, pci_hole64_start
 from plugins.acpi import aml
 
 # -- constants of QEMU 7.2's pc (hw/i386/acpi-build.c, hw/acpi/*) ----------------
@@ -417,14 +417,6 @@ def memory_hotplug_aml(slots: int) -> bytes:
     handler = aml.method(MEMORY_HOTPLUG_HANDLER, 0,
                          aml.call(f"{MEMORY_DEVICES_CONTAINER}.MSCN"))
     return resources + container + handler
-
-
-def pci_hole64_start(machine: PcMachine) -> int:
-    """Where the 64-bit PCI window starts (QEMU's ``pc_pci_hole64_start``)."""
-    if machine.has_device_memory and machine.reserved_memory_end is not None:
-        return machine.reserved_memory_end
-    end = machine.above_4g_mem_start + machine.above_4g_mem_size
-    return (end + GIB - 1) // GIB * GIB
 
 
 def pci0_crs(machine: PcMachine) -> bytes:

@@ -5,11 +5,8 @@ while a QMP client watches the events."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from pathlib import Path
 
-import pytest
+from guest_asm import assemble
 
 from plugins.monitor import QmpSession, VmControl
 from plugins.vm import VM
@@ -81,18 +78,6 @@ next:
     out dx, ax                    # acknowledge GPE0.3
     hlt
 """
-
-
-def assemble(source: str, tmp_path: Path) -> bytes:
-    if shutil.which("as") is None or shutil.which("objcopy") is None:
-        pytest.skip("GNU as and objcopy (Debian's binutils) are needed to assemble guest code;"
-                    " CI installs them")
-    (tmp_path / "guest.s").write_text(source)
-    subprocess.run(["as", "--64", "-o", str(tmp_path / "g.o"), str(tmp_path / "guest.s")],
-                   check=True)
-    subprocess.run(["objcopy", "-O", "binary", "-j", ".text", str(tmp_path / "g.o"),
-                    str(tmp_path / "g.bin")], check=True)
-    return (tmp_path / "g.bin").read_bytes()
 
 
 class Client:

@@ -8,9 +8,9 @@ import io
 import shutil
 import struct
 import subprocess
-from pathlib import Path
 
 import pytest
+from guest_asm import assemble
 
 from plugins.acpi.plugin import RSDP_ADDRESS, table_list, tables_of
 from plugins.acpi.tables import build_blob
@@ -67,18 +67,6 @@ fail:
     mov rax, -1
     hlt
 """
-
-
-def assemble(source: str, tmp_path: Path) -> bytes:
-    if shutil.which("as") is None or shutil.which("objcopy") is None:
-        pytest.skip("GNU as and objcopy (Debian's binutils) are needed to assemble guest code;"
-                    " CI installs them")
-    (tmp_path / "guest.s").write_text(source)
-    subprocess.run(["as", "--64", "-o", str(tmp_path / "guest.o"), str(tmp_path / "guest.s")],
-                   check=True)
-    subprocess.run(["objcopy", "-O", "binary", "-j", ".text", str(tmp_path / "guest.o"),
-                    str(tmp_path / "guest.bin")], check=True)
-    return (tmp_path / "guest.bin").read_bytes()
 
 
 @pytest.fixture
