@@ -76,12 +76,32 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         start(vm, line, warn)
     except StartupError as error:
         vm.close()
+        if error.monitors_open:
+            out.write(stdio_monitor_greeting(line))
+            out.flush()
         err.write(error.render(PROG))
         return 1
     try:
         return serve(vm, line, err)
     finally:
         vm.close()
+
+
+def stdio_monitor_greeting(line: CommandLine) -> str:
+    """What a stdio monitor has printed when board init or ``-device`` fails.
+
+    QEMU 7.2 opens its monitors (``qemu_create_late_backends``) before the
+    board and the ``-device`` options: the QMP greeting, or the HMP banner
+    and prompt, is on stdout before the error on stderr.
+    """
+    from plugins.monitor.hmp import banner
+    from plugins.monitor.qmp import encode, greeting
+
+    if "stdio" in line.qmp:
+        return encode(greeting()).decode("ascii")
+    if "stdio" in line.monitors:
+        return banner()
+    return ""
 
 
 def serve(vm: VM, line: CommandLine, err: TextIO) -> int:

@@ -53,6 +53,9 @@ class StartupError(QomError):
                  location: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.location = location
+        #: raised after QEMU has opened its monitors (board init, ``-device``): a
+        #: stdio monitor has already printed its greeting by then.
+        self.monitors_open = False
 
     @classmethod
     def located(cls, option: str, argument: str, err: QomError) -> StartupError:
@@ -252,6 +255,12 @@ def _parse_device(value: str, warn: Warn,
     return value, options, qom.KEYVAL
 
 
+def _after_monitors(error: StartupError) -> StartupError:
+    """Mark an error QEMU raises once its monitors are open (``qemu_init_board`` on)."""
+    error.monitors_open = True
+    return error
+
+
 def start(vm: VM, line: CommandLine, warn: Warn) -> None:
     """Objects, machine, devices, in QEMU's order; errors located as QEMU locates them."""
     try:
@@ -270,12 +279,12 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
                               max_ram_below_4g=line.max_ram_below_4g, acpi=line.acpi,
                               memory_hotplug_support=line.memory_hotplug_support)
         except QomError as err:
-            raise StartupError.unlocated(err) from None
+            raise _after_monitors(StartupError.unlocated(err)) from None
         for text, options, source in line.devices:
             try:
                 qom.device_add(vm.tree, options, source)
             except QomError as err:
-                raise StartupError.located("-device", text, err) from None
+                raise _after_monitors(StartupError.located("-device", text, err)) from None
         vm.machine_ready(paused=line.paused)
         if line.dump_acpi is not None:
             dump_tables(vm.machine, line.dump_acpi)

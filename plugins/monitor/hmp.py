@@ -39,6 +39,12 @@ class _ParseFailure(Exception):
     """An argument-parsing error; its text was already printed."""
 
 
+def banner() -> str:
+    """The greeting an interactive HMP monitor prints first, with its ``(qemu) `` prompt."""
+    return (f"QEMU {BANNER_VERSION} monitor - type 'help' for more information\r\n"
+            "(qemu) ")
+
+
 class HmpSession:
     """One HMP monitor (or one ``human-monitor-command`` call).
 
@@ -70,8 +76,7 @@ class HmpSession:
 
     def banner(self) -> str:
         """The greeting an interactive HMP monitor prints first (with its prompt)."""
-        return (f"QEMU {BANNER_VERSION} monitor - type 'help' for more information\r\n"
-                + self.prompt())
+        return banner()
 
     @staticmethod
     def prompt() -> str:

@@ -117,3 +117,21 @@ def test_hex_size_warning_goes_to_stderr_and_start_up_goes_on(monkeypatch):
     assert status == 0
     assert err == (f"{PROG}: warning: Using a multiplier suffix on hex numbers is deprecated: "
                    "0x400M\n")
+
+
+@pytest.mark.parametrize(("monitor", "greeting"), [
+    (["-qmp", "stdio"], '{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, '
+                        '"package": "pyqom 0.1.0"}, "capabilities": ["oob"]}}\n'),
+    (["-monitor", "stdio"], "QEMU 7.2.22 monitor - type 'help' for more information\r\n(qemu) "),
+])
+def test_board_and_device_errors_come_after_the_stdio_monitor_greeting(monitor, greeting):
+    # QEMU 7.2 opens its monitors before board init and -device: their
+    # greeting is on stdout, then the error; option-parsing errors come first.
+    assert run(*BASE, "-device", "nosuch", *monitor) == (
+        1, greeting, f"{PROG}: -device nosuch: 'nosuch' is not a valid device model name\n")
+    assert run("-m", "1G,slots=257,maxmem=2G", *monitor) == (
+        1, greeting, f"{PROG}: unsupported amount of memory slots: 257\n")
+    assert run("-m", "1G,slots=2", *monitor) == (
+        1, "", f"{PROG}: slots specified but no max-size\n")
+    assert run("-m", "1G,slots=257,maxmem=2G") == (
+        1, "", f"{PROG}: unsupported amount of memory slots: 257\n")
