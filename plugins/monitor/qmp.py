@@ -19,8 +19,10 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import qom
@@ -32,7 +34,7 @@ from plugins.monitor.commands import (
     check_capabilities,
     package_string,
 )
-from qom.qdict import qdict_order, qdict_ordered_deep
+from qom.qdict import qdict_order
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,47 @@ OOB_COMMANDS: frozenset[str] = frozenset({"migrate-recover", "migrate-pause", "x
 
 
 def encode(message: Any) -> bytes:
-    """One QMP output line: QDict key order, QEMU's compact JSON, ``\\n``."""
-    return (qjson.to_json(qdict_ordered_deep(message)) + "\n").encode("ascii")
+    """One QMP output line: QDict key order, QEMU's compact JSON, ``\\n``.
+
+    Same bytes as ``qjson.to_json(qdict_ordered_deep(message))``, faster: key
+    orders are cached per key tuple, and a message of dicts, lists, strings,
+    ints, booleans and nulls is written by the C encoder of :mod:`json`, whose
+    compact form is QEMU's as long as no string needs escaping (its output,
+    ASCII-only, has no backslash); anything else goes through :func:`qjson.to_json`.
+    """
+    plain = [True]
+    ordered = _qdict_ordered_deep(message, plain)
+    if plain[0]:
+        text = json.dumps(ordered, check_circular=False)
+        if "\\" not in text:
+            return (text + "\n").encode("ascii")
+    return (qjson.to_json(ordered) + "\n").encode("ascii")
+
+
+#: Leaves the C JSON encoder writes exactly as QEMU does (strings: unless escaped).
+_PLAIN_LEAVES: frozenset[type] = frozenset({str, int, bool, type(None)})
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_order(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """:func:`qom.qdict.qdict_order`, cached: replies repeat the same few key sets."""
+    return tuple(qdict_order(keys))
+
+
+def _qdict_ordered_deep(value: Any, plain: list[bool]) -> Any:
+    """:func:`qom.qdict.qdict_ordered_deep`; clears ``plain[0]`` on a leaf that is not a
+    str, int, bool or None (floats, tuples, subclasses: :mod:`.qjson` writes those)."""
+    kind = type(value)
+    if kind in _PLAIN_LEAVES:
+        return value
+    if kind is dict or isinstance(value, Mapping):
+        keys = tuple(value)
+        order = _key_order(keys) if len(keys) <= 64 else qdict_order(keys)
+        return {key: _qdict_ordered_deep(value[key], plain) for key in order}
+    if isinstance(value, list):
+        return [_qdict_ordered_deep(item, plain) for item in value]
+    plain[0] = False
+    return value
 
 
 def greeting() -> dict[str, Any]:
