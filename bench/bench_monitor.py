@@ -23,7 +23,9 @@ issue 5's targets: latency and round trips at least as good as QEMU 7.2, RSS
 no more than QEMU's, ready within 3x QEMU's.  Without ``qemu-system-x86_64``
 only pyqom's numbers are printed.  pyqom runs as ``python -m plugins`` with
 ``PYQOM_DISABLE_PLUGIN_AUTOLOAD=1`` and this checkout first on ``PYTHONPATH``.
-Both processes are killed when the script ends, fails or is interrupted.
+Its bytecode is cached in a temporary ``PYTHONPYCACHEPREFIX`` (as pip
+byte-compiles an installed pyqom) and one warm-up run of each program is not
+counted.  Both processes are killed when the script ends, fails or is interrupted.
 """
 
 from __future__ import annotations
@@ -234,6 +236,9 @@ async def measure(programs: Sequence[Program], runs: int, seconds: float,
                   progress: Callable[[str], None]) -> dict[str, Figures]:
     """All measurements, the programs' runs alternating."""
     figures = {program.name: Figures() for program in programs}
+    for program in programs:  # warm-up, not counted: page cache, pyqom's bytecode cache
+        progress(f"warm-up: {program.name}")
+        await small_run(program, Figures(), 0.1)
     for run in range(1, runs + 1):
         for program in programs:
             progress(f"run {run}/{runs}: {program.name}")
@@ -317,6 +322,17 @@ def format_digits(value: float) -> int:
     return 0 if abs(value) >= 1000 else 1 if abs(value) >= 10 else 2
 
 
+def pyqom_env(pycache: str) -> dict[str, str]:
+    """pyqom's environment: this checkout first on the path, no plugin autoload, and
+    bytecode cached (in ``pycache``) even under ``PYTHONDONTWRITEBYTECODE``, as an
+    installed pyqom has its modules byte-compiled by pip."""
+    env = dict(os.environ, PYQOM_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONPYCACHEPREFIX=pycache,
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO),
+                                                        os.environ.get("PYTHONPATH")])))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__,
@@ -332,9 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = args.runs or (1 if args.quick else 5)
     seconds = args.seconds or (0.5 if args.quick else 2.0)
 
-    env = dict(os.environ, PYQOM_DISABLE_PLUGIN_AUTOLOAD="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO),
-                                                        os.environ.get("PYTHONPATH")])))
+    pycache = tempfile.mkdtemp(prefix="bench-monitor-pycache-")
+    env = pyqom_env(pycache)
     programs = [Program("pyqom", [sys.executable, "-m", "plugins"], env)]
     qemu = shutil.which(args.qemu)
     if qemu is None:
@@ -355,6 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures = asyncio.run(measure(programs, runs, seconds, progress))
     finally:
         kill_all()
+        shutil.rmtree(pycache, ignore_errors=True)
     print(f"pyqom vs QEMU 7.2 through QMP ({os.cpu_count()} CPUs, "
           f"{time.strftime('%Y-%m-%d')}); command line: "
           f"{' '.join(common_args(256)).replace('slots=256', 'slots=N')}")
