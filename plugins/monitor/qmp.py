@@ -131,14 +131,15 @@ class QmpSession:
     def feed(self, data: bytes) -> None:
         """Handle every complete JSON value in ``data`` (the rest waits for more)."""
         for parsed in self._stream.feed(data):
-            if self.closed:
-                return
+            if self.closed or self.control.quit_requested:
+                return  # QEMU answers nothing after quit's reply
             if parsed.error is not None:
                 self._send(error_response("GenericError", parsed.error))
             else:
                 self._send(self.handle(parsed.value))
             if self.control.quit_requested:
                 self.control.finish_quit()
+                return
 
     def close(self) -> None:
         """The client went away: stop sending it events."""

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import enum
 import os
+import stat
 import sys
 from collections.abc import Callable
 from typing import BinaryIO, Protocol
@@ -153,6 +154,7 @@ class MonitorServer:
         self.connections: set[_StreamProtocol] = set()
         self._server: asyncio.AbstractServer | None = None
         self._stdio_transport: asyncio.BaseTransport | None = None
+        self._stdio_reader: asyncio.Task[None] | None = None
 
     def _require(self, state: RunState) -> None:
         if self.state is not state:
@@ -201,7 +203,12 @@ class MonitorServer:
                 server.sessions.discard(session)
 
         session.start()
-        self._stdio_transport, _ = await loop.connect_read_pipe(_Stdin, stdin)
+        if _is_regular_file(stdin):
+            # ``pyqom -qmp stdio < commands.json``: QEMU reads a file as it reads a
+            # pipe, but asyncio's pipe transport refuses regular files.
+            self._stdio_reader = loop.create_task(_feed_file(stdin, _Stdin()))
+        else:
+            self._stdio_transport, _ = await loop.connect_read_pipe(_Stdin, stdin)
 
     @property
     def sockname(self) -> str | tuple[str, int] | None:
@@ -234,6 +241,8 @@ class MonitorServer:
         self.sessions.clear()
         if self._stdio_transport is not None:
             self._stdio_transport.close()
+        if self._stdio_reader is not None:
+            self._stdio_reader.cancel()
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -241,3 +250,20 @@ class MonitorServer:
             if self.address.kind == "unix":
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.address.path)
+
+
+def _is_regular_file(stream: BinaryIO) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError):  # no file descriptor (io.UnsupportedOperation too)
+        return False
+
+
+async def _feed_file(stream: BinaryIO, protocol: asyncio.Protocol) -> None:
+    """Feed a regular file to ``protocol`` chunk by chunk, then report end of input."""
+    fd = stream.fileno()
+    while chunk := os.read(fd, 65536):
+        protocol.data_received(chunk)
+        await asyncio.sleep(0)
+    protocol.eof_received()
+    protocol.connection_lost(None)

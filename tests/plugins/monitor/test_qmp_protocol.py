@@ -173,3 +173,21 @@ def test_stdio_subprocess_framing_and_quit() -> None:
     assert '"event": "SHUTDOWN"' in lines[4]
     assert lines[5] == '{"return": {}}'
     assert len(lines) == 6
+
+
+def test_stdio_from_a_regular_file(tmp_path: Path) -> None:
+    # ``pyqom -qmp stdio < commands.json``: QEMU reads the file like a pipe.
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]),
+               PYQOM_DISABLE_PLUGIN_AUTOLOAD="1")
+    commands = tmp_path / "commands.json"
+    commands.write_bytes(b'{"execute": "qmp_capabilities"}\n{"execute": "query-memdev", "id": 1}\n'
+                         b'{"execute": "quit"}\n{"execute": "query-status"}\n')
+    with commands.open("rb") as stdin:
+        done = subprocess.run([sys.executable, "-c", STDIO_SERVER], stdin=stdin,
+                              capture_output=True, timeout=60, env=env)
+    lines = done.stdout.decode().splitlines()
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert lines[1] == '{"return": {}}'
+    assert lines[2].startswith('{"return": [{"share": false') and lines[2].endswith('"id": 1}')
+    assert '"event": "SHUTDOWN"' in lines[3]
+    assert lines[4:] == ['{"return": {}}']
