@@ -22,9 +22,9 @@ order within a hash bucket.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
-from importlib import metadata
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -49,8 +49,16 @@ JSON_TYPES: Mapping[str, str] = {
 }
 
 
+@functools.cache
 def pyqom_version() -> str:
-    """The installed pyqom version (the source tree's when not installed)."""
+    """The installed pyqom version (the source tree's when not installed).
+
+    Looked up once per process: every greeting and ``query-version`` needs it,
+    and the lookup scans ``sys.path``; :mod:`importlib.metadata` (15 ms to
+    import) is imported only then.
+    """
+    from importlib import metadata
+
     try:
         return metadata.version("pyqom")
     except metadata.PackageNotFoundError:
