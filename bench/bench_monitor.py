@@ -362,12 +362,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    def on_sigterm(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
+    def on_signal(signum: int, frame: object) -> None:
+        # Our own SIGINT handler too: asyncio.run's would only cancel the main task,
+        # which qemu.qmp may absorb; an exception here always unwinds to kill_all().
+        raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         figures = asyncio.run(measure(programs, runs, seconds, progress))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     finally:
         kill_all()
         shutil.rmtree(pycache, ignore_errors=True)
