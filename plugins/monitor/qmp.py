@@ -81,9 +81,15 @@ def _qdict_ordered_deep(value: Any, plain: list[bool]) -> Any:
     if kind is dict or isinstance(value, Mapping):
         keys = tuple(value)
         order = _key_order(keys) if len(keys) <= 64 else qdict_order(keys)
-        return {key: _qdict_ordered_deep(value[key], plain) for key in order}
+        ordered: dict[str, Any] = {}
+        for key in order:  # leaves inline: most values of a reply are leaves
+            item = value[key]
+            ordered[key] = (item if type(item) in _PLAIN_LEAVES
+                            else _qdict_ordered_deep(item, plain))
+        return ordered
     if isinstance(value, list):
-        return [_qdict_ordered_deep(item, plain) for item in value]
+        return [item if type(item) in _PLAIN_LEAVES else _qdict_ordered_deep(item, plain)
+                for item in value]
     plain[0] = False
     return value
 
