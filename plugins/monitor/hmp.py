@@ -511,8 +511,10 @@ def _print_composition(session: HmpSession, obj: qom.Object, indent: int) -> Non
 
 
 def hmp_info_mtree(session: HmpSession, args: dict[str, Any]) -> None:
-    """``info mtree``: the guest address space's listing (pyqom's regions only)."""
-    session.print(session.control.vm.address_space.mtree())
+    """``info mtree``: QEMU's layout, for the regions pyqom models."""
+    from plugins.guest_memory import info_mtree
+
+    session.print(info_mtree(session.control.vm.machine))
 
 
 BUILTIN_HMP_COMMANDS: tuple[HmpCommand, ...] = (
