@@ -4,10 +4,10 @@ in the same section and order (QEMU lists many more devices than pyqom models)."
 from __future__ import annotations
 
 import pytest
+from qemu_oracle import QemuOracle
 
 from plugins.monitor import VmControl
 from plugins.vm import VM
-from qemu_oracle import QemuOracle
 
 GiB = 1 << 30
 
