@@ -42,6 +42,8 @@ FILE = "memory-backend-file"
 BASE = ("-m", "1G,slots=3,maxmem=4G")
 COMMON = ("-display", "none", "-nodefaults", "-S")
 TIMEOUT = 30
+#: extra runs of a QEMU that failed to start and lost its greeting (a race in QEMU)
+QEMU_RETRIES = 6
 
 
 # ---------------------------------------------------------------------------
@@ -128,6 +130,9 @@ class Scenario:
     #: ``False``: the lines are sent before any ``qmp_capabilities``.
     negotiate: bool = True
     machine: str = "pc"
+    #: the start-up error comes so early in QEMU's board init that its monitor
+    #: thread often loses the race to print the greeting (see :func:`run_both`)
+    greeting_race: bool = False
 
 
 def _s(name: str, args: Sequence[str], *lines: str, negotiate: bool = True,
@@ -135,8 +140,9 @@ def _s(name: str, args: Sequence[str], *lines: str, negotiate: bool = True,
     return Scenario(name, tuple(args), tuple(lines), negotiate, machine)
 
 
-def _startup(name: str, *args: str, machine: str = "pc") -> Scenario:
-    return Scenario(name, args, (), True, machine)
+def _startup(name: str, *args: str, machine: str = "pc",
+             greeting_race: bool = False) -> Scenario:
+    return Scenario(name, args, (), True, machine, greeting_race)
 
 
 def _cold(*options: str) -> tuple[str, ...]:
@@ -174,7 +180,8 @@ STARTUP = [
              "-object", f"{RAM},id=m0,size=5G", "-device", "pc-dimm,id=cd0,memdev=m0"),
     _startup("object-errors-size-0-and-bad-id", *BASE, "-object", f"{RAM},id=m1,size=0"),
     _startup("object-bad-id", *BASE, "-object", f"{RAM},id=1m,size=1M"),
-    _startup("object-reserved-pc-ram", *BASE, "-object", f"{RAM},id=pc.ram,size=1M"),
+    _startup("object-reserved-pc-ram", *BASE, "-object", f"{RAM},id=pc.ram,size=1M",
+             greeting_race=True),
     _startup("device-without-memdev", *_cold("-device pc-dimm,id=d1")),
     _startup("device-unknown-driver", *_cold("-device nosuch")),
     _startup("device-memdev-not-found", *_cold("-device pc-dimm,id=d1,memdev=m1")),
@@ -192,7 +199,8 @@ STARTUP = [
                                                "-device pc-dimm,id=d1,memdev=m1,foo=1")),
     _startup("device-size-alignment", *_cold(f"-object {RAM},id=m1,size=3M",
                                              "-device pc-dimm,id=d1,memdev=m1")),
-    _startup("cpu-phys-bits-out-of-range", *BASE, "-cpu", "qemu64,phys-bits=60"),
+    _startup("cpu-phys-bits-out-of-range", *BASE, "-cpu", "qemu64,phys-bits=60",
+             greeting_race=True),
     _startup("machine-unknown-property", *BASE, machine="pc,foo=1"),
     _startup("no-acpi-cold-dimm", "-no-acpi", *_cold(f"-object {RAM},id=m1,size=128M",
                                                      "-device pc-dimm,memdev=m1")),
@@ -383,6 +391,43 @@ SESSIONS = [
     _s("row-44-hotplug-support-off", ("-global", "PIIX4_PM.memory-hotplug-support=off",
                                       *BASE), ram("m1", G), dimm("d1", "m1"), QUERY, OSPM),
     _s("row-43-no-acpi", ("-no-acpi", *BASE), ram("m1", G), dimm("d1", "m1"), QUERY),
+    _s("nothing-after-quit", BASE, ram("m1", G), qmp("quit"), QUERY, qmp("nosuch")),
+    _s("backend-policy-and-live-qom-set", BASE,
+       ram("b1", 64 * M, policy="bind", **{"host-nodes": [0]}),
+       ram("b2", 64 * M, policy="preferred", **{"host-nodes": [0]}),
+       ram("b3", 64 * M, policy="interleave", **{"host-nodes": [0]}),
+       put("b1", "dump", False), put("b1", "prealloc-threads", 4),
+       get("b1", "prealloc-threads"), put("b1", "policy", "default"),
+       put("b1", "host-nodes", [0]), put("b1", "reserve", False), put("b1", "nosuch", 1),
+       put("b1", "dump", "no"), get("b1", "host-nodes"), get("b1", "policy"),
+       MEMDEV, INFO_MEMDEV),
+    _s("hmp-info-status-numa-and-qom-list", BASE, ram("m1", G), dimm("d1", "m1"),
+       hmp("info status"), hmp("info numa"), hmp("qom-list /machine/peripheral"),
+       hmp("qom-list /nosuch"), hmp("info nosuch"), hmp("nosuch"), hmp(""),
+       hmp("device_del"), hmp("stop"), hmp("info status")),
+    _s("anonymous-dimm-by-path", BASE, ram("m1", G), ram("m2", G), dimm(None, "m1"),
+       ddel("/machine/peripheral-anon/device[0]"), dimm(None, "m2", slot=0),
+       dimm(None, "m2"), ANON, QUERY, INFO_DEVICES, OSPM),
+    _s("protocol-framing", BASE,
+       '{"execute": "query-status"} {"execute": "query-memory-devices", "id": "x"}',
+       '   ', '{"execute": "query-status",', ' "id": 3}',
+       '{"exec-oob": "query-status"}',
+       '{"execute": "query-status", "exec-oob": "query-status"}',
+       '{"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}}',
+       '{"execute": "query-status", "arguments": null}',
+       '{"execute": "query-status", "control": {}}',
+       '{"execute": "qom-get", "arguments": {"path": "/machine", "property": "memory"}, '
+       '"id": [1, {"a": null}]}',
+       '{"execute": "object-add", "arguments": {"qom-type": "memory-backend-ram", '
+       r'"id": "u\u00e9", "size": 1048576}}',
+       r'{"execute": "query-status", "id": "\ud83d\ude00"}',
+       '{"execute": "query-status", "id": 1e400}',
+       '{"execute": "query-status", "id": -0.5}',
+       '{"execute": "query-status", "id": 18446744073709551616}',
+       "{'execute': 'query-status'}",
+       '{"execute": "query-status"}]'),
+    _s("sizes-on-the-command-line", ("-m", "100k"), SUMMARY, get("/machine", "memory")),
+    _s("default-ram-size", ("-m", "0"), SUMMARY, MEMDEV, INFO_MEMDEV),
     _s("share-and-reserve", BASE, ram("m1", 64 * M, share=True, reserve=False),
        ram("m2", 64 * M, prealloc=True, reserve=False), ram("m3", 64 * M, dump=False),
        MEMDEV, INFO_MEMDEV),
@@ -425,7 +470,16 @@ def _argv(scenario: Scenario, tmp: Path) -> list[str]:
 
 
 def run_both(scenario: Scenario, tmp_path: Path) -> tuple[Outcome, Outcome]:
-    """Run QEMU and pyqom concurrently; each in its own scratch directory."""
+    """Run QEMU and pyqom concurrently; each in its own scratch directory.
+
+    QEMU 7.2 sends the QMP greeting from its monitor I/O thread while the main
+    thread goes on with board init: when that fails, the greeting usually
+    makes it to stdout before ``exit(1)``, but under load it can be lost.
+    A failed QEMU run without its greeting is run again (``QEMU_RETRIES`` times)
+    when pyqom printed one.  (Errors raised at the very start of board init,
+    ``Scenario.greeting_race``, lose it most of the time; the test accepts
+    pyqom's greeting there when QEMU never printed one.)
+    """
     qemu = qemu_or_skip()
     dirs = {name: tmp_path / name for name in ("qemu", "pyqom")}
     for path in dirs.values():
@@ -439,8 +493,14 @@ def run_both(scenario: Scenario, tmp_path: Path) -> tuple[Outcome, Outcome]:
         actual = pool.submit(_run, [sys.executable, "-m", "plugins",
                                     *_argv(scenario, dirs["pyqom"])],
                              _stream(scenario, dirs["pyqom"]), dirs["pyqom"], env)
-        return _normalise(expected.result(), dirs["qemu"]), \
-            _normalise(actual.result(), dirs["pyqom"])
+        qemu_outcome = expected.result()
+        for _ in range(QEMU_RETRIES):
+            if qemu_outcome.status == 0 or qemu_outcome.stdout or '"QMP"' not in \
+                    actual.result().stdout:
+                break
+            qemu_outcome = _run([qemu, "-accel", "tcg", *_argv(scenario, dirs["qemu"])],
+                                _stream(scenario, dirs["qemu"]), dirs["qemu"], env)
+        return _normalise(qemu_outcome, dirs["qemu"]), _normalise(actual.result(), dirs["pyqom"])
 
 
 # ---------------------------------------------------------------------------
@@ -468,9 +528,20 @@ def _is_hash_ordered_list(value: Any) -> bool:
                  or all("policy" in item and "host-nodes" in item for item in value)))
 
 
+def _reject(constant: str) -> Any:
+    raise ValueError(constant)
+
+
 def _canonical(line: str) -> tuple[Any, str]:
-    """The parsed line and its text with key order kept, both normalised."""
-    value = json.loads(line)
+    """The parsed line and its text with key order kept, both normalised.
+
+    A line that is not strict JSON (QEMU prints an ``id`` of ``1e400`` as
+    ``inf``) is compared as text.
+    """
+    try:
+        value = json.loads(line, parse_constant=_reject)
+    except ValueError:
+        return line, line
     if isinstance(value, dict):
         if isinstance(value.get("timestamp"), dict):
             value["timestamp"] = {key: 0 for key in value["timestamp"]}
@@ -494,6 +565,10 @@ def test_same_process_as_qemu(scenario: Scenario, tmp_path: Path) -> None:
     """Exit status, stderr and every stdout line are QEMU 7.2's."""
     expected, actual = run_both(scenario, tmp_path)
     assert (actual.status, actual.stderr) == (expected.status, expected.stderr)
+    if scenario.greeting_race and expected.status and not expected.stdout:
+        lines = actual.stdout.splitlines()
+        assert len(lines) == 1 and '"QMP"' in json.loads(lines[0]), lines
+        return
     actual_lines = actual.stdout.splitlines()
     expected_lines = expected.stdout.splitlines()
     for number, (mine, theirs) in enumerate(zip(actual_lines, expected_lines, strict=False)):
