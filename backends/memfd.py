@@ -141,10 +141,13 @@ def _memfd_class_init(klass: ObjectClass, data: Any) -> None:
     # QAPI order of MemoryBackendMemfdProperties' own members.
     add = klass.add_property
     if data.get("hugetlb"):
-        add(backend_property("hugetlb", BOOL, "bool", "hugetlb", MemfdBackend.set_hugetlb))
+        add(backend_property("hugetlb", BOOL, "bool", "hugetlb", MemfdBackend.set_hugetlb,
+                             description="Use huge pages"))
         add(backend_property("hugetlbsize", SIZE, "int", "hugetlbsize",
-                             MemfdBackend.set_hugetlbsize))
-    add(backend_property("seal", BOOL, "bool", "seal", MemfdBackend.set_seal))
+                             MemfdBackend.set_hugetlbsize,
+                             description="Huge pages size (ex: 2M, 1G)"))
+    add(backend_property("seal", BOOL, "bool", "seal", MemfdBackend.set_seal,
+                         description="Seal growing & shrinking"))
 
 
 def _memfd_instance_init(obj: Object) -> None:

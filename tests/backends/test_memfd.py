@@ -124,3 +124,14 @@ def test_delete_closes_the_memfd(tree):
     assert len(open_fds()) == len(fds) + 1
     object_del(tree, "m1")
     assert open_fds() == fds
+
+
+def test_own_properties_carry_qemu_descriptions(tree):
+    from qom import qom_list_properties
+
+    described = {entry["name"]: entry.get("description")
+                 for entry in qom_list_properties(tree, "memory-backend-memfd")}
+    assert described["seal"] == "Seal growing & shrinking"
+    if "hugetlb" in described:  # only where MFD_HUGETLB works, as in QEMU
+        assert described["hugetlb"] == "Use huge pages"
+        assert described["hugetlbsize"] == "Huge pages size (ex: 2M, 1G)"
