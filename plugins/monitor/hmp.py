@@ -332,8 +332,51 @@ def hmp_object_add(session: HmpSession, args: dict[str, Any]) -> None:
             raise qom.QomError("Invalid parameter type, expected: object")
         qom.object_add(session.control.vm.tree, arguments)
         return
+    if _print_object_help(session, text):
+        return
     arguments = qom.parse_keyval(text, implied_key="qom-type")
     qom.object_add(session.control.vm.tree, arguments, qom.KEYVAL)
+
+
+def _print_object_help(session: HmpSession, text: str) -> bool:
+    """``object_add <type>,help`` / ``object_add help`` (QEMU's ``user_creatable_parse_str``).
+
+    A known type prints its settable class properties, sorted as whole lines
+    (``qemu_pstrcmp0``); no type or an unknown one prints the user-creatable types.
+    """
+    parts = [part for part in text.split(",") if part]
+    if not parts or not any(part in ("help", "?") for part in parts):
+        return False
+    type_name = parts[0] if "=" not in parts[0] else None
+    for part in parts:
+        if part.startswith("qom-type="):
+            type_name = part.removeprefix("qom-type=")
+    registry = session.control.vm.tree.registry
+    klass = None if type_name in (None, "help", "?") else registry.find_class(type_name)
+    if klass is None:
+        session.print("List of user creatable objects:\n")
+        for found in sorted(registry.list_classes(qom.TYPE_USER_CREATABLE),
+                            key=lambda k: k.name):
+            if not found.abstract:
+                session.print(f"  {found.name}\n")
+        return True
+    lines = []
+    for prop in klass.iter_properties():
+        if prop.setter is None:
+            continue
+        line = f"  {prop.name}=<{prop.type}>"
+        if prop.description or prop.default is not qom.NO_DEFAULT:
+            line = f"{line:<24} - "
+        if prop.description:
+            line += prop.description
+        if prop.default is not qom.NO_DEFAULT:
+            line += f" (default: {qjson.to_json(prop.default)})"
+        lines.append(line)
+    session.print(f"{type_name} options:\n" if lines
+                  else f"There are no options for {type_name}.\n")
+    for line in sorted(lines):
+        session.print(line + "\n")
+    return True
 
 
 def hmp_object_del(session: HmpSession, args: dict[str, Any]) -> None:

@@ -123,3 +123,32 @@ def test_hmp_connection_banner_prompt_and_quit(control: VmControl) -> None:
     assert b"".join(out) == (b"QEMU 7.2.22 monitor - type 'help' for more information\r\n(qemu) "
                              b"VM status: paused (prelaunch)\r\n(qemu) ")
     assert connection.finished
+
+
+#: QEMU 7.2.22's ``object_add memory-backend-ram,help`` (recorded).
+RAM_HELP = (
+    "memory-backend-ram options:\r\n"
+    "  dump=<bool>            - Set to 'off' to exclude from core dump\r\n"
+    "  host-nodes=<int>       - Binds memory to the list of NUMA host nodes\r\n"
+    "  merge=<bool>           - Mark memory as mergeable\r\n"
+    "  policy=<HostMemPolicy> - Set the NUMA policy\r\n"
+    "  prealloc-context=<link<thread-context>> - Context to use for creating CPU threads "
+    "for preallocation\r\n"
+    "  prealloc-threads=<int> - Number of CPU threads to use for prealloc\r\n"
+    "  prealloc=<bool>        - Preallocate memory\r\n"
+    "  reserve=<bool>         - Reserve swap space (or huge pages) if applicable\r\n"
+    "  share=<bool>           - Mark the memory as private to QEMU or shared\r\n"
+    "  size=<int>             - Size of the memory region (ex: 500M)\r\n"
+    "  x-use-canonical-path-for-ramblock-id=<bool>\r\n")
+
+
+def test_object_add_help(control: VmControl) -> None:
+    assert _run(control, "object_add memory-backend-ram,help") == RAM_HELP
+    assert _run(control, "object_add memory-backend-ram,id=x,help") == RAM_HELP
+    assert _run(control, "object_add qom-type=memory-backend,help") == RAM_HELP.replace(
+        "memory-backend-ram options", "memory-backend options")
+    listing = _run(control, "object_add help")
+    assert listing.startswith("List of user creatable objects:\r\n")
+    assert "  memory-backend-ram\r\n" in listing and "  memory-backend\r\n" not in listing
+    assert _run(control, "object_add nosuch,help") == listing
+    assert _run(control, "qom-list /objects") == "type (string)\r\npc.ram (child<memory-backend-ram>)\r\n"
