@@ -24,7 +24,7 @@ machine never imports a plugin).
 from __future__ import annotations
 
 import bisect
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 
@@ -406,7 +406,7 @@ def machine_ready(tree: ObjectTree, pc: PcMachine) -> None:
 
 def memory_device_info(device: Device) -> dict[str, Any]:
     """One ``query-memory-devices`` entry (QEMU-SPEC 7.1)."""
-    assert isinstance(device, MemoryDevice)
+    device = cast(MemoryDevice, device)  # a memory-device, checked by QOM type
     backend = device.backend
     data: dict[str, Any] = {}
     if device.id is not None:

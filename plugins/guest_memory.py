@@ -14,7 +14,7 @@ other plugins reach it with :func:`address_space_of`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from devices.interfaces import TYPE_MEMORY_DEVICE, MemoryDevice
 from devices.machine import PcMachine
@@ -58,7 +58,7 @@ def qom_device_plug(machine: Object, device: Device, undo: UndoStack) -> None:
     """Map a plugged memory device's backend at the device's address."""
     if ADDRESS_SPACE not in machine.stash or not device.is_a(TYPE_MEMORY_DEVICE):
         return
-    assert isinstance(device, MemoryDevice)
+    device = cast(MemoryDevice, device)  # a memory-device, checked by QOM type
     backend = device.backend
     assert backend is not None and backend.host_memory is not None
     space = address_space_of(machine)
@@ -119,7 +119,7 @@ def info_mtree(machine: Object) -> str:
         lines.append(_mtree_line(2, machine.device_memory_base, machine.device_memory_size, 0,
                                  "i/o", "device-memory"))
         for device in machine.memory_devices():
-            assert isinstance(device, MemoryDevice)
+            device = cast(MemoryDevice, device)  # a memory-device, checked by QOM type
             backend = device.backend
             name = backend.name_in_parent if backend is not None else "?"
             lines.append(_mtree_line(3, device.addr, device.region_size(), 0, "ram",

@@ -11,7 +11,7 @@ failed plug) frees them with no bookkeeping to undo.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from devices.interfaces import TYPE_MEMORY_DEVICE, MemoryDevice
 from devices.machine import SLOT_ENFORCE_ALIGNED_DIMM as _ENFORCE_ALIGNED_DIMM
@@ -120,7 +120,7 @@ def qom_device_pre_plug(machine: Any, device: Device) -> None:
     if not machine.memory_hotplug_support:
         raise QomError("memory hotplug is not enabled: "
                        "PIIX4_PM.memory-hotplug-support is not set")
-    assert isinstance(device, MemoryDevice)
+    device = cast(MemoryDevice, device)  # a memory-device (QOM-checked above)
     if device.is_a(TYPE_PC_DIMM):
         device.slot = assign_slot(machine, device)  # type: ignore[attr-defined]
     size = device.region_size()

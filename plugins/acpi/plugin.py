@@ -3,10 +3,10 @@
 As a firmware would: when the machine is ready the tables are built
 (:func:`plugins.acpi.tables.build_blob`), copied near the top of RAM below
 4 GiB, and the RSDP is written in the BIOS area (``0xF0000``), where an OS
-looks for it.  They are rebuilt and copied again whenever a DIMM is plugged or
-unplugged.  QMP ``x-query-acpi-tables`` returns the current tables, and
-:func:`dump_tables` writes them as ``DIR/SIG.dat`` (the command line's
-``-dump-acpi DIR``).
+looks for it.  Whenever a DIMM is plugged or unplugged they are brought up to
+date and copied again (rebuilt only if what they describe changed).  QMP
+``x-query-acpi-tables`` returns the current tables, and :func:`dump_tables`
+writes them as ``DIR/SIG.dat`` (the command line's ``-dump-acpi DIR``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ RSDP_ADDRESS: Final = 0xF0000
 TABLES_AREA: Final = 0x20000
 
 ACPI_TABLES: StashKey[TableBlob] = StashKey("acpi-tables")
+ACPI_LAYOUT: StashKey[tuple[object, ...]] = StashKey("acpi-tables-layout")
 
 
 def tables_of(machine: Object) -> TableBlob | None:
@@ -47,15 +48,34 @@ def _place(machine: PcMachine) -> TableBlob | None:
     assert memory is not None
     base = (machine.below_4g_mem_size - TABLES_AREA) & ~0xFFFF
     if base < 0x100000:
-        blob = build_blob(machine)
+        blob = _built(machine, 0)
     else:
-        blob = build_blob(machine, base=base)
+        blob = _built(machine, base)
         if len(blob.data) > TABLES_AREA:
             raise QomError("the ACPI tables do not fit the space kept for them")
         memory.view[base:base + len(blob.data)] = blob.data
         memory.view[RSDP_ADDRESS:RSDP_ADDRESS + len(blob.rsdp)] = blob.rsdp
     machine.stash[ACPI_TABLES] = blob
     return blob
+
+
+def _layout(machine: PcMachine, base: int) -> tuple[object, ...]:
+    """Everything the tables are built from.  Plugged DIMMs are not part of it:
+    the SRAT and DSDT describe slots and the hot-pluggable range, not DIMMs."""
+    return (base, machine.type_name, machine.ram_size, machine.maxram_size, machine.ram_slots,
+            machine.below_4g_mem_size, machine.above_4g_mem_size, machine.above_4g_mem_start,
+            machine.device_memory_base, machine.device_memory_size, machine.numa_node_count)
+
+
+def _built(machine: PcMachine, base: int) -> TableBlob:
+    """The tables for the machine as it is, rebuilt only when their inputs changed
+    (building the AML of 256 slots takes longer than the rest of a hotplug)."""
+    previous = tables_of(machine)
+    key = _layout(machine, base)
+    if previous is not None and machine.stash.get(ACPI_LAYOUT) == key:
+        return previous
+    machine.stash[ACPI_LAYOUT] = key
+    return build_blob(machine, base=base) if base else build_blob(machine)
 
 
 def _restore(machine: PcMachine, previous: TableBlob | None) -> None:

@@ -17,6 +17,7 @@ from plugins.acpi.tables import build_blob
 from plugins.cli import main
 from plugins.monitor import VmControl
 from plugins.vm import VM
+from qom import complete_unplug
 
 GiB = 1 << 30
 
@@ -91,15 +92,18 @@ def test_guest_code_walks_rsdp_rsdt_srat_to_the_hotplug_range(vm, tmp_path):
 
 
 def test_tables_follow_plug_and_unplug(vm):
-    before = tables_of(vm.machine)
+    blob = tables_of(vm.machine)
+    vm.write(blob.base, bytes(64))          # a guest scribbles over its tables
+    vm.write(RSDP_ADDRESS, bytes(8))
     vm.object_add("memory-backend-ram", "mem1", size=GiB)
     dimm = vm.device_add("pc-dimm", "dimm1", memdev="mem1")
     after_plug = tables_of(vm.machine)
-    assert after_plug is not before
+    assert after_plug == build_blob(vm.machine, base=blob.base)
     assert vm.read(after_plug.base, len(after_plug.data)) == after_plug.data
-    from qom import complete_unplug
+    assert vm.read(RSDP_ADDRESS, 8) == b"RSD PTR "
+    vm.write(blob.base, bytes(64))
     complete_unplug(dimm)
-    assert tables_of(vm.machine) is not after_plug
+    assert vm.read(blob.base, len(blob.data)) == blob.data
 
 
 def test_no_acpi_no_tables():
