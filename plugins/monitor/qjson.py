@@ -525,8 +525,10 @@ def _escape_char(match: re.Match[str]) -> str:
     if char in _SIMPLE_ESCAPES:
         return _SIMPLE_ESCAPES[char]
     cp = ord(char)
-    if 0xD800 <= cp <= 0xDFFF:
-        cp = 0xFFFD  # undecodable input bytes (surrogateescape) print as U+FFFD
+    if cp and not _valid_codepoint(cp):
+        # QEMU's writer prints what is not a valid code point (surrogates, so
+        # undecodable input bytes, and noncharacters such as U+FDD0) as U+FFFD.
+        cp = 0xFFFD
     if cp > 0xFFFF:
         cp -= 0x10000
         return f"\\u{0xD800 + (cp >> 10):04X}\\u{0xDC00 + (cp & 0x3FF):04X}"

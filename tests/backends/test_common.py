@@ -83,8 +83,11 @@ def test_qom_list_properties_file_and_memfd(tree):
                   {"name": "discard-data", "type": "bool"}]
     assert sorted(qom_list_properties(tree, "memory-backend-file"), key=_key) == \
         sorted(EXPECTED_PROPERTIES + extra_file, key=_key)
-    extra_memfd = [{"name": "hugetlb", "type": "bool"}, {"name": "seal", "type": "bool"},
-                   {"name": "hugetlbsize", "type": "int"}]
+    # As real QEMU 7.2 describes them (checked with its qom-list-properties).
+    extra_memfd = [{"name": "hugetlb", "type": "bool", "description": "Use huge pages"},
+                   {"name": "seal", "type": "bool", "description": "Seal growing & shrinking"},
+                   {"name": "hugetlbsize", "type": "int",
+                    "description": "Huge pages size (ex: 2M, 1G)"}]
     assert sorted(qom_list_properties(tree, "memory-backend-memfd"), key=_key) == \
         sorted(EXPECTED_PROPERTIES + extra_memfd, key=_key)
 

@@ -9,11 +9,14 @@ from hypothesis import strategies as st
 
 from plugins.monitor import QmpSession, VmControl, qjson
 
+# Strings QEMU can carry: no surrogates, no noncharacters (those print as U+FFFD).
+_qemu_chars = st.characters(exclude_categories=("Cs",)).filter(
+    lambda c: not (0xFDD0 <= ord(c) <= 0xFDEF or (ord(c) & 0xFFFE) == 0xFFFE))
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
-                                                                max_size=4),
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(_qemu_chars, max_size=8),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(_qemu_chars, max_size=6), inner, max_size=4),
     max_leaves=12)
 _fragments = st.sampled_from([b"{", b"}", b"[", b"]", b",", b":", b'"', b"'", b"\\", b"\n",
                               b'"execute"', b'"qmp_capabilities"', b'"query-status"', b"1",
@@ -61,3 +64,7 @@ def test_round_trip_of_writer_and_parser() -> None:
         assert qjson.parse_one(qjson.to_json(value)) == value
 
     check()
+
+
+def test_noncharacters_and_surrogates_are_written_as_replacement_characters() -> None:
+    assert qjson.to_json("a\ufdd0b\uffff\udc80") == '"a\\uFFFDb\\uFFFD\\uFFFD"'
