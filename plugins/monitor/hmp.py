@@ -603,33 +603,70 @@ BUILTIN_HMP_COMMANDS: tuple[HmpCommand, ...] = (
 class HmpConnection:
     """An interactive HMP monitor on one connection (a transport ``Session``).
 
-    Lines end with ``\\n`` (a ``\\r`` before it is dropped); each answer is
-    followed by the ``(qemu)`` prompt.  Terminal echo and line editing,
-    which QEMU's readline adds on a terminal, are not reproduced.
+    Input goes through QEMU's readline, byte by byte, and the echo is QEMU's:
+    after every byte the line is redrawn (``ESC[D`` back to its start, the
+    text, ``ESC[K``); Enter (``\\r`` or ``\\n``) prints a newline, runs the line
+    and prints the ``(qemu)`` prompt.  Backspace edits; escape sequences
+    (cursor keys) and other control bytes are consumed without effect, and
+    there is no history or completion.
     """
 
     def __init__(self, control: VmControl, write: Callable[[bytes], None], *,
                  stderr: Callable[[str], Any] | None = None, prog: str = "pyqom") -> None:
         self.session = HmpSession(control, stderr=stderr, prog=prog)
         self._write = write
-        self._buffer = b""
+        self._line = bytearray()
+        self._shown = 0          # characters of the line the terminal shows (cursor after them)
+        self._escape = b""       # an escape sequence being read
         self.closed = False
 
     def start(self) -> None:
         self._write(self.session.banner().encode())
 
     def feed(self, data: bytes) -> None:
-        self._buffer += data
-        while b"\n" in self._buffer and not self.closed:
-            raw, self._buffer = self._buffer.split(b"\n", 1)
-            line = raw.rstrip(b"\r").decode("utf-8", "replace")
-            self.session.run_line(line)
-            output = self.session.take_output()
-            if self.session.control.quit_requested:
-                self._write(output.encode("utf-8", "replace"))
-                self.session.control.finish_quit()
+        for byte in data:
+            if self.closed or self.session.control.quit_requested:
                 return
-            self._write((output + self.session.prompt()).encode("utf-8", "replace"))
+            self._handle(byte)
+
+    def _handle(self, byte: int) -> None:
+        if self._escape:
+            self._escape += bytes([byte])
+            # ESC [ params final, or ESC plus one byte.
+            if (len(self._escape) == 2 and byte != ord("[")) or \
+                    (len(self._escape) > 2 and 0x40 <= byte <= 0x7E):
+                self._escape = b""
+            return
+        if byte == 27:
+            self._escape = b"\x1b"
+        elif byte in (10, 13):
+            self._enter()
+        elif byte in (8, 127):
+            if self._line:
+                del self._line[-1]
+                self._redraw()
+        elif byte >= 32:
+            self._line.append(byte)
+            self._redraw()
+
+    def _redraw(self) -> None:
+        """QEMU's ``readline_update`` for a cursor at the end of the line."""
+        echo = b"\x1b[D" * self._shown + bytes(self._line) + b"\x1b[K"
+        self._shown = len(self._line)
+        self._write(echo)
+
+    def _enter(self) -> None:
+        line = self._line.decode("utf-8", "replace")
+        self._line.clear()
+        self._shown = 0
+        self._write(b"\r\n")
+        self.session.run_line(line)
+        output = self.session.take_output()
+        if self.session.control.quit_requested:
+            self._write(output.encode("utf-8", "replace"))
+            self.session.control.finish_quit()
+            return
+        self._write((output + self.session.prompt()).encode("utf-8", "replace"))
 
     def close(self) -> None:
         self.closed = True
