@@ -110,23 +110,22 @@ def serve(vm: VM, line: CommandLine, err: TextIO) -> int:
 
     async def run() -> int:
         loop = asyncio.get_running_loop()
-        monitors = asyncio.ensure_future(run_monitors(vm, qmp=line.qmp, hmp=line.monitors,
-                                                      paused=line.paused, prog=PROG))
+        if line.qmp or line.monitors:
+            waiting: asyncio.Future[int | None] = asyncio.ensure_future(run_monitors(
+                vm, qmp=line.qmp, hmp=line.monitors, paused=line.paused, prog=PROG))
+        else:
+            # Without monitors QEMU runs until it is signalled; so does pyqom.
+            waiting = asyncio.ensure_future(asyncio.Event().wait())
         signalled: list[int] = []
 
         def on_signal(signum: int) -> None:
             signalled.append(signum)
-            monitors.cancel()
+            waiting.cancel()
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
-        if not line.qmp and not line.monitors:
-            monitors.cancel()
-            monitors = asyncio.ensure_future(asyncio.Event().wait())
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, on_signal, signum)
         try:
-            return await monitors
+            return await waiting or 0
         except asyncio.CancelledError:
             if signalled:
                 err.write(f"{PROG}: terminating on signal {signalled[0]}\n")
