@@ -152,6 +152,8 @@ class MemoryBackend(Object):
     mapped: bool = attrs.field(default=False, init=False)
     _mapping: HostMapping | None = attrs.field(default=None, init=False)
     _region: Object | None = attrs.field(default=None, init=False)
+    #: the file or memfd behind the memory, -1 for anonymous memory
+    _fd: int = attrs.field(default=-1, init=False)
 
     # -- state -----------------------------------------------------------
 
@@ -269,7 +271,10 @@ class MemoryBackend(Object):
         self.close_backing()
 
     def close_backing(self) -> None:
-        """Hook: close file descriptors and the like (after the unmap)."""
+        """Close the backing file descriptor, if any (after the unmap)."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     # -- property setters with QEMU's rules ---------------------------------
 

@@ -86,7 +86,6 @@ class FileBackend(MemoryBackend):
     discard_data: bool = False
     pmem: bool = False
     readonly: bool = False
-    _fd: int = attrs.field(default=-1, init=False)
     _created: bool = attrs.field(default=False, init=False)
 
     def complete(self) -> None:
@@ -124,11 +123,6 @@ class FileBackend(MemoryBackend):
         self._fd = fd
         self._created = created
         return mapping
-
-    def close_backing(self) -> None:
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)
 
     def on_unparent(self) -> None:
         """QEMU's ``file_backend_unparent``: ``discard-data=on`` punches out the file."""

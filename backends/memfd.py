@@ -93,7 +93,6 @@ class MemfdBackend(MemoryBackend):
     hugetlb: bool = False
     hugetlbsize: int = 0
     seal: bool = True
-    _fd: int = attrs.field(default=-1, init=False)
 
     def alloc(self) -> HostMapping:
         """QEMU's ``memfd_backend_memory_alloc``."""
@@ -108,11 +107,6 @@ class MemfdBackend(MemoryBackend):
             raise
         self._fd = fd
         return mapping
-
-    def close_backing(self) -> None:
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)
 
     def refuse_before_visit(self, name: str) -> str | None:
         if name == "hugetlbsize" and self.inited:
