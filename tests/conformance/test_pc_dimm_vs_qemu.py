@@ -16,9 +16,11 @@ from typing import Any
 
 import attrs
 import pytest
+from pyqom_side import PyqomQmp, normalise
 from qemu_oracle import QemuOracle, qemu_command_line, stderr_messages
 
 import qom
+from plugins.monitor import VmControl
 from plugins.vm import VM
 
 K, M, G = 1 << 10, 1 << 20, 1 << 30
@@ -249,58 +251,24 @@ def _fill(value: Any, tmp: str) -> Any:
     return value
 
 
-def run_pyqom(vm: VM, command: str, args: dict[str, Any]) -> dict[str, Any]:
-    """The same command on pyqom, through the qom functions QMP will call."""
-    tree = vm.tree
-    try:
-        value: Any = {}
-        if command == "object-add":
-            qom.object_add(tree, args)
-        elif command == "object-del":
-            qom.object_del(tree, args["id"])
-        elif command == "device_add":
-            qom.device_add(tree, qom.qemu_opts_from_qdict(args))
-        elif command == "device_del":
-            qom.device_del(tree, args["id"])
-        elif command == "query-memory-devices":
-            value = vm.query_memory_devices()
-        elif command == "query-memory-size-summary":
-            value = vm.query_memory_size_summary()
-        elif command == "qom-get":
-            value = qom.qom_get(tree, args["path"], args["property"])
-        elif command == "qom-set":
-            qom.qom_set(tree, args["path"], args["property"], args["value"])
-        elif command == "qom-list":
-            value = qom.qom_list(tree, args["path"])
-        elif command == "device-list-properties":
-            value = qom.device_list_properties(tree, args["typename"])
-        elif command == "qom-list-properties":
-            value = qom.qom_list_properties(tree, args["typename"])
-        else:
-            raise AssertionError(command)
-    except qom.QomError as err:
-        return {"error": {"class": err.error_class, "desc": str(err)}}
-    return {"return": value}
-
-
-def _normalise(command: str, reply: dict[str, Any]) -> Any:
-    if command in UNORDERED and "return" in reply:
-        return sorted(repr(sorted(item.items())) for item in reply["return"])
-    return reply
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_same_answers_as_qemu(scenario: Scenario, tmp_path: Path) -> None:
     args = tuple(_fill(arg, str(tmp_path)) for arg in scenario.args)
     oracle = QemuOracle(*args)
     try:
         with VM.from_args(list(args)) as vm:
-            for number, (command, raw) in enumerate(scenario.steps):
-                arguments = _fill(raw, str(tmp_path))
-                expected = _normalise(command, oracle.execute(command, arguments))
-                actual = _normalise(command, run_pyqom(vm, command, arguments))
-                assert (number, command, arguments, actual) == \
-                    (number, command, arguments, expected)
+            control = VmControl(vm)
+            qmp = PyqomQmp(control)
+            try:
+                for number, (command, raw) in enumerate(scenario.steps):
+                    arguments = _fill(raw, str(tmp_path))
+                    expected = normalise(command, oracle.execute(command, arguments), UNORDERED)
+                    actual = normalise(command, qmp.execute(command, arguments), UNORDERED)
+                    assert (number, command, arguments, actual) == \
+                        (number, command, arguments, expected)
+            finally:
+                qmp.close()
+                control.close()
     finally:
         oracle.close()
 

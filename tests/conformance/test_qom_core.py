@@ -1,8 +1,9 @@
 """The object model against real QEMU 7.2: the same QMP steps, the same answers.
 
-Each step runs on a paused QEMU and on a pyqom tree, in order (state carries
-over between steps on both sides), and the replies must be equal: the same
-return value, or the same error class and message.
+Each step runs on a paused QEMU and on pyqom's QMP session with the same
+machine, in order (state carries over between steps on both sides), and the
+replies must be equal: the same return value, or the same error class and
+message.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pyqom_side import PyqomQmp, normalise
 
-import qom
-from plugins.manager import make_plugin_manager, make_tree
+from plugins.monitor import VmControl
+from plugins.vm import VM
 
 MIB = 1 << 20
 RAM = "memory-backend-ram"
@@ -152,52 +154,20 @@ STEPS: list[tuple[str, dict[str, Any]]] = [
 UNORDERED = {"qom-list-types", "qom-list-properties", "device-list-properties", "qom-list"}
 
 
-def run_pyqom(tree: qom.ObjectTree, command: str, args: dict[str, Any]) -> dict[str, Any]:
-    """The same command on pyqom, through the plain functions the monitors will call."""
-    try:
-        if command == "object-add":
-            qom.object_add(tree, args)
-            value: Any = {}
-        elif command == "object-del":
-            qom.object_del(tree, args["id"])
-            value = {}
-        elif command == "qom-get":
-            value = qom.qom_get(tree, args["path"], args["property"])
-        elif command == "qom-set":
-            qom.qom_set(tree, args["path"], args["property"], args["value"])
-            value = {}
-        elif command == "qom-list-types":
-            value = qom.qom_list_types(tree.registry, args.get("implements"),
-                                       args.get("abstract", False))
-        elif command == "qom-list-properties":
-            value = qom.qom_list_properties(tree, args["typename"])
-        elif command == "device-list-properties":
-            value = qom.device_list_properties(tree, args["typename"])
-        elif command == "qom-list":
-            value = qom.qom_list(tree, args["path"])
-        else:
-            raise AssertionError(command)
-    except qom.QomError as err:
-        return {"error": {"class": err.error_class, "desc": str(err)}}
-    return {"return": value}
-
-
-def _normalise(command: str, reply: dict[str, Any]) -> Any:
-    if command in UNORDERED and "return" in reply:
-        return sorted(repr(sorted(item.items())) for item in reply["return"])
-    return reply
-
-
 @pytest.fixture(scope="module")
-def pyqom_tree() -> Iterator[qom.ObjectTree]:
-    tree = make_tree(make_plugin_manager(autoload=False))
-    yield tree
-    tree.root.finalize()
+def pyqom_qmp() -> Iterator[PyqomQmp]:
+    """pyqom with QEMU's machine (``-m 1G,slots=3,maxmem=4G``), over its QMP session."""
+    with VM("1G", slots=3, maxmem="4G", autoload=False) as vm:
+        control = VmControl(vm)
+        qmp = PyqomQmp(control)
+        yield qmp
+        qmp.close()
+        control.close()
 
 
 @pytest.mark.parametrize(("command", "args"), STEPS,
                          ids=[f"{i:03}-{c}" for i, (c, _) in enumerate(STEPS)])
-def test_same_answer_as_qemu(qemu, pyqom_tree, command: str, args: dict[str, Any]) -> None:
+def test_same_answer_as_qemu(qemu, pyqom_qmp, command: str, args: dict[str, Any]) -> None:
     expected = qemu.execute(command, args)
-    actual = run_pyqom(pyqom_tree, command, args)
-    assert _normalise(command, actual) == _normalise(command, expected)
+    actual = pyqom_qmp.execute(command, args)
+    assert normalise(command, actual, UNORDERED) == normalise(command, expected, UNORDERED)
