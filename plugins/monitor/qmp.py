@@ -45,7 +45,11 @@ OOB_COMMANDS: frozenset[str] = frozenset({"migrate-recover", "migrate-pause", "x
 
 
 def encode(message: Any) -> bytes:
-    """One QMP output line: QDict key order, QEMU's compact JSON, ``\\n``.
+    """One QMP output line: QDict key order, QEMU's compact JSON, ``\\r\\n``.
+
+    QEMU ends the JSON text with ``\\n`` and its ``monitor_puts`` turns every
+    ``\\n`` of monitor output into ``\\r\\n``, on every transport (libvirt's
+    parser waits for the ``\\r\\n``).
 
     Same bytes as ``qjson.to_json(qdict_ordered_deep(message))``, faster: key
     orders are cached per key tuple, and a message of dicts, lists, strings,
@@ -58,8 +62,8 @@ def encode(message: Any) -> bytes:
     if plain[0]:
         text = json.dumps(ordered, check_circular=False)
         if "\\" not in text:
-            return (text + "\n").encode("ascii")
-    return (qjson.to_json(ordered) + "\n").encode("ascii")
+            return (text + "\r\n").encode("ascii")
+    return (qjson.to_json(ordered) + "\r\n").encode("ascii")
 
 
 #: Leaves the C JSON encoder writes exactly as QEMU does (strings: unless escaped).

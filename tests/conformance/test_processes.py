@@ -8,16 +8,16 @@ and compares what comes out:
 * the exit status;
 * stderr, with the program name at the start of a line (``qemu-system-x86_64: ``
   or ``pyqom: ``) made the same;
-* every stdout line, parsed as JSON (equality) and re-serialised with its key
-  order kept (so the key order QEMU prints is checked too).
+* stdout as raw bytes, line by line with each line's ending (QMP ends every
+  line in ``\r\n``), so key order, spacing and escapes are checked as well.
 
-Only event timestamps and the greeting's ``package`` string are normalised.
-Each process gets its own scratch directory (its working directory, with the
-same layout), and that directory's path is written as ``@TMP@`` in every
-answer.  Lists whose order is GLib hash order in QEMU are compared as
-multisets (each entry keeps its key-order check): ``qom-list`` and
-``qom-list-properties`` entries, ``query-memdev`` entries and the blocks of
-HMP ``info memdev``.
+Only the values of event timestamps and the greeting's ``package`` string are
+normalised, in the raw text.  Each process gets its own scratch directory (its
+working directory, with the same layout), and that directory's path is
+written as ``@TMP@`` in every answer.  Lists whose order is GLib hash order
+in QEMU are compared as multisets of their entries' raw text: ``qom-list``
+and ``qom-list-properties`` entries, ``query-memdev`` entries and the blocks
+of HMP ``info memdev``.
 """
 
 from __future__ import annotations
@@ -487,8 +487,9 @@ def _stream(scenario: Scenario, tmp: Path) -> bytes:
 def _run(argv: list[str], stream: bytes, cwd: Path, env: dict[str, str]) -> Outcome:
     result = subprocess.run(argv, input=stream, capture_output=True, cwd=cwd, env=env,
                             timeout=TIMEOUT)
-    return Outcome(result.returncode, result.stdout.decode(errors="replace"),
-                   result.stderr.decode(errors="replace"))
+    # surrogateescape keeps every byte: nothing invalid is replaced before comparing.
+    return Outcome(result.returncode, result.stdout.decode(errors="surrogateescape"),
+                   result.stderr.decode(errors="surrogateescape"))
 
 
 def _argv(scenario: Scenario, tmp: Path) -> list[str]:
@@ -559,51 +560,92 @@ def _reject(constant: str) -> Any:
     raise ValueError(constant)
 
 
-def _canonical(line: str) -> tuple[Any, str]:
-    """The parsed line and its text with key order kept, both normalised.
+TIMESTAMP = re.compile(r'"timestamp": \{"seconds": -?\d+, "microseconds": -?\d+\}')
+PACKAGE = re.compile(r'^(\{"QMP": \{"version": \{.*"package": )"(?:[^"\\]|\\.)*"')
 
-    A line that is not strict JSON (QEMU prints an ``id`` of ``1e400`` as
-    ``inf``) is compared as text.
-    """
+
+def _lines(text: str) -> list[str]:
+    """The lines of ``text``, each with its own ending (``\r\n``, ``\n`` or none)."""
+    return re.findall(r"[^\n]*\n|[^\n]+$", text)
+
+
+def _array_entries(text: str, start: int) -> tuple[list[str], int]:
+    """The raw text of each element of the JSON array opening at ``text[start]``,
+    and the index just after its closing bracket."""
+    entries: list[str] = []
+    depth, begin, index, in_string = 0, start + 1, start, False
+    while True:
+        char = text[index]
+        if in_string:
+            if char == "\\":
+                index += 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                entries.append(text[begin:index].strip())
+                return [entry for entry in entries if entry], index + 1
+        elif char == "," and depth == 1:
+            entries.append(text[begin:index].strip())
+            begin = index + 1
+        index += 1
+
+
+def _canonical(line: str) -> str:
+    """The raw line with timestamps and the package blanked, and the entries of a
+    GLib-hash-ordered list (or the blocks of ``info memdev``) sorted as raw text."""
+    line = PACKAGE.sub(r'\1"PACKAGE"', TIMESTAMP.sub(
+        '"timestamp": {"seconds": 0, "microseconds": 0}', line))
     try:
         value = json.loads(line, parse_constant=_reject)
     except ValueError:
-        return line, line
-    if isinstance(value, dict):
-        if isinstance(value.get("timestamp"), dict):
-            value["timestamp"] = {key: 0 for key in value["timestamp"]}
-        greeting = value.get("QMP", {}).get("version") if isinstance(
-            value.get("QMP"), dict) else None
-        if isinstance(greeting, dict) and "package" in greeting:
-            greeting["package"] = "PACKAGE"
-        result = value.get("return")
-        if _is_hash_ordered_list(result):
-            value["return"] = sorted(result, key=lambda item: json.dumps(item))
-        elif isinstance(result, str) and result.startswith("memory backend: "):
-            body, blank, _ = result.rpartition("\r\n\r\n")
-            blocks = re.split(r"(?=memory backend: )", body + "\r\n" if blank else result)
-            value["return"] = "".join(sorted(block for block in blocks if block)) + (
-                "\r\n" if blank else "")
-    return value, json.dumps(value)
+        return line
+    if not isinstance(value, dict):
+        return line
+    result = value.get("return")
+    head = '{"return": '
+    if _is_hash_ordered_list(result) and line.startswith(head + "["):
+        entries, end = _array_entries(line, len(head))
+        return head + "[" + ", ".join(sorted(entries)) + "]" + line[end:]
+    if isinstance(result, str) and result.startswith("memory backend: "):
+        string_end = line.rindex('"')
+        body = line[len(head) + 1:string_end]
+        content, blank, _ = body.rpartition("\\r\\n\\r\\n")
+        blocks = re.split(r"(?=memory backend: )", content + "\\r\\n" if blank else body)
+        return (head + '"' + "".join(sorted(block for block in blocks if block))
+                + ("\\r\\n" if blank else "") + line[string_end:])
+    return line
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_same_process_as_qemu(scenario: Scenario, tmp_path: Path) -> None:
-    """Exit status, stderr and every stdout line are QEMU 7.2's."""
+    """Exit status, stderr and stdout's bytes, line endings included, are QEMU 7.2's."""
     expected, actual = run_both(scenario, tmp_path)
     assert (actual.status, actual.stderr) == (expected.status, expected.stderr)
     if scenario.greeting_race and expected.status and not expected.stdout:
-        lines = actual.stdout.splitlines()
-        assert len(lines) == 1 and '"QMP"' in json.loads(lines[0]), lines
+        lines = _lines(actual.stdout)
+        assert len(lines) == 1 and lines[0].endswith("\r\n") and '"QMP"' in json.loads(
+            lines[0]), lines
         return
-    actual_lines = actual.stdout.splitlines()
-    expected_lines = expected.stdout.splitlines()
+    actual_lines = _lines(actual.stdout)
+    expected_lines = _lines(expected.stdout)
     for number, (mine, theirs) in enumerate(zip(actual_lines, expected_lines, strict=False)):
-        parsed, text = _canonical(mine)
-        parsed_qemu, text_qemu = _canonical(theirs)
-        assert (number, parsed) == (number, parsed_qemu)
-        assert (number, text) == (number, text_qemu)
+        assert (number, _canonical(mine)) == (number, _canonical(theirs))
     assert len(actual_lines) == len(expected_lines), (actual_lines, expected_lines)
+
+
+def test_raw_entries_of_a_hash_ordered_list() -> None:
+    """The multiset comparison keeps each entry's raw bytes (spacing, escapes)."""
+    line = '{"return": [{"name": "b,]", "type": "x"}, {"name": "a", "type": "y"}]}\r\n'
+    swapped = '{"return": [{"name": "a", "type": "y"}, {"name": "b,]", "type": "x"}]}\r\n'
+    assert _canonical(line) == _canonical(swapped)
+    assert _canonical(line) != _canonical(swapped.replace('"a"', '"\\u0061"'))
+    assert _canonical(line) != _canonical(swapped.replace("\r\n", "\n"))
 
 
 def test_at_least_forty_scenarios() -> None:

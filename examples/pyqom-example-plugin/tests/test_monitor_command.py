@@ -19,7 +19,7 @@ def test_qmp_and_hmp() -> None:
         session.feed(b'{"execute":"qmp_capabilities"}'
                      b'{"execute":"x-example-greet","arguments":{"name":"QEMU"},"id":1}'
                      b'{"execute":"x-example-greet","arguments":{"name":1}}')
-        assert out[1] == b'{"return": {"greeting": "Hello, QEMU!"}, "id": 1}\n'
+        assert out[1] == b'{"return": {"greeting": "Hello, QEMU!"}, "id": 1}\r\n'
         assert b"Invalid parameter type for 'name', expected: string" in out[2]
         hmp = HmpSession(control)
         hmp.run_line("example_greet")

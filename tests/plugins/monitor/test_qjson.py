@@ -69,7 +69,7 @@ RECORDED = [
 
 @pytest.mark.parametrize(("data", "expected"), RECORDED)
 def test_recorded_qemu_answers(wire, data: bytes, expected: list[str]) -> None:
-    assert wire.send(data) == [line + "\n" for line in expected]
+    assert wire.send(data) == [line + "\r\n" for line in expected]
 
 
 def test_nesting_limit_then_resynchronisation(wire) -> None:

@@ -23,7 +23,7 @@ VALUES = st.recursive(LEAVES, lambda inner: (st.lists(inner, max_size=4)
 
 
 def reference(message: Any) -> bytes:
-    return (qjson.to_json(qdict_ordered_deep(message)) + "\n").encode("ascii")
+    return (qjson.to_json(qdict_ordered_deep(message)) + "\r\n").encode("ascii")
 
 
 @settings(max_examples=400)
@@ -39,4 +39,4 @@ def test_encode_plain_reply_and_escapes() -> None:
     assert encode(reply) == reference(reply)
     for text in ["a\"b", "back\\slash", "tab\t", "del\x7f", "é", "\U0001f600", "\udc80"]:
         assert encode({"return": {"desc": text}}) == reference({"return": {"desc": text}})
-    assert encode({"return": 0.1}) == b'{"return": 0.10000000000000001}\n'
+    assert encode({"return": 0.1}) == b'{"return": 0.10000000000000001}\r\n'
