@@ -149,18 +149,29 @@ def machine_set_mem(options: MemoryOptions,
     return MemoryConfig(ram_size=size, maxram_size=maxram, ram_slots=options.slots or 0)
 
 
-def memory_config(memory: str | MemoryOptions | None = None, *, slots: int | None = None,
+def memory_config(memory: str | int | MemoryOptions | None = None, *, slots: int | None = None,
                   maxmem: int | str | None = None) -> MemoryConfig:
     """Convenience for the Python API: a ``-m`` string, or keyword values.
 
     ``memory_config("1G,slots=3,maxmem=4G")`` and
-    ``memory_config("1G", slots=3, maxmem="4G")`` are the same machine.
+    ``memory_config("1G", slots=3, maxmem="4G")`` are the same machine.  An int
+    ``memory`` or ``maxmem`` is bytes (a bare number in ``-m`` text is MiB, as
+    in QEMU).
+
+    :raises ValueError: ``slots`` or ``maxmem`` both in ``memory`` and as a keyword.
+    :raises QomError: what QEMU says of the same ``-m`` option.
     """
     if isinstance(memory, MemoryOptions):
         return machine_set_mem(memory)
+    if isinstance(memory, int) and not isinstance(memory, bool):
+        memory = f"{memory}B"
     raw: dict[str, str] = parse_memory_option(memory) if memory else {}
-    if slots is not None:
-        raw = parse_memory_option(f"slots={slots}", raw)
-    if maxmem is not None:
-        raw = parse_memory_option(f"maxmem={maxmem}", raw)
+    for name, value in (("slots", slots), ("maxmem", maxmem)):
+        if value is None:
+            continue
+        if name in raw:
+            raise ValueError(f"{name} is given twice: {name}={raw[name]} in the memory "
+                             f"option and {name}={value!r} as a keyword")
+        raw = parse_memory_option(f"{name}={value}B" if isinstance(value, int)
+                                  and name == "maxmem" else f"{name}={value}", raw)
     return machine_set_mem(fix_up_memory_options(raw))

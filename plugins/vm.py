@@ -48,10 +48,11 @@ from plugins.manager import make_plugin_manager, make_registry, make_tree
 class VM:
     """A pc machine, its objects and devices, and its guest memory.
 
-    :param memory: ``-m`` text (``"1G,slots=3,maxmem=4G"``), a size
-        (``"1G"``, or bytes as an int), or a :class:`MemoryConfig`.
+    :param memory: ``-m`` text (``"1G,slots=3,maxmem=4G"``; a bare number is
+        MiB, as in QEMU), bytes as an int (``1 << 30``), or a :class:`MemoryConfig`.
     :param slots: hotplug slots (``-m ...,slots=``).
-    :param maxmem: maximum memory (``-m ...,maxmem=``), bytes or a size string.
+    :param maxmem: maximum memory (``-m ...,maxmem=``), bytes as an int or a size string.
+    :raises ValueError: ``slots`` or ``maxmem`` given in ``memory`` and as a keyword.
     :param machine: ``-machine`` type name.
     :param phys_bits: the CPU's physical address bits.
     :param objects: ``object-add`` argument dicts created before the machine.
@@ -75,8 +76,7 @@ class VM:
         if isinstance(memory, MemoryConfig):
             config = memory
         else:
-            config = memory_config(str(memory) if isinstance(memory, int) else memory,
-                                   slots=slots, maxmem=maxmem)
+            config = memory_config(memory, slots=slots, maxmem=maxmem)
         self._start(plugins, autoload)
         try:
             for arguments in objects:

@@ -191,6 +191,23 @@ def test_memory_config_keywords() -> None:
     assert memory_config() == MemoryConfig(DEFAULT_RAM_SIZE, DEFAULT_RAM_SIZE, 0)
 
 
+def test_an_int_memory_is_bytes_and_text_is_mib() -> None:
+    assert memory_config(G, slots=2, maxmem=4 * G) == MemoryConfig(G, 4 * G, 2)
+    assert memory_config(512 * M).ram_size == 512 * M
+    assert memory_config("1024").ram_size == G
+
+
+@pytest.mark.parametrize(("text", "keywords"), [
+    ("1G,slots=2,maxmem=4G", {"slots": 3}),
+    ("1G,slots=2,maxmem=4G", {"slots": 2}),
+    ("1G,slots=2,maxmem=4G", {"maxmem": "8G"}),
+])
+def test_an_option_given_twice_is_an_error(text: str, keywords: dict[str, object]) -> None:
+    name = next(iter(keywords))
+    with pytest.raises(ValueError, match=f"^{name} is given twice: "):
+        memory_config(text, **keywords)  # type: ignore[arg-type]
+
+
 # -- properties -----------------------------------------------------------------
 
 
