@@ -135,6 +135,9 @@ class HmpCommand:
     :ivar handler: ``handler(session, args)``; prints with ``session.print``
         and raises :class:`qom.QomError` for ``Error: ...`` lines.
     :ivar info: a subcommand of ``info``.
+    :ivar completion: QEMU's ``command_completion``: ``completion(session,
+        nb_args, word)`` returns the Tab completions of ``word``, the last of
+        ``nb_args`` words on the line (the command name counts).
     """
 
     name: str
@@ -143,6 +146,7 @@ class HmpCommand:
     help: str
     handler: Callable[[HmpSession, dict[str, Any]], None]
     info: bool = False
+    completion: Callable[[HmpSession, int, str], list[str]] | None = None
 
     def matches(self, name: str) -> bool:
         """Whether ``name`` is this command's name or one of its aliases."""

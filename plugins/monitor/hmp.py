@@ -27,10 +27,14 @@ from typing import Any
 import qom
 from plugins.monitor import qjson
 from plugins.monitor.commands import QEMU_VERSION, HmpCommand, VmControl, package_string
+from plugins.monitor.readline import Readline
+from qom.device import SLOT_HOTPLUGGABLE, SLOT_USER_CREATABLE
 from qom.qdict import qdict_ordered_deep
 
 #: QEMU's get_str buffer (1024 bytes with the NUL): longer words are cut.
 _STR_BUFFER = 1023
+#: QEMU's MAX_ARGS: words of a command line that Tab completion looks at
+_MAX_ARGS = 16
 
 BANNER_VERSION = "{major}.{minor}.{micro}".format(**QEMU_VERSION)
 
@@ -200,37 +204,88 @@ class HmpSession:
         return args, pos
 
     def _get_str(self, line: str, pos: int) -> tuple[str | None, int]:
-        """QEMU's ``get_str``: a word, or a double-quoted string with escapes."""
-        while pos < len(line) and line[pos].isspace():
-            pos += 1
-        if pos >= len(line):
-            return None, pos
-        out: list[str] = []
-        if line[pos] == '"':
-            pos += 1
-            while pos < len(line) and line[pos] != '"':
-                char = line[pos]
-                if char == "\\":
-                    escaped = line[pos + 1:pos + 2]
-                    pos += 2
-                    mapped = {"n": "\n", "r": "\r", "\\": "\\", "'": "'", '"': '"'}.get(escaped)
-                    if mapped is None:
-                        self._stderr(f"unsupported escape code: '\\{escaped}'\n")
-                        return None, pos
-                    out.append(mapped)
-                else:
-                    out.append(char)
-                    pos += 1
-            if pos >= len(line):
-                self._stderr("unterminated string\n")
-                return None, pos
-            pos += 1
-        else:
-            start = pos
-            while pos < len(line) and not line[pos].isspace():
+        return get_str(line, pos, self._stderr)
+
+    # -- completion --------------------------------------------------------
+
+    def completions(self, text: str) -> tuple[list[str], int]:
+        """QEMU's ``monitor_find_completion``: the Tab candidates for ``text`` (the
+        line before the cursor) and the length of the word they complete."""
+        words: list[str] = []
+        pos = 0
+        while True:
+            while pos < len(text) and text[pos].isspace():
                 pos += 1
-            out.append(line[start:pos])
-        return "".join(out)[:_STR_BUFFER], pos
+            if pos >= len(text):
+                break
+            if len(words) >= _MAX_ARGS:
+                return [], 0
+            word, pos = get_str(text, pos, lambda message: None)
+            if word is None:
+                return [], 0
+            words.append(word)
+        if text and text[-1].isspace():
+            if len(words) >= _MAX_ARGS:
+                return [], 0
+            words.append("")
+        return self._complete_in(words, info=False)
+
+    def _complete_in(self, words: list[str], *, info: bool) -> tuple[list[str], int]:
+        table = self.control.commands
+        if len(words) <= 1:
+            prefix = words[0] if words else ""
+            names = [name for command in table.hmp_commands(info=info)
+                     for name in command.name.split("|") if name.startswith(prefix)]
+            return names, len(prefix)
+        command = table.find_hmp(words[0], info=info)
+        if command is None:
+            return [], 0
+        if command.name == "info" and not info:
+            return self._complete_in(words[1:], info=True)
+        word = words[-1]
+        if command.completion is not None:
+            return command.completion(self, len(words), word), len(word)
+        kinds = [spec.partition(":")[2] for spec in filter(None, command.args_type.split(","))]
+        kinds = [kind for kind in kinds if not kind.startswith("-")]
+        kind = kinds[len(words) - 2] if len(words) - 2 < len(kinds) else ""
+        if kind.rstrip("?") in ("s", "S") and command.name == "help|?":
+            return self._complete_in(words[1:], info=False)
+        return [], 0
+
+
+def get_str(line: str, pos: int, report: Callable[[str], Any]) -> tuple[str | None, int]:
+    """QEMU's ``get_str``: a word, or a double-quoted string with escapes; problems
+    go to ``report`` and give ``None``."""
+    while pos < len(line) and line[pos].isspace():
+        pos += 1
+    if pos >= len(line):
+        return None, pos
+    out: list[str] = []
+    if line[pos] == '"':
+        pos += 1
+        while pos < len(line) and line[pos] != '"':
+            char = line[pos]
+            if char == "\\":
+                escaped = line[pos + 1:pos + 2]
+                pos += 2
+                mapped = {"n": "\n", "r": "\r", "\\": "\\", "'": "'", '"': '"'}.get(escaped)
+                if mapped is None:
+                    report(f"unsupported escape code: '\\{escaped}'\n")
+                    return None, pos
+                out.append(mapped)
+            else:
+                out.append(char)
+                pos += 1
+        if pos >= len(line):
+            report("unterminated string\n")
+            return None, pos
+        pos += 1
+    else:
+        start = pos
+        while pos < len(line) and not line[pos].isspace():
+            pos += 1
+        out.append(line[start:pos])
+    return "".join(out)[:_STR_BUFFER], pos
 
 
 def _parse_device_opts(text: str) -> dict[str, str]:
@@ -560,17 +615,70 @@ def hmp_info_mtree(session: HmpSession, args: dict[str, Any]) -> None:
     session.print(info_mtree(session.control.vm.machine))
 
 
+def complete_object_type(session: HmpSession, nb_args: int, word: str) -> list[str]:
+    """``object_add <Tab>``: user-creatable, non-abstract types (QEMU's
+    ``object_add_completion``)."""
+    if nb_args != 2:
+        return []
+    registry = session.control.vm.tree.registry
+    return [klass.name for klass in registry.list_classes(qom.TYPE_USER_CREATABLE)
+            if klass.name.startswith(word) and klass.name != qom.TYPE_USER_CREATABLE]
+
+
+def complete_device_type(session: HmpSession, nb_args: int, word: str) -> list[str]:
+    """``device_add <Tab>``: user-creatable device types (``device_add_completion``)."""
+    if nb_args != 2:
+        return []
+    registry = session.control.vm.tree.registry
+    return [klass.name for klass in registry.list_classes(qom.TYPE_DEVICE)
+            if klass.slots.get(SLOT_USER_CREATABLE) and klass.name.startswith(word)]
+
+
+def complete_object_id(session: HmpSession, nb_args: int, word: str) -> list[str]:
+    """``object_del <Tab>``: the children of ``/objects`` (``object_del_completion``)."""
+    if nb_args != 2:
+        return []
+    return [name for name, _ in session.control.vm.tree.objects.children()
+            if name.startswith(word)]
+
+
+def complete_device_id(session: HmpSession, nb_args: int, word: str) -> list[str]:
+    """``device_del <Tab>``: ids of realized, hotpluggable devices under
+    ``/machine/peripheral`` (``device_del_completion``)."""
+    if nb_args != 2:
+        return []
+    tree = session.control.vm.tree
+    found: list[str] = []
+
+    def walk(obj: qom.Object) -> None:
+        for _, child in obj.children():
+            if isinstance(child, qom.Device) and child.realized and \
+                    child.object_class.slots.get(SLOT_HOTPLUGGABLE) and \
+                    child.id is not None and child.id.startswith(word):
+                found.append(child.id)
+            walk(child)
+
+    if tree.machine is not None:
+        peripheral = tree.machine.child("peripheral")
+        if peripheral is not None:
+            walk(peripheral)
+    return found
+
+
 BUILTIN_HMP_COMMANDS: tuple[HmpCommand, ...] = (
     HmpCommand("cont|c", "", "", "resume emulation", hmp_cont),
     HmpCommand("device_add", "device:O", "driver[,prop=value][,...]",
-               "add device, like -device on the command line", hmp_device_add),
-    HmpCommand("device_del", "id:s", "device", "remove device", hmp_device_del),
+               "add device, like -device on the command line", hmp_device_add,
+               completion=complete_device_type),
+    HmpCommand("device_del", "id:s", "device", "remove device", hmp_device_del,
+               completion=complete_device_id),
     HmpCommand("help|?", "name:S?", "[cmd]", "show the help", hmp_help),
     HmpCommand("info", "item:s?", "[subcommand]",
                "show various information about the system state", hmp_info),
     HmpCommand("object_add", "object:S", "[qom-type=]type,id=str[,prop=value][,...]",
-               "create QOM object", hmp_object_add),
-    HmpCommand("object_del", "id:s", "id", "destroy QOM object", hmp_object_del),
+               "create QOM object", hmp_object_add, completion=complete_object_type),
+    HmpCommand("object_del", "id:s", "id", "destroy QOM object", hmp_object_del,
+               completion=complete_object_id),
     HmpCommand("qom-get", "path:s,property:s", "path property", "print QOM property",
                hmp_qom_get),
     HmpCommand("qom-list", "path:s?", "path", "list QOM properties", hmp_qom_list),
@@ -603,70 +711,34 @@ BUILTIN_HMP_COMMANDS: tuple[HmpCommand, ...] = (
 class HmpConnection:
     """An interactive HMP monitor on one connection (a transport ``Session``).
 
-    Input goes through QEMU's readline, byte by byte, and the echo is QEMU's:
-    after every byte the line is redrawn (``ESC[D`` back to its start, the
-    text, ``ESC[K``); Enter (``\\r`` or ``\\n``) prints a newline, runs the line
-    and prints the ``(qemu)`` prompt.  Backspace edits; escape sequences
-    (cursor keys) and other control bytes are consumed without effect, and
-    there is no history or completion.
+    Input goes through QEMU's readline (:mod:`.readline`), byte by byte: its
+    echo, line editing, history and Tab completion; Enter runs the line and
+    prints the output and the ``(qemu)`` prompt.
     """
 
     def __init__(self, control: VmControl, write: Callable[[bytes], None], *,
                  stderr: Callable[[str], Any] | None = None, prog: str = "pyqom") -> None:
         self.session = HmpSession(control, stderr=stderr, prog=prog)
         self._write = write
-        self._line = bytearray()
-        self._shown = 0          # characters of the line the terminal shows (cursor after them)
-        self._escape = b""       # an escape sequence being read
+        self.readline = Readline(write, self._run, self.session.completions,
+                                 prompt=self.session.prompt())
         self.closed = False
 
     def start(self) -> None:
         self._write(self.session.banner().encode())
 
     def feed(self, data: bytes) -> None:
-        for byte in data:
-            if self.closed or self.session.control.quit_requested:
-                return
-            self._handle(byte)
+        self.readline.feed(data, lambda: self.closed or self.session.control.quit_requested)
 
-    def _handle(self, byte: int) -> None:
-        if self._escape:
-            self._escape += bytes([byte])
-            # ESC [ params final, or ESC plus one byte.
-            if (len(self._escape) == 2 and byte != ord("[")) or \
-                    (len(self._escape) > 2 and 0x40 <= byte <= 0x7E):
-                self._escape = b""
-            return
-        if byte == 27:
-            self._escape = b"\x1b"
-        elif byte in (10, 13):
-            self._enter()
-        elif byte in (8, 127):
-            if self._line:
-                del self._line[-1]
-                self._redraw()
-        elif byte >= 32:
-            self._line.append(byte)
-            self._redraw()
-
-    def _redraw(self) -> None:
-        """QEMU's ``readline_update`` for a cursor at the end of the line."""
-        echo = b"\x1b[D" * self._shown + bytes(self._line) + b"\x1b[K"
-        self._shown = len(self._line)
-        self._write(echo)
-
-    def _enter(self) -> None:
-        line = self._line.decode("utf-8", "replace")
-        self._line.clear()
-        self._shown = 0
-        self._write(b"\r\n")
+    def _run(self, line: str) -> None:
         self.session.run_line(line)
         output = self.session.take_output()
         if self.session.control.quit_requested:
             self._write(output.encode("utf-8", "replace"))
             self.session.control.finish_quit()
             return
-        self._write((output + self.session.prompt()).encode("utf-8", "replace"))
+        self._write(output.encode("utf-8", "replace"))
+        self.readline.show_prompt()
 
     def close(self) -> None:
         self.closed = True

@@ -38,7 +38,10 @@ STEPS: list[tuple[bytes, int]] = [
     (b'}\n', 1),
     (b'{"execute":"cont"}\n', 2),     # RESUME, then the return
     (b'{"execute":"stop"}\n', 2),     # STOP, then the return
-    (b'{"execute":"quit"}\n', 2),     # the return, then SHUTDOWN
+    # The return, then SHUTDOWN.  No newline after it: QEMU reads its monitor a
+    # byte at a time and exits right after quit, so a byte it never read would
+    # make the kernel reset the TCP connection before the client reads the reply.
+    (b'{"execute":"quit"}', 2),
 ]
 
 TIMESTAMP = re.compile(rb'"timestamp": \{"seconds": \d+, "microseconds": \d+\}')

@@ -121,7 +121,7 @@ def test_hex_size_warning_goes_to_stderr_and_start_up_goes_on(monkeypatch):
 
 @pytest.mark.parametrize(("monitor", "greeting"), [
     (["-qmp", "stdio"], '{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, '
-                        '"package": "pyqom 0.1.0"}, "capabilities": ["oob"]}}\n'),
+                        '"package": "pyqom 0.1.0"}, "capabilities": ["oob"]}}\r\n'),
     (["-monitor", "stdio"], "QEMU 7.2.22 monitor - type 'help' for more information\r\n(qemu) "),
 ])
 def test_board_and_device_errors_come_after_the_stdio_monitor_greeting(monitor, greeting):

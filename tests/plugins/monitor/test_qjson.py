@@ -74,14 +74,14 @@ def test_recorded_qemu_answers(wire, data: bytes, expected: list[str]) -> None:
 
 def test_nesting_limit_then_resynchronisation(wire) -> None:
     lines = wire.send(b'{"execute":"query-status", "id":[' + b"[" * 1030 + b"\n")
-    assert lines == ['{"error": {"class": "GenericError", "desc": "JSON nesting depth limit exceeded"}}\n']
+    assert lines == ['{"error": {"class": "GenericError", "desc": "JSON nesting depth limit exceeded"}}\r\n']
     # QEMU keeps counting the remaining brackets: the next line is swallowed
     # until a string with a newline forces an error and recovery.
     assert wire.send(b'{"execute":"query-status","id":"after-nesting"}\n') == []
     assert wire.send(b'{"execute":"query-status","id": "abc\n"}\n') == [
-        '{"error": {"class": "GenericError", "desc": "JSON parse error, stray \'\\"abc\\n\'"}}\n',
-        '{"error": {"class": "GenericError", "desc": "JSON parse error, expecting value"}}\n']
-    assert wire.send(b'{"execute":"query-status","id":"resync"}\n') == [OK + ', "id": "resync"}\n']
+        '{"error": {"class": "GenericError", "desc": "JSON parse error, stray \'\\"abc\\n\'"}}\r\n',
+        '{"error": {"class": "GenericError", "desc": "JSON parse error, expecting value"}}\r\n']
+    assert wire.send(b'{"execute":"query-status","id":"resync"}\n') == [OK + ', "id": "resync"}\r\n']
 
 
 def test_values_split_anywhere() -> None:

@@ -15,7 +15,7 @@ from qemu.qmp import ExecuteError, QMPClient
 
 from plugins.monitor import VmControl, control_quit, serve_qmp
 
-NEG = '{"error": {"class": "CommandNotFound", "desc": "Expecting capabilities negotiation with \'qmp_capabilities\'"}}\n'
+NEG = '{"error": {"class": "CommandNotFound", "desc": "Expecting capabilities negotiation with \'qmp_capabilities\'"}}\r\n'
 
 
 def test_greeting_and_negotiation(control: VmControl) -> None:
@@ -24,18 +24,18 @@ def test_greeting_and_negotiation(control: VmControl) -> None:
     wire = Wire(control)
     assert wire.out[0] == (b'{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7},'
                            b' "package": "pyqom ' + wire.out[0].split(b'"pyqom ')[1])
-    assert wire.out[0].endswith(b'"capabilities": ["oob"]}}\n')
+    assert wire.out[0].endswith(b'"capabilities": ["oob"]}}\r\n')
     assert wire.send(b'{"execute":"query-status"}\n') == [NEG]
     assert wire.send(b'{"execute":"nosuch"}\n') == [NEG]
     assert wire.send(b'{"foo":1}\n') == [
-        '{"error": {"class": "GenericError", "desc": "QMP input member \'foo\' is unexpected"}}\n']
+        '{"error": {"class": "GenericError", "desc": "QMP input member \'foo\' is unexpected"}}\r\n']
     assert wire.send(b'{"execute":"qmp_capabilities","arguments":{"enable":["foo"]}}\n') == [
-        '{"error": {"class": "GenericError", "desc": "Parameter \'null\' does not accept value \'foo\'"}}\n']
+        '{"error": {"class": "GenericError", "desc": "Parameter \'null\' does not accept value \'foo\'"}}\r\n']
     assert wire.send(b'{"execute":"qmp_capabilities","arguments":{"enable":1}}\n') == [
-        '{"error": {"class": "GenericError", "desc": "Invalid parameter type for \'enable\', expected: array"}}\n']
-    assert wire.send(b'{"execute":"qmp_capabilities","id":5}\n') == ['{"return": {}, "id": 5}\n']
+        '{"error": {"class": "GenericError", "desc": "Invalid parameter type for \'enable\', expected: array"}}\r\n']
+    assert wire.send(b'{"execute":"qmp_capabilities","id":5}\n') == ['{"return": {}, "id": 5}\r\n']
     assert wire.send(b'{"execute":"qmp_capabilities"}\n') == [
-        '{"error": {"class": "CommandNotFound", "desc": "Capabilities negotiation is already complete, command ignored"}}\n']
+        '{"error": {"class": "CommandNotFound", "desc": "Capabilities negotiation is already complete, command ignored"}}\r\n']
 
 
 @pytest.mark.parametrize(("data", "reply"), [
@@ -60,17 +60,17 @@ def test_greeting_and_negotiation(control: VmControl) -> None:
     (b'{"execute":"human-monitor-command","arguments":{"command-line":"info status"}}\n', '{"return": "VM status: paused (prelaunch)\\r\\n"}'),
 ])
 def test_requests_recorded_from_qemu(wire, data: bytes, reply: str) -> None:
-    assert wire.send(data) == [reply + "\n"]
+    assert wire.send(data) == [reply + "\r\n"]
 
 
 def test_events_come_before_the_reply(wire) -> None:
     assert wire.send(b'{"execute":"cont","id":1}\n') == [
-        '{"timestamp": {"seconds": 1700000000, "microseconds": 250000}, "event": "RESUME"}\n',
-        '{"return": {}, "id": 1}\n']
+        '{"timestamp": {"seconds": 1700000000, "microseconds": 250000}, "event": "RESUME"}\r\n',
+        '{"return": {}, "id": 1}\r\n']
     assert wire.send(b'{"execute":"quit"}\n') == [
         '{"timestamp": {"seconds": 1700000000, "microseconds": 250000}, "event": "SHUTDOWN", '
-        '"data": {"guest": false, "reason": "host-qmp-quit"}}\n',
-        '{"return": {}}\n']
+        '"data": {"guest": false, "reason": "host-qmp-quit"}}\r\n',
+        '{"return": {}}\r\n']
     assert wire.session.finished
 
 
