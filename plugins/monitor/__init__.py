@@ -60,7 +60,8 @@ async def serve_hmp(control: VmControl, address: str, *, stdin: BinaryIO | None 
                     prog: str = "pyqom") -> MonitorServer:
     """Start an HMP monitor on ``address``; ``stderr`` gets what QEMU prints there."""
     server = MonitorServer(
-        address, lambda write: HmpConnection(control, write, stderr=stderr, prog=prog))
+        address, lambda write: HmpConnection(control, write, stderr=stderr, prog=prog),
+        raw_terminal=True)
     await server.start(stdin=stdin, stdout=stdout)
     return server
 

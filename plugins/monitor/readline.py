@@ -12,17 +12,18 @@ Backspace, DEL      delete before the cursor
 Ctrl-D, ``ESC[3~``  delete under the cursor (an empty line stays as it is)
 Left, Right         ``ESC[D``, ``ESC[C``
 Home, End           Ctrl-A/Ctrl-E, ``ESC[1~``/``ESC[4~``, ``ESC O H``/``ESC O F``
-Up, Down            ``ESC[A``/``ESC[B`` (also ``ESC[F``/``ESC[E``), Ctrl-P/Ctrl-N:
-                    the history (64 lines, no duplicates: a repeated line
-                    moves to the end)
+Up, Down            ``ESC[A``/``ESC[B`` (also ``ESC[F``/``ESC[E``): the history
+                    (64 lines, no duplicates: a repeated line moves to the end)
 Ctrl-W              delete the word before the cursor
 Ctrl-L              clear the screen, reprint the prompt and the line
 Tab                 completion (see :meth:`Readline.complete`)
 ==================  =========================================================
 
-Any other control byte is ignored (Ctrl-K and Ctrl-U do nothing in QEMU 7.2),
-and the line holds at most 4,095 bytes (``READLINE_CMD_BUF_SIZE``): bytes past
-that are dropped, so the echo of a long line stays bounded.
+Any other control byte is ignored (Ctrl-K, Ctrl-U, Ctrl-N and Ctrl-P do nothing
+in QEMU 7.2), and the line holds at most 4,095 bytes (``READLINE_CMD_BUF_SIZE``):
+bytes past that are dropped, so the echo of a long line stays bounded.  (QEMU
+lets an insertion in the middle of a full line grow it to 4,096 bytes and
+corrupt its cursor; pyqom drops that byte too.)
 
 Output goes through ``write`` as bytes; ``\\n`` becomes ``\\r\\n`` as QEMU's
 ``monitor_puts`` writes it.
@@ -148,10 +149,6 @@ class Readline:
         elif byte == 12:                   # Ctrl-L
             self._print(b"\x1b[2J\x1b[1;1H")
             self.show_prompt()
-        elif byte == 14:                   # Ctrl-N
-            self._history_down()
-        elif byte == 16:                   # Ctrl-P
-            self._history_up()
         elif byte == 23:                   # Ctrl-W
             self._delete_word()
         elif byte == 27:
@@ -196,13 +193,18 @@ class Readline:
             del self.line[self.cursor]
 
     def _delete_word(self) -> None:
-        """Ctrl-W: spaces before the cursor, then the word before them."""
+        """Ctrl-W, QEMU's ``readline_backword``: spaces before the cursor, then the word
+        before them.  Like QEMU it never looks at the first byte, so a word after a
+        single leading space goes with that space."""
         if self.cursor == 0:
             return
-        start = self.cursor
-        while start > 0 and self.line[start - 1:start].isspace():
+        start = self.cursor - 1
+        while start > 0 and self.line[start:start + 1].isspace():
             start -= 1
-        while start > 0 and not self.line[start - 1:start].isspace():
+        while start > 0:
+            if self.line[start:start + 1].isspace():
+                start += 1
+                break
             start -= 1
         del self.line[start:self.cursor]
         self.cursor = start

@@ -14,13 +14,16 @@ Addresses use QEMU's chardev spelling: ``stdio``,
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import enum
 import os
+import select
 import stat
 import sys
+import termios
 from collections.abc import Callable
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import attrs
 
@@ -139,16 +142,80 @@ class _StreamProtocol(asyncio.Protocol):
             self._transport.close()
 
 
+class TerminalMode:
+    """The stdio terminal's settings while a monitor reads it, and their restoring.
+
+    QEMU's stdio chardev (``qemu_chr_set_echo_stdio``) turns a terminal's echo,
+    canonical input, ``IEXTEN`` and the input translations (``ICRNL``, ``IXON``,
+    ...) off, keeps ``ISIG`` (Ctrl-C still signals) and output processing,
+    reads byte by byte (``VMIN`` 1, ``VTIME`` 0), and puts everything back at
+    exit; an HMP monitor keeps that mode, a QMP monitor turns echo back on
+    (the terminal stays as it was).  The file status flags (asyncio makes the
+    descriptor non-blocking) are restored too, so the shell gets its terminal
+    back as it left it, whichever way pyqom ends.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._saved: list[Any] | None = termios.tcgetattr(fd)
+        self._saved_blocking = os.get_blocking(fd)
+        atexit.register(self.restore)
+
+    @staticmethod
+    def raw(attributes: list[Any]) -> list[Any]:
+        """QEMU's mode for a terminal a readline monitor reads (echo off)."""
+        iflag, oflag, cflag, lflag, ispeed, ospeed, cc = attributes
+        iflag &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP
+                   | termios.INLCR | termios.IGNCR | termios.ICRNL | termios.IXON)
+        oflag |= termios.OPOST
+        lflag &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.IEXTEN)
+        cflag = (cflag & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
+        cc = list(cc)
+        cc[termios.VMIN] = 1
+        cc[termios.VTIME] = 0
+        return [iflag, oflag, cflag, lflag, ispeed, ospeed, cc]
+
+    def make_raw(self) -> None:
+        assert self._saved is not None
+        termios.tcsetattr(self.fd, termios.TCSANOW, self.raw(self._saved))
+
+    def restore(self) -> None:
+        """Put the terminal back as it was (once; later calls do nothing)."""
+        if self._saved is None:
+            return
+        saved, self._saved = self._saved, None
+        atexit.unregister(self.restore)
+        with contextlib.suppress(OSError, termios.error):
+            termios.tcsetattr(self.fd, termios.TCSANOW, saved)
+        with contextlib.suppress(OSError):
+            os.set_blocking(self.fd, self._saved_blocking)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``, waiting while a non-blocking descriptor is full."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            select.select([], [fd], [])
+
+
 class MonitorServer:
     """A listening monitor (or the stdio one) feeding sessions from ``factory``.
 
     :param address: where to listen (a string as for :func:`parse_address`).
     :param factory: makes the session of each client.
+    :param raw_terminal: on a stdio terminal, switch echo and line editing off
+        (a readline monitor echoes and edits itself, as QEMU's HMP does).
     """
 
-    def __init__(self, address: str | Address, factory: SessionFactory) -> None:
+    def __init__(self, address: str | Address, factory: SessionFactory, *,
+                 raw_terminal: bool = False) -> None:
         self.address = parse_address(address) if isinstance(address, str) else address
         self.factory = factory
+        self.raw_terminal = raw_terminal
+        self.terminal: TerminalMode | None = None
         self.state = RunState.IDLE
         self.sessions: set[Session] = set()
         self.connections: set[_StreamProtocol] = set()
@@ -181,11 +248,26 @@ class MonitorServer:
     async def _start_stdio(self, stdin: BinaryIO, stdout: BinaryIO) -> None:
         loop = asyncio.get_running_loop()
 
+        if self.raw_terminal and _is_terminal(stdin):
+            self.terminal = TerminalMode(stdin.fileno())
+            self.terminal.make_raw()
+
+        try:
+            out_fd: int | None = stdout.fileno()
+            stdout.flush()  # what was buffered before goes first
+        except (OSError, ValueError):  # a stream without a descriptor (tests)
+            out_fd = None
+
         def write(data: bytes) -> None:
-            # Blocking writes keep QEMU's ordering on a pipe or terminal.
-            with contextlib.suppress(BrokenPipeError, ValueError):
-                stdout.write(data)
-                stdout.flush()
+            # Whole writes keep QEMU's ordering on a pipe or terminal; stdout may
+            # share the terminal's open file with stdin, which asyncio makes
+            # non-blocking.  A reader that went away (EPIPE, EIO) ends nothing.
+            with contextlib.suppress(ValueError, OSError):
+                if out_fd is None:
+                    stdout.write(data)
+                    stdout.flush()
+                else:
+                    _write_all(out_fd, data)
 
         session = self.factory(write)
         self.sessions.add(session)
@@ -243,6 +325,8 @@ class MonitorServer:
             self._stdio_transport.close()
         if self._stdio_reader is not None:
             self._stdio_reader.cancel()
+        if self.terminal is not None:
+            self.terminal.restore()
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -250,6 +334,13 @@ class MonitorServer:
             if self.address.kind == "unix":
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.address.path)
+
+
+def _is_terminal(stream: BinaryIO) -> bool:
+    try:
+        return os.isatty(stream.fileno())
+    except (OSError, ValueError):
+        return False
 
 
 def _is_regular_file(stream: BinaryIO) -> bool:
