@@ -65,6 +65,9 @@ MACHINE_ALIASES: Final = {
     "pc-i440fx-2.0": TYPE_PC_I440FX_20,
 }
 
+#: what ``-machine help`` says of every pc-i440fx machine
+MACHINE_DESCRIPTION: Final = "Standard PC (i440FX + PIIX, 1996)"
+
 MAIN_RAM_ID: Final = "pc.ram"
 ACPI_MAX_RAM_SLOTS: Final = 256
 TARGET_PAGE_SIZE: Final = 4096

@@ -32,6 +32,7 @@ from qom import (
     link_check_before_realize,
     qom_link,
 )
+from qom.device import SLOT_DESC
 
 TYPE_PC_DIMM: Final = "pc-dimm"
 #: ``slot`` value meaning "any free slot"
@@ -93,6 +94,8 @@ class PcDimm(Device):
 
 
 def _pc_dimm_class_init(klass: ObjectClass, data: Any) -> None:
+    klass.slots[SLOT_DESC] = "DIMM memory module"
+
     def size(obj: Object) -> int:
         assert isinstance(obj, PcDimm)
         return obj.region_size()

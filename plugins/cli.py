@@ -27,27 +27,6 @@ from plugins.command_line import CommandLine, StartupError, parse_command_line, 
 from plugins.vm import VM
 
 PROG = "pyqom"
-QEMU_VERSION = "7.2.22"
-PYQOM_VERSION = "0.1.0"
-
-USAGE = f"""\
-QEMU emulator version {QEMU_VERSION} ({PROG} {PYQOM_VERSION})
-usage: {PROG} [options]
-
-The memory-hotplug surface of qemu-system-x86_64:
--machine [type=]pc[,max-ram-below-4g=size]
--m [size=]megs[,slots=n,maxmem=size]
--cpu qemu64[,phys-bits=N]
--object memory-backend-ram|memory-backend-file|memory-backend-memfd,id=ID,...
--device pc-dimm,[id=ID,]memdev=ID[,slot=N][,addr=A][,node=N]
--qmp stdio|unix:PATH,server=on,wait=off|tcp:HOST:PORT,server=on,wait=off
--monitor (same forms as -qmp, for HMP)
--S                start paused
--nodefaults -display none -name NAME -accel tcg -no-acpi
--global PIIX4_PM.memory-hotplug-support=on|off
--dump-acpi DIR    write the ACPI tables of the ready machine to DIR/SIG.dat
--version -h
-"""
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
@@ -62,15 +41,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
 
     vm = VM.empty()
     try:
-        line = parse_command_line(args, warn, vm.tree.registry)
-        if line.show_help:
-            out.write(USAGE)
-            vm.close()
-            return 0
-        if line.show_version:
-            out.write(f"QEMU emulator version {QEMU_VERSION} ({PROG} {PYQOM_VERSION})\n"
-                      "Copyright (c) 2003-2022 Fabrice Bellard and the QEMU Project "
-                      "developers\n")
+        line = parse_command_line(args, warn, vm.tree.registry, PROG)
+        if line.help_text is not None:
+            out.write(line.help_text)
+            out.flush()
+            if line.help_error is not None:
+                warn(line.help_error)
             vm.close()
             return 0
         start(vm, line, warn)

@@ -25,6 +25,7 @@ import qom
 from devices.machine import DEFAULT_PHYS_BITS, machine_type_for
 from devices.memory_options import fix_up_memory_options, machine_set_mem, parse_memory_option
 from plugins.acpi.plugin import dump_tables
+from plugins.monitor import help_text
 from qom.errors import QomError
 from qom.keyval import qemu_opts_dict
 from qom.user_creatable import check_id
@@ -94,8 +95,10 @@ class CommandLine:
     qmp: list[str] = attrs.Factory(list)
     monitors: list[str] = attrs.Factory(list)
     dump_acpi: str | None = None
-    show_version: bool = False
-    show_help: bool = False
+    #: what a help option printed instead of a start-up: stdout text, then a
+    #: stderr line (``-device nosuch,help``); pyqom then exits 0 as QEMU does
+    help_text: str | None = None
+    help_error: str | None = None
 
 
 def _json_option(option: str, text: str) -> dict[str, Any]:
@@ -108,16 +111,21 @@ def _json_option(option: str, text: str) -> dict[str, Any]:
     return value
 
 
-def parse_command_line(argv: Sequence[str], warn: Warn,
-                       registry: qom.TypeRegistry) -> CommandLine:
+def parse_command_line(argv: Sequence[str], warn: Warn, registry: qom.TypeRegistry,
+                       prog: str = "pyqom") -> CommandLine:
     """QEMU's option loop: every option checked as it comes, in order.
+
+    As in QEMU, a first pass refuses unknown options and missing arguments
+    wherever they are; then options apply in order.  ``-h``, ``-version``,
+    ``-object ...help`` and ``-machine ...help`` answer as soon as they are
+    reached (later options are not looked at); ``-cpu help`` and ``-device
+    ...help`` answer after the whole line parsed (cpu help first, then the
+    first device help).  Their text is ``help_text``.
 
     :param registry: the types ``-object`` may name.
     :raises StartupError: the first bad option, in QEMU's words.
     """
-    line = CommandLine()
-    object_ids: set[str] = set()
-    device_ids: set[str] = set()
+    options: list[tuple[str, str | None]] = []
     index = 0
     while index < len(argv):
         option = argv[index]
@@ -127,26 +135,121 @@ def parse_command_line(argv: Sequence[str], warn: Warn,
         if not option.startswith("-") or option == "-":
             raise StartupError("drive images are not supported by pyqom", location=option)
         if option in FLAGS:
-            if option == "-S":
-                line.paused = True
-            elif option == "-no-acpi":
-                line.acpi = False
-            elif option == "-version":
-                line.show_version = True
-            elif option in ("-h", "-help"):
-                line.show_help = True
-            elif option == "-nographic":
-                raise StartupError("pyqom has no display or serial console; use -display none",
-                                   location="-nographic")
+            options.append((option, None))
             continue
         if option not in WITH_ARGUMENT:
             raise StartupError("invalid option", location=option)
         if index >= len(argv):
             raise StartupError("requires an argument", location=option)
-        value = argv[index]
+        options.append((option, argv[index]))
         index += 1
+
+    line = CommandLine()
+    object_ids: set[str] = set()
+    device_ids: set[str] = set()
+    cpu_help = False
+    device_help: tuple[str, str] | None = None
+    for option, value in options:
+        if value is None:
+            if option == "-S":
+                line.paused = True
+            elif option == "-no-acpi":
+                line.acpi = False
+            elif option == "-version":
+                line.help_text = help_text.version_text(prog)
+                return line
+            elif option in ("-h", "-help"):
+                line.help_text = help_text.usage_text(prog)
+                return line
+            elif option == "-nographic":
+                raise StartupError("pyqom has no display or serial console; use -display none",
+                                   location="-nographic")
+            continue
+        if option == "-object" and (text := _object_help(value, registry)) is not None:
+            line.help_text = text
+            return line
+        if option in ("-machine", "-M") and (text := _machine_help(value)) is not None:
+            line.help_text = text
+            return line
+        if option == "-cpu" and _is_help(value.split(",")[0]):
+            cpu_help = True
+            continue
+        if option == "-device" and _has_help(value):
+            device_help = device_help or (option, value)
+            continue
         _apply(line, option, value, warn, registry, object_ids, device_ids)
+    if cpu_help:
+        line.help_text = help_text.cpu_list_text()
+    elif device_help is not None:
+        _device_help(line, device_help[1], registry)
     return line
+
+
+def _is_help(text: str) -> bool:
+    return text in ("help", "?")
+
+
+def _has_help(text: str) -> bool:
+    """An option argument asking for help: ``help``, ``?``, ``X,help``, ``help=on``,
+    ``driver=help``, ``qom-type=help``."""
+    if text.startswith("{"):
+        return False
+    for part in text.split(","):
+        key, equals, value = part.partition("=")
+        if _is_help(part) or (key == "help" and value == "on") or (
+                equals and key in ("driver", "qom-type") and _is_help(value)):
+            return True
+    return False
+
+
+def _object_help(value: str, registry: qom.TypeRegistry) -> str | None:
+    """``-object help`` (the types) or ``-object TYPE,help`` (its properties)."""
+    if not _has_help(value):
+        return None
+    parts = value.split(",")
+    type_name = next((part.removeprefix("qom-type=") for part in parts
+                      if part.startswith("qom-type=")), None)
+    if type_name is None and "=" not in parts[0]:
+        type_name = parts[0]
+    if type_name is None or _is_help(type_name):
+        return help_text.object_list_text(registry)
+    text = help_text.object_help_text(registry, type_name)
+    if text is None:
+        raise StartupError(f"Parameter 'qom-type' does not accept value '{type_name}'",
+                           location=f"-object {value}")
+    return text
+
+
+def _machine_help(value: str) -> str | None:
+    """``-machine help`` (the machines) or ``-machine NAME,help`` (its properties)."""
+    parts = value.split(",")
+    name = parts[0] if "=" not in parts[0] else None
+    if name is not None and _is_help(name):
+        return help_text.machine_list_text()
+    if not any(_is_help(part) or part == "help=on" for part in parts[1:]):
+        return None
+    try:
+        type_name = machine_type_for(name or "pc")
+    except QomError:
+        return help_text.machine_list_text()   # QEMU lists the machines for an unknown one
+    return help_text.machine_help_text(type_name)
+
+
+def _device_help(line: CommandLine, value: str, registry: qom.TypeRegistry) -> None:
+    parts = value.split(",")
+    driver = next((part.removeprefix("driver=") for part in parts
+                   if part.startswith("driver=")), None)
+    if driver is None and "=" not in parts[0]:
+        driver = parts[0]
+    if driver is None or _is_help(driver):
+        line.help_text = help_text.device_list_text(registry)
+        return
+    klass = registry.find_class(driver)
+    if klass is None or not klass.is_a(qom.TYPE_DEVICE):
+        line.help_text = ""
+        line.help_error = f"-device {value}: Device '{driver}' not found"
+        return
+    line.help_text = help_text.device_help_text(qom.ObjectTree.create(registry), driver)
 
 
 def _apply(line: CommandLine, option: str, value: str, warn: Warn,

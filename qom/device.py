@@ -36,6 +36,8 @@ TYPE_HOTPLUG_HANDLER = "hotplug-handler"
 SLOT_USER_CREATABLE = "user_creatable"
 #: class slot: devices of this class may be added and removed while running
 SLOT_HOTPLUGGABLE = "hotpluggable"
+#: QEMU's ``DeviceClass.desc``: what ``-device help`` says of the type
+SLOT_DESC = "desc"
 #: machine class slot: ``get_hotplug_handler(machine, device) -> HotplugHandler | None``
 SLOT_GET_HOTPLUG_HANDLER = "get_hotplug_handler"
 

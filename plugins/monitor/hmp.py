@@ -27,6 +27,12 @@ from typing import Any
 import qom
 from plugins.monitor import qjson
 from plugins.monitor.commands import QEMU_VERSION, HmpCommand, VmControl, package_string
+from plugins.monitor.help_text import (
+    device_help_text,
+    device_list_text,
+    object_help_text,
+    object_list_text,
+)
 from plugins.monitor.readline import Readline
 from qom.device import SLOT_HOTPLUGGABLE, SLOT_USER_CREATABLE
 from qom.qdict import qdict_ordered_deep
@@ -407,30 +413,8 @@ def _print_object_help(session: HmpSession, text: str) -> bool:
         if part.startswith("qom-type="):
             type_name = part.removeprefix("qom-type=")
     registry = session.control.vm.tree.registry
-    klass = None if type_name in (None, "help", "?") else registry.find_class(type_name)
-    if klass is None:
-        session.print("List of user creatable objects:\n")
-        for found in sorted(registry.list_classes(qom.TYPE_USER_CREATABLE),
-                            key=lambda k: k.name):
-            if not found.abstract:
-                session.print(f"  {found.name}\n")
-        return True
-    lines = []
-    for prop in klass.iter_properties():
-        if prop.setter is None:
-            continue
-        line = f"  {prop.name}=<{prop.type}>"
-        if prop.description or prop.default is not qom.NO_DEFAULT:
-            line = f"{line:<24} - "
-        if prop.description:
-            line += prop.description
-        if prop.default is not qom.NO_DEFAULT:
-            line += f" (default: {qjson.to_json(prop.default)})"
-        lines.append(line)
-    session.print(f"{type_name} options:\n" if lines
-                  else f"There are no options for {type_name}.\n")
-    for line in sorted(lines):
-        session.print(line + "\n")
+    text = None if type_name in (None, "help", "?") else object_help_text(registry, type_name)
+    session.print(text if text is not None else object_list_text(registry))
     return True
 
 
@@ -452,37 +436,13 @@ def hmp_device_add(session: HmpSession, args: dict[str, Any]) -> None:
 
 
 def _print_device_list(session: HmpSession) -> None:
-    """``device_add help`` (QEMU's ``qdev_print_devinfos``), for pyqom's device types."""
-    registry = session.control.vm.tree.registry
-    classes = sorted((klass for klass in registry.list_classes(qom.TYPE_DEVICE)
-                      if not klass.abstract), key=lambda k: k.name.lower())
-    printed = False
-    for index, klass in enumerate(classes):
-        if not printed:
-            session.print(f"{chr(10) if index else ''}Uncategorized devices:\n")
-            printed = True
-        description = getattr(klass, "description", None) or (
-            "DIMM memory module" if klass.name == "pc-dimm" else None)
-        line = f'name "{klass.name}"'
-        if description:
-            line += f', desc "{description}"'
-        session.print(line + "\n")
+    """``device_add help`` (QEMU's ``qdev_print_devinfos``)."""
+    session.print(device_list_text(session.control.vm.tree.registry))
 
 
 def _print_device_help(session: HmpSession, driver: str) -> None:
     """``device_add <driver>,help``: QEMU's property list (sorted, defaults aligned)."""
-    props = qom.device_list_properties(session.control.vm.tree, driver)
-    session.print(f"{driver} options:\n")
-    for prop in sorted(props, key=lambda p: p["name"]):
-        text = f"  {prop['name']}=<{prop['type']}>"
-        extras = []
-        if prop.get("description"):
-            extras.append(prop["description"])
-        if "default-value" in prop:
-            extras.append(f"(default: {qjson.to_json(prop['default-value'])})")
-        if extras:
-            text = f"{text:<24} -  " + " ".join(extras)
-        session.print(text + "\n")
+    session.print(device_help_text(session.control.vm.tree, driver))
 
 
 def hmp_device_del(session: HmpSession, args: dict[str, Any]) -> None:
