@@ -5,10 +5,12 @@ QEMU's start-up, in its order:
 1. every option is parsed as it comes (``-m``, ``-object`` and ``-device``
    syntax, ids, duplicate ids); errors carry the option's text:
    ``pyqom: -m 1GB: Parameter 'size' expects ...``;
-2. ``-object`` backends are created (errors without the option text);
-3. the machine: ``-m`` fix-ups, ``machine_set_mem``, board init (no option text);
-4. ``-device`` cold plug (errors with the option text);
-5. the machine is ready; the monitors start answering.
+2. the ``-qmp``/``-monitor`` chardevs are opened (bound, listening, connected;
+   ``wait=on`` waits here for its first client), errors located;
+3. ``-object`` backends are created (errors without the option text);
+4. the machine: ``-m`` fix-ups, ``machine_set_mem``, board init (no option text);
+5. ``-device`` cold plug (errors with the option text);
+6. the machine is ready; the monitors start answering.
 
 Any error prints ``pyqom: <message>`` (hint lines follow) and exits 1 before
 a monitor answers.  Options pyqom does not support are refused in QEMU's
@@ -18,12 +20,15 @@ words, never ignored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO
 
 from plugins.command_line import CommandLine, StartupError, parse_command_line, start
+from plugins.monitor import ChardevError, Monitors, MonitorServer, hmp_server, qmp_server
 from plugins.vm import VM
 
 PROG = "pyqom"
@@ -38,8 +43,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
 
     def warn(text: str) -> None:
         err.write(f"{PROG}: {text}\n")
+        err.flush()
 
     vm = VM.empty()
+    servers: list[tuple[MonitorServer, bool]] = []
     try:
         line = parse_command_line(args, warn, vm.tree.registry, PROG)
         if line.help_text is not None:
@@ -49,8 +56,11 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
                 warn(line.help_error)
             vm.close()
             return 0
+        servers = open_monitors(line, warn)
         start(vm, line, warn)
     except StartupError as error:
+        for server, _ in servers:
+            server.close_sockets()
         vm.close()
         if error.monitors_open:
             out.write(stdio_monitor_greeting(line))
@@ -58,9 +68,48 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         err.write(error.render(PROG))
         return 1
     try:
-        return serve(vm, line, err)
+        return serve(vm, line, servers, err)
     finally:
         vm.close()
+
+
+def open_monitors(line: CommandLine, warn: Callable[[str], None]
+                  ) -> list[tuple[MonitorServer, bool]]:
+    """Open every ``-qmp``/``-monitor`` chardev in command-line order, before the
+    machine, as QEMU creates its chardevs: bind, listen or connect, and for
+    ``server=on`` without ``wait=off`` wait for the first client.
+
+    :raises StartupError: QEMU's message, located at the option.
+    """
+    servers: list[tuple[MonitorServer, bool]] = []
+    try:
+        for option, text, chardev in line.monitors:
+            hmp = option == "-monitor"
+            server = hmp_server(chardev) if hmp else qmp_server(chardev)
+            servers.append((server, hmp))
+            try:
+                with _signals_kill():
+                    server.open(lambda message, where=f"{option} {text}": warn(
+                        f"{where}: {message}"))
+            except ChardevError as failure:
+                raise StartupError(failure.lines[0], location=f"{option} {text}",
+                                   also=failure.lines[1:]) from None
+    except BaseException:
+        for server, _ in servers:
+            server.close_sockets()
+        raise
+    return servers
+
+
+@contextlib.contextmanager
+def _signals_kill() -> Iterator[None]:
+    """While a ``wait=on`` monitor waits for its client, SIGINT kills the process
+    without a word, as it kills QEMU there (no traceback)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def stdio_monitor_greeting(line: CommandLine) -> str:
@@ -73,43 +122,81 @@ def stdio_monitor_greeting(line: CommandLine) -> str:
     from plugins.monitor.hmp import banner
     from plugins.monitor.qmp import encode, greeting
 
-    if "stdio" in line.qmp:
-        return encode(greeting()).decode("ascii")
-    if "stdio" in line.monitors:
-        return banner()
+    for option, _, chardev in line.monitors:
+        if chardev.kind == "stdio":
+            return encode(greeting()).decode("ascii") if option == "-qmp" else banner()
     return ""
 
 
-def serve(vm: VM, line: CommandLine, err: TextIO) -> int:
-    """Serve the monitors until ``quit``; SIGINT or SIGTERM end the run too, as in QEMU."""
-    from plugins.monitor import run_monitors
+#: the signals that end QEMU cleanly (``termsig_handler``)
+TERMINATING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class SignalWatcher:
+    """SIGINT, SIGTERM and SIGHUP with their sender, as QEMU reports them.
+
+    Python's handlers do not see who sent a signal, so the signals are blocked
+    and a thread takes them with ``sigwaitinfo`` (threads started later inherit
+    the mask), then calls ``callback(signum, sender_pid)`` on the event loop.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 callback: Callable[[int, int], None]) -> None:
+        self._previous = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINATING_SIGNALS)
+        self._loop = loop
+        self._callback = callback
+        threading.Thread(target=self._wait, name="pyqom-signals", daemon=True).start()
+
+    def _wait(self) -> None:
+        while True:
+            info = signal.sigwaitinfo(TERMINATING_SIGNALS)
+            with contextlib.suppress(RuntimeError):  # the loop is gone: we are exiting
+                self._loop.call_soon_threadsafe(self._callback, info.si_signo, info.si_pid)
+
+
+def termination_message(signum: int, pid: int) -> str:
+    """QEMU's ``terminating on signal N[ from pid P (NAME)]``; the name is the
+    sender's ``argv[0]``."""
+    if pid == 0:
+        return f"terminating on signal {signum}"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            name = cmdline.read().split(b"\0")[0].decode(errors="replace") or None
+    except OSError:
+        name = None
+    return f"terminating on signal {signum} from pid {pid} ({name or '<unknown process>'})"
+
+
+def serve(vm: VM, line: CommandLine, servers: list[tuple[MonitorServer, bool]],
+          err: TextIO) -> int:
+    """Serve the monitors until ``quit``; SIGINT, SIGTERM or SIGHUP end the run too,
+    as in QEMU: the message on stderr, SHUTDOWN (``host-signal``) to QMP clients,
+    exit status 0.  Without monitors pyqom runs until it is signalled, as a
+    ``-display none`` QEMU does."""
 
     async def run() -> int:
         loop = asyncio.get_running_loop()
-        if line.qmp or line.monitors:
-            waiting: asyncio.Future[int | None] = asyncio.ensure_future(run_monitors(
-                vm, qmp=line.qmp, hmp=line.monitors, paused=line.paused, prog=PROG))
-        else:
-            # Without monitors QEMU runs until it is signalled; so does pyqom.
-            waiting = asyncio.ensure_future(asyncio.Event().wait())
-        signalled: list[int] = []
+        monitors = Monitors(vm, servers, paused=line.paused, prog=PROG)
+        signalled: asyncio.Future[tuple[int, int]] = loop.create_future()
 
-        def on_signal(signum: int) -> None:
-            signalled.append(signum)
-            waiting.cancel()
+        def on_signal(signum: int, pid: int) -> None:
+            if not signalled.done():
+                signalled.set_result((signum, pid))
 
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, on_signal, signum)
+        # The signals stay blocked to the end: one arriving during the clean-up
+        # must not interrupt it with a traceback.
+        SignalWatcher(loop, on_signal)
         try:
-            return await waiting or 0
-        except asyncio.CancelledError:
-            if signalled:
-                err.write(f"{PROG}: terminating on signal {signalled[0]}\n")
+            await monitors.start()
+            quitting = asyncio.ensure_future(monitors.quit())
+            await asyncio.wait({quitting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+            if signalled.done() and not quitting.done():
+                err.write(f"{PROG}: {termination_message(*signalled.result())}\n")
                 err.flush()
-            return 0
+                monitors.shutdown("host-signal")
+            quitting.cancel()
+        finally:
+            await monitors.close()
+        return 0
 
     return asyncio.run(run())
-
-
-if __name__ == "__main__":
-    sys.exit(main())

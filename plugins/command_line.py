@@ -26,6 +26,7 @@ from devices.machine import DEFAULT_PHYS_BITS, machine_type_for
 from devices.memory_options import fix_up_memory_options, machine_set_mem, parse_memory_option
 from plugins.acpi.plugin import dump_tables
 from plugins.monitor import help_text
+from plugins.monitor.chardev import Chardev, ChardevError, check_stdio_once, parse_chardev
 from qom.errors import QomError
 from qom.keyval import qemu_opts_dict
 from qom.user_creatable import check_id
@@ -51,9 +52,12 @@ class StartupError(QomError):
     """
 
     def __init__(self, message: str, hint: str | None = None,
-                 location: str | None = None) -> None:
+                 location: str | None = None, also: tuple[str, ...] = ()) -> None:
         super().__init__(message, hint=hint)
         self.location = location
+        #: further messages QEMU prints with the same location (a chardev's
+        #: "parse error: ..." line)
+        self.also = also
         #: raised after QEMU has opened its monitors (board init, ``-device``): a
         #: stdio monitor has already printed its greeting by then.
         self.monitors_open = False
@@ -70,7 +74,7 @@ class StartupError(QomError):
     def render(self, prog: str) -> str:
         """The stderr text: ``prog: location: message`` and the hint lines."""
         where = f"{self.location}: " if self.location else ""
-        text = f"{prog}: {where}{self.message}\n"
+        text = "".join(f"{prog}: {where}{message}\n" for message in (self.message, *self.also))
         if self.hint:
             text += self.hint.rstrip("\n") + "\n"
         return text
@@ -92,8 +96,8 @@ class CommandLine:
     devices: list[tuple[str, dict[str, Any], qom.Input]] = attrs.Factory(list)
     paused: bool = False
     name: str | None = None
-    qmp: list[str] = attrs.Factory(list)
-    monitors: list[str] = attrs.Factory(list)
+    #: ``-qmp``/``-monitor`` in command-line order: (option, its text, the chardev)
+    monitors: list[tuple[str, str, Chardev]] = attrs.Factory(list)
     dump_acpi: str | None = None
     #: what a help option printed instead of a start-up: stdout text, then a
     #: stderr line (``-device nosuch,help``); pyqom then exits 0 as QEMU does
@@ -275,10 +279,8 @@ def _apply(line: CommandLine, option: str, value: str, warn: Warn,
                 raise StartupError(f"invalid accelerator {accel}", location=f"-accel {value}")
         elif option == "-name":
             line.name = qemu_opts_dict(value, "guest", warn).get("guest")
-        elif option == "-qmp":
-            line.qmp.append(value)
-        elif option == "-monitor":
-            line.monitors.append(value)
+        elif option in ("-qmp", "-monitor"):
+            _apply_monitor(line, option, value)
         elif option == "-global":
             _apply_global(line, value)
         elif option == "-dump-acpi":
@@ -287,6 +289,20 @@ def _apply(line: CommandLine, option: str, value: str, warn: Warn,
         raise
     except QomError as err:
         raise StartupError.located(option, value, err) from None
+
+
+def _apply_monitor(line: CommandLine, option: str, value: str) -> None:
+    """``-qmp``/``-monitor``: QEMU's chardev spec, checked as it comes (``-monitor
+    none`` is no monitor)."""
+    if option == "-monitor" and value == "none":
+        return
+    try:
+        chardev = parse_chardev(value, hmp=option == "-monitor")
+        check_stdio_once([chardev, *(known for _, _, known in line.monitors)])
+    except ChardevError as err:
+        raise StartupError(err.lines[0], location=f"{option} {value}",
+                           also=err.lines[1:]) from None
+    line.monitors.append((option, value, chardev))
 
 
 def _apply_machine(line: CommandLine, value: str, warn: Warn) -> None:

@@ -3,7 +3,7 @@
 Entry points for the command line::
 
     control = VmControl(vm, paused=True)           # -S: status "prelaunch"
-    await serve_qmp(control, "unix:/tmp/q.sock,server=on,wait=off")
+    await serve_qmp(control, "unix:/tmp/q.sock,server=on,wait=off")  # opens and serves
     await serve_hmp(control, "stdio")
     await control_quit(control)                   # returns after ``quit``
 
@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from plugins.monitor.chardev import Chardev, ChardevError, parse_chardev
 from plugins.monitor.commands import (
     Arg,
     Command,
@@ -30,26 +31,53 @@ from plugins.monitor.commands import (
 )
 from plugins.monitor.hmp import HmpConnection, HmpSession
 from plugins.monitor.qmp import QmpSession
-from plugins.monitor.transport import MonitorServer, parse_address
+from plugins.monitor.transport import MonitorServer
 
 if TYPE_CHECKING:
     from plugins.vm import VM
 
 __all__ = [
     "Arg", "Command", "CommandTable", "HmpCommand", "HmpConnection", "HmpSession",
-    "MonitorError", "MonitorServer", "QmpSession", "VmControl", "control_quit",
-    "parse_address", "run_monitors", "serve_hmp", "serve_qmp",
+    "Chardev", "ChardevError", "MonitorError", "MonitorServer", "Monitors", "QmpSession",
+    "VmControl",
+    "control_quit", "hmp_server", "parse_chardev", "qmp_server", "run_monitors", "serve_hmp",
+    "serve_qmp",
 ]
+
+
+def qmp_server(address: str | Chardev) -> MonitorServer:
+    """A QMP monitor on ``address``, not opened yet (sessions come at :meth:`start`).
+
+    :raises ChardevError: a spec QEMU refuses.
+    """
+    return MonitorServer(address, None)
+
+
+def hmp_server(address: str | Chardev) -> MonitorServer:
+    """An HMP monitor on ``address``, not opened yet.
+
+    :raises ChardevError: a spec QEMU refuses.
+    """
+    return MonitorServer(address, None, raw_terminal=True, hmp=True)
+
+
+def _attach(server: MonitorServer, control: VmControl, *, hmp: bool,
+            stderr: Callable[[str], Any] | None = None, prog: str = "pyqom") -> None:
+    if hmp:
+        server.factory = lambda write: HmpConnection(control, write, stderr=stderr, prog=prog)
+    else:
+        server.factory = lambda write: QmpSession(control, write)
 
 
 async def serve_qmp(control: VmControl, address: str, *, stdin: BinaryIO | None = None,
                     stdout: BinaryIO | None = None) -> MonitorServer:
-    """Start a QMP monitor on ``address`` (``stdio``, ``unix:PATH``, ``tcp:HOST:PORT``).
+    """Open and start a QMP monitor on ``address`` (``stdio``, ``unix:PATH,...``,
+    ``tcp:HOST:PORT,...``).
 
-    :raises ValueError: an address pyqom cannot serve.
-    :raises OSError: the socket cannot be bound.
+    :raises ChardevError: QEMU's message for a spec or a socket it cannot use.
     """
-    server = MonitorServer(address, lambda write: QmpSession(control, write))
+    server = qmp_server(address)
+    _attach(server, control, hmp=False)
     await server.start(stdin=stdin, stdout=stdout)
     return server
 
@@ -58,10 +86,9 @@ async def serve_hmp(control: VmControl, address: str, *, stdin: BinaryIO | None 
                     stdout: BinaryIO | None = None,
                     stderr: Callable[[str], Any] | None = None,
                     prog: str = "pyqom") -> MonitorServer:
-    """Start an HMP monitor on ``address``; ``stderr`` gets what QEMU prints there."""
-    server = MonitorServer(
-        address, lambda write: HmpConnection(control, write, stderr=stderr, prog=prog),
-        raw_terminal=True)
+    """Open and start an HMP monitor on ``address``; ``stderr`` gets what QEMU prints there."""
+    server = hmp_server(address)
+    _attach(server, control, hmp=True, stderr=stderr, prog=prog)
     await server.start(stdin=stdin, stdout=stdout)
     return server
 
@@ -73,24 +100,64 @@ async def control_quit(control: VmControl) -> None:
     await done
 
 
+class Monitors:
+    """The monitors of one running VM: start them, wait for ``quit``, or shut them
+    down (a signal), and close them.
+
+    :param opened: ``(server, is_hmp)`` pairs, in command-line order, as
+        :func:`qmp_server`/:func:`hmp_server` made them (opened or not).
+    """
+
+    def __init__(self, vm: VM, opened: Iterable[tuple[MonitorServer, bool]], *,
+                 paused: bool = True, prog: str = "pyqom") -> None:
+        self.control = VmControl(vm, paused=paused)
+        self.servers = list(opened)
+        self.prog = prog
+        self._quit: asyncio.Future[None] | None = None
+
+    async def start(self) -> None:
+        """Give every monitor its sessions and start serving."""
+        # Waiting for quit starts first: a quit read while the monitors start
+        # (a piped stdin) must not be missed.
+        self._quit = asyncio.ensure_future(control_quit(self.control))
+        await asyncio.sleep(0)
+        for server, is_hmp in self.servers:
+            _attach(server, self.control, hmp=is_hmp, stderr=sys.stderr.write, prog=self.prog)
+            await server.start()
+
+    async def quit(self) -> None:
+        """Wait until ``quit`` was answered (call :meth:`start` first)."""
+        assert self._quit is not None, "start() first"
+        await asyncio.shield(self._quit)
+
+    def shutdown(self, reason: str) -> None:
+        """End without ``quit``: negotiated QMP clients get QEMU's SHUTDOWN event."""
+        self.control.shutdown(reason)
+
+    async def close(self) -> None:
+        """Let clients hang up by themselves (0.5 s at most, as after QEMU's quit),
+        then close every monitor."""
+        try:
+            await asyncio.gather(*(server.clients_gone(0.5) for server, _ in self.servers))
+        finally:
+            if self._quit is not None:
+                self._quit.cancel()
+            for server, _ in self.servers:
+                await server.close()
+            self.control.close()
+
+
 async def run_monitors(vm: VM, *, qmp: Iterable[str] = (), hmp: Iterable[str] = (),
                        paused: bool = True, prog: str = "pyqom") -> int:
-    """Serve every monitor of ``vm`` until ``quit``; close them; return the exit status (0).
-
-    The VM itself is left to the caller to close.
+    """Open and serve QMP and HMP monitors of ``vm`` until ``quit``; close them;
+    return the exit status (0).  The VM itself is left to the caller to close.
     """
-    control = VmControl(vm, paused=paused)
-    servers: list[MonitorServer] = []
+    servers = [(qmp_server(address), False) for address in qmp]
+    servers += [(hmp_server(address), True) for address in hmp]
+    monitors = Monitors(vm, servers, paused=paused, prog=prog)
     try:
-        for address in qmp:
-            servers.append(await serve_qmp(control, address))
-        for address in hmp:
-            servers.append(await serve_hmp(control, address, prog=prog,
-                                           stderr=sys.stderr.write))
-        await control_quit(control)
-        await asyncio.gather(*(server.clients_gone(0.5) for server in servers))
+        await monitors.start()
+        await monitors.quit()
     finally:
-        for server in servers:
-            await server.close()
-        control.close()
+        await monitors.close()
     return 0

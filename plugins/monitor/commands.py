@@ -334,6 +334,14 @@ class VmControl:
             self.quit_requested = True
             self.emit("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"})
 
+    def shutdown(self, reason: str) -> None:
+        """The process ends for another reason (``host-signal``): SHUTDOWN, then the
+        quit callbacks, as for ``quit`` but with no reply to wait for."""
+        if not self.quit_requested:
+            self.quit_requested = True
+            self.emit("SHUTDOWN", {"guest": False, "reason": reason})
+        self.finish_quit()
+
     def finish_quit(self) -> None:
         """Run the quit callbacks (the transports call this once the reply is out)."""
         callbacks, self._quit_callbacks = self._quit_callbacks, []

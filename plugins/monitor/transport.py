@@ -4,11 +4,15 @@ This module knows nothing of QMP or HMP.  A server is given a *session
 factory*: for each client it calls ``factory(write)`` and gets a
 :class:`Session` (``start()`` once, ``feed(bytes)`` for each chunk read,
 ``close()`` when the client goes, ``finished`` to ask for the connection to
-be closed).  Any number of clients are served at once; a client that
+be closed).  As in QEMU, a monitor serves one client at a time: the next one
+waits in the listen queue until the current one leaves; a client that
 disconnects, even in the middle of a message, only ends its own session.
 
-Addresses use QEMU's chardev spelling: ``stdio``,
-``unix:PATH[,server=on,wait=off]``, ``tcp:HOST:PORT[,server=on,wait=off]``.
+Addresses use QEMU's chardev spelling (:mod:`.chardev`): ``stdio``, ``null``,
+``unix:PATH[,server=on][,wait=off]``, ``tcp:HOST:PORT[,...]``, ``telnet:...``.
+A server or client socket is opened by :meth:`MonitorServer.open` (at start-up,
+before the machine, as QEMU opens its chardevs), then served by
+:meth:`MonitorServer.start`.
 """
 
 from __future__ import annotations
@@ -17,15 +21,26 @@ import asyncio
 import atexit
 import contextlib
 import enum
+import functools
 import os
 import select
+import socket
 import stat
 import sys
 import termios
 from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 
-import attrs
+from plugins.monitor.chardev import (
+    Chardev,
+    bound_port,
+    open_listener,
+    parse_chardev,
+    wait_for_client,
+)
+from plugins.monitor.chardev import (
+    connect as chardev_connect,
+)
 
 
 class Session(Protocol):
@@ -57,59 +72,53 @@ class RunState(enum.Enum):
     CLOSED = "closed"
 
 
-@attrs.frozen
-class Address:
-    """A parsed chardev address.
-
-    :ivar kind: ``unix``, ``tcp`` or ``stdio``.
-    :ivar path: the socket path (``unix``).
-    :ivar host: the host (``tcp``).
-    :ivar port: the port (``tcp``).
-    """
-
-    kind: str
-    path: str = ""
-    host: str = ""
-    port: int = 0
+#: what QEMU's telnet server sends first: IAC WILL ECHO, WILL SGA, WILL BINARY, DO BINARY
+TELNET_INIT = b"\xff\xfb\x01\xff\xfb\x03\xff\xfb\x00\xff\xfd\x00"
 
 
-def parse_address(text: str) -> Address:
-    """``stdio``, ``unix:PATH[,opts]`` or ``tcp:HOST:PORT[,opts]``.
+class TelnetFilter:
+    """QEMU's ``tcp_chr_process_IAC_bytes``: telnet commands (IAC and the two bytes
+    after it; IAC IAC is a literal 0xff; IAC BREAK is two bytes) are taken out."""
 
-    Options other than ``server`` and ``wait`` are refused; the server always
-    listens and never waits for a client (``server=on,wait=off``).
+    def __init__(self) -> None:
+        self._state = 1
 
-    :raises ValueError: an address pyqom cannot serve.
-    """
-    if text == "stdio":
-        return Address("stdio")
-    head, _, options = text.partition(",")
-    for option in filter(None, options.split(",")):
-        key, _, value = option.partition("=")
-        if key not in ("server", "wait", "nowait") or value not in ("", "on", "off"):
-            raise ValueError(f"unsupported monitor option '{option}'")
-    kind, _, rest = head.partition(":")
-    if kind == "unix" and rest:
-        return Address("unix", path=rest)
-    if kind == "tcp" and rest:
-        host, _, port = rest.rpartition(":")
-        if not port.isdigit():
-            raise ValueError(f"invalid port in '{text}'")
-        return Address("tcp", host=host or "127.0.0.1", port=int(port))
-    raise ValueError(f"unsupported monitor address '{text}'")
+    def feed(self, data: bytes) -> bytes:
+        out = bytearray()
+        for byte in data:
+            if self._state > 1:
+                if byte == 0xFF and self._state == 2:
+                    out.append(byte)
+                    self._state = 1
+                    continue
+                if byte == 243 and self._state == 2:   # IAC BREAK
+                    self._state += 1
+                self._state += 1
+                if self._state >= 4:
+                    self._state = 1
+            elif byte == 0xFF:
+                self._state = 2
+            else:
+                out.append(byte)
+        return bytes(out)
 
 
 class _StreamProtocol(asyncio.Protocol):
     """One client connection: bytes in to the session, bytes out to the socket."""
 
-    def __init__(self, server: MonitorServer) -> None:
+    def __init__(self, server: MonitorServer, lost: asyncio.Future[None] | None = None) -> None:
         self._server = server
+        self._lost = lost
         self._transport: asyncio.Transport | None = None
         self._session: Session | None = None
+        self._telnet = TelnetFilter() if server.chardev.telnet else None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        if self._telnet is not None:
+            transport.write(TELNET_INIT)
+        assert self._server.factory is not None  # start() checked
         self._session = self._server.factory(self._write)
         self._server.sessions.add(self._session)
         self._server.connections.add(self)
@@ -121,6 +130,8 @@ class _StreamProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         assert self._session is not None
+        if self._telnet is not None:
+            data = self._telnet.feed(data)
         if not self._session.finished:
             # After quit the connection stays up until the server closes it, as
             # QEMU keeps it until the process is gone; further input is ignored.
@@ -135,6 +146,8 @@ class _StreamProtocol(asyncio.Protocol):
             self._server.sessions.discard(self._session)
         self._server.connections.discard(self)
         self._transport = None
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
 
     def close(self) -> None:
         """Close the connection from the server side."""
@@ -202,24 +215,31 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class MonitorServer:
-    """A listening monitor (or the stdio one) feeding sessions from ``factory``.
+    """A monitor on one chardev (a socket server or client, stdio, or null), feeding
+    sessions from ``factory``.
 
-    :param address: where to listen (a string as for :func:`parse_address`).
-    :param factory: makes the session of each client.
+    :param address: the chardev (a string is parsed as for ``-qmp``, or as for
+        ``-monitor`` with ``hmp``).
+    :param factory: makes the session of each client (may be set later, before
+        :meth:`start`).
     :param raw_terminal: on a stdio terminal, switch echo and line editing off
         (a readline monitor echoes and edits itself, as QEMU's HMP does).
+    :raises ChardevError: a spec QEMU refuses.
     """
 
-    def __init__(self, address: str | Address, factory: SessionFactory, *,
-                 raw_terminal: bool = False) -> None:
-        self.address = parse_address(address) if isinstance(address, str) else address
+    def __init__(self, address: str | Chardev, factory: SessionFactory | None, *,
+                 raw_terminal: bool = False, hmp: bool = False) -> None:
+        self.chardev = parse_chardev(address, hmp=hmp) if isinstance(address, str) else address
         self.factory = factory
         self.raw_terminal = raw_terminal
         self.terminal: TerminalMode | None = None
         self.state = RunState.IDLE
         self.sessions: set[Session] = set()
         self.connections: set[_StreamProtocol] = set()
-        self._server: asyncio.AbstractServer | None = None
+        self._listener: socket.socket | None = None
+        self._connected: socket.socket | None = None   # a client that is there already
+        self._opened = False
+        self._serving: asyncio.Task[None] | None = None
         self._stdio_transport: asyncio.BaseTransport | None = None
         self._stdio_reader: asyncio.Task[None] | None = None
 
@@ -227,23 +247,57 @@ class MonitorServer:
         if self.state is not state:
             raise RuntimeError(f"monitor server is {self.state.value}, not {state.value}")
 
+    def open(self, info: Callable[[str], None] | None = None) -> None:
+        """Bind and listen, or connect out; with ``wait=on``, wait for the first client.
+
+        :param info: where the "waiting for connection" line goes (stderr).
+        :raises ChardevError: QEMU's message (bind, resolution, connection).
+        """
+        if self._opened:
+            return
+        self._opened = True
+        chardev = self.chardev
+        if not chardev.is_socket:
+            return
+        if not chardev.server:
+            self._connected = chardev_connect(chardev)
+            return
+        self._listener = open_listener(chardev)
+        if chardev.wait:
+            self._connected = wait_for_client(
+                self._listener, bound_port(chardev, self._listener),
+                info or (lambda text: sys.stderr.write(text + "\n")))
+
     async def start(self, *, stdin: BinaryIO | None = None,
                     stdout: BinaryIO | None = None) -> None:
-        """Listen (or attach to stdio); returns once clients can connect."""
+        """Serve (opening first if :meth:`open` was not called); returns once clients
+        can connect."""
         self._require(RunState.IDLE)
-        loop = asyncio.get_running_loop()
-        address = self.address
-        if address.kind == "unix":
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(address.path)
-            self._server = await loop.create_unix_server(
-                lambda: _StreamProtocol(self), address.path)
-        elif address.kind == "tcp":
-            self._server = await loop.create_server(
-                lambda: _StreamProtocol(self), address.host, address.port)
-        else:
+        if self.factory is None:
+            raise RuntimeError("monitor server started without a session factory")
+        self.open()
+        if self.chardev.kind == "stdio":
             await self._start_stdio(stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+        elif self.chardev.is_socket:
+            for sock in (self._listener, self._connected):
+                if sock is not None:
+                    sock.setblocking(False)  # asyncio's socket calls need that
+            self._serving = asyncio.get_running_loop().create_task(self._serve())
         self.state = RunState.RUNNING
+
+    async def _serve(self) -> None:
+        """One client at a time: serve it until it leaves, then take the next."""
+        loop = asyncio.get_running_loop()
+        while True:
+            sock, self._connected = self._connected, None
+            if sock is None:
+                if self._listener is None:
+                    return  # a client chardev whose peer left: QEMU carries on without it
+                sock, _ = await loop.sock_accept(self._listener)
+            lost: asyncio.Future[None] = loop.create_future()
+            await loop.connect_accepted_socket(functools.partial(_StreamProtocol, self, lost),
+                                               sock)
+            await lost
 
     async def _start_stdio(self, stdin: BinaryIO, stdout: BinaryIO) -> None:
         loop = asyncio.get_running_loop()
@@ -269,10 +323,9 @@ class MonitorServer:
                 else:
                     _write_all(out_fd, data)
 
+        assert self.factory is not None
         session = self.factory(write)
         self.sessions.add(session)
-        server = self
-
         class _Stdin(asyncio.Protocol):
             def data_received(self, data: bytes) -> None:
                 session.feed(data)
@@ -281,8 +334,10 @@ class MonitorServer:
                 return None
 
             def connection_lost(self, exc: Exception | None) -> None:
-                session.close()
-                server.sessions.discard(session)
+                # The end of stdin ends nothing else: as with QEMU, the monitor's
+                # output (events, SHUTDOWN) goes on until the process ends, and
+                # the session is closed with the server.
+                pass
 
         session.start()
         if _is_regular_file(stdin):
@@ -295,9 +350,9 @@ class MonitorServer:
     @property
     def sockname(self) -> str | tuple[str, int] | None:
         """The listening address (useful with TCP port 0)."""
-        if self._server is None or not self._server.sockets:
+        if self._listener is None:
             return None
-        name = self._server.sockets[0].getsockname()
+        name = self._listener.getsockname()
         return name if isinstance(name, str) else (name[0], name[1])
 
     async def clients_gone(self, timeout: float) -> None:
@@ -316,6 +371,10 @@ class MonitorServer:
         if self.state is RunState.CLOSED:
             return
         self.state = RunState.CLOSED
+        if self._serving is not None:
+            self._serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._serving
         for connection in list(self.connections):
             connection.close()
         for session in list(self.sessions):
@@ -327,13 +386,20 @@ class MonitorServer:
             self._stdio_reader.cancel()
         if self.terminal is not None:
             self.terminal.restore()
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1)
-            if self.address.kind == "unix":
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.address.path)
+        self.close_sockets()
+
+    def close_sockets(self) -> None:
+        """Close what :meth:`open` opened (also when start-up fails before serving)."""
+        if self._connected is not None:
+            self._connected.close()
+            self._connected = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+            if self.chardev.kind == "unix":
+                with contextlib.suppress(OSError):
+                    if stat.S_ISSOCK(os.lstat(self.chardev.path).st_mode):
+                        os.unlink(self.chardev.path)
 
 
 def _is_terminal(stream: BinaryIO) -> bool:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -105,7 +106,9 @@ def test_sigterm_without_monitors_ends_the_run() -> None:
     time.sleep(1.5)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
-    assert process.stderr.read() == "pyqom: terminating on signal 15\n"
+    sender = Path("/proc/self/cmdline").read_bytes().split(b"\0")[0].decode()
+    assert process.stderr.read() == (
+        f"pyqom: terminating on signal 15 from pid {os.getpid()} ({sender})\n")
 
 
 def test_qmp_shell_works_against_pyqom(tmp_path: Path) -> None:
@@ -132,3 +135,39 @@ def test_qmp_shell_works_against_pyqom(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_unix_socket_never_replaces_a_user_file(tmp_path: Path) -> None:
+    """Beyond QEMU 7.2 (which replaces whatever is at the path): only a stale socket
+    is removed; a regular file or a live socket stays, and bind's error is given."""
+    precious = tmp_path / "notes.txt"
+    precious.write_text("keep me")
+    process = pyqom(*BASE, "-qmp", f"unix:{precious},server=on,wait=off")
+    assert process.wait(timeout=20) == 1
+    assert process.stderr.read() == (f"pyqom: -qmp unix:{precious},server=on,wait=off: Failed "
+                                     f"to bind socket to {precious}: Address already in use\n")
+    assert precious.read_text() == "keep me"
+    live = tmp_path / "live.sock"
+    first = pyqom(*BASE, "-qmp", f"unix:{live},server=on,wait=off")
+    try:
+        wait_for(live, first)
+        second = pyqom(*BASE, "-qmp", f"unix:{live},server=on,wait=off")
+        assert second.wait(timeout=20) == 1
+        assert "Address already in use" in second.stderr.read()
+        assert live.exists() and first.poll() is None
+    finally:
+        first.terminate()
+        first.wait(timeout=20)
+    assert not live.exists()
+    stale = tmp_path / "stale.sock"
+    leftover = socket.socket(socket.AF_UNIX)
+    leftover.bind(str(stale))
+    leftover.close()
+    third = pyqom(*BASE, "-qmp", f"unix:{stale},server=on,wait=off")
+    try:
+        wait_for(stale, third)
+        time.sleep(0.3)
+        assert third.poll() is None
+    finally:
+        third.terminate()
+        assert third.wait(timeout=20) == 0

@@ -85,15 +85,18 @@ def test_unnegotiated_sessions_get_no_events(control: VmControl, wire) -> None:
 # -- real clients over sockets ----------------------------------------------------
 
 
-def test_qemu_qmp_client_over_unix_socket(control: VmControl, tmp_path: Path) -> None:
-    socket = str(tmp_path / "qmp.sock")
+def test_qemu_qmp_client_over_unix_sockets(control: VmControl, tmp_path: Path) -> None:
+    """Two monitors (``-qmp unix:a -qmp unix:b``) share one VM; a second client of
+    one monitor waits, as in QEMU, until the first leaves."""
+    paths = [str(tmp_path / "a.sock"), str(tmp_path / "b.sock")]
 
     async def scenario() -> None:
-        server = await serve_qmp(control, f"unix:{socket},server=on,wait=off")
+        servers = [await serve_qmp(control, f"unix:{path},server=on,wait=off")
+                   for path in paths]
         try:
             first, second = QMPClient("one"), QMPClient("two")
-            await first.connect(socket)
-            await second.connect(socket)
+            await first.connect(paths[0])
+            await second.connect(paths[1])
             await first.execute("object-add", {"qom-type": "memory-backend-ram", "id": "m1",
                                                "size": 1 << 30})
             await second.execute("device_add", {"driver": "pc-dimm", "id": "d1",
@@ -106,13 +109,17 @@ def test_qemu_qmp_client_over_unix_socket(control: VmControl, tmp_path: Path) ->
             text = await first.execute("human-monitor-command",
                                        {"command-line": "info memory_size_summary"})
             assert text == "base memory: 1073741824\r\nplugged memory: 1073741824\r\n"
+            # A client queued behind ``second`` gets nothing until it leaves.
+            reader, writer = await asyncio.open_unix_connection(paths[1])
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(reader.readline(), 0.2)
+            await second.disconnect()
+            assert b'"QMP"' in await asyncio.wait_for(reader.readline(), 5)
             # A client that leaves in the middle of a message harms no one.
-            reader, writer = await asyncio.open_unix_connection(socket)
-            await reader.readline()
             writer.write(b'{"execute": "qmp_capabilities"}\n{"execute": "query-st')
             await writer.drain()
             writer.close()
-            await asyncio.sleep(0.05)
+            await second.connect(paths[1])
             assert (await second.execute("query-status"))["status"] == "prelaunch"
             quitting = asyncio.ensure_future(control_quit(control))
             with second.listener("SHUTDOWN") as listener:
@@ -124,7 +131,8 @@ def test_qemu_qmp_client_over_unix_socket(control: VmControl, tmp_path: Path) ->
                 with contextlib.suppress(EOFError):  # the server hung up, as QEMU does
                     await client.disconnect()
         finally:
-            await server.close()
+            for server in servers:
+                await server.close()
 
     asyncio.run(scenario())
 

@@ -1,0 +1,205 @@
+"""Monitor chardevs against real QEMU 7.2: bad specs and unusable addresses give
+QEMU's lines and exit status, client mode and ``wait=on`` behave as QEMU's, one
+client is served at a time, and a signal ends the run as QEMU ends it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from qemu_oracle import qemu_or_skip
+
+BASE = ["-machine", "pc", "-m", "1G", "-display", "none", "-nodefaults", "-S"]
+
+
+@pytest.fixture
+def env() -> Iterator[dict[str, str]]:
+    root = str(Path(__file__).resolve().parents[2])
+    yield {**os.environ, "PYQOM_DISABLE_PLUGIN_AUTOLOAD": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+
+
+def _programs() -> list[tuple[str, list[str]]]:
+    return [("qemu-system-x86_64", [qemu_or_skip(), "-accel", "tcg"]),
+            ("pyqom", [sys.executable, "-m", "plugins"])]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _run(argv: list[str], env: dict[str, str], timeout: float = 20) -> tuple[int, str, str]:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
+                          stdin=subprocess.DEVNULL)
+    return done.returncode, done.stdout, done.stderr
+
+
+def _same(results: list[tuple[str, tuple[int, str, str]]]) -> None:
+    (qemu_name, qemu), (mine_name, mine) = results
+    assert (mine[0], mine[1], mine[2].replace(f"{mine_name}: ", "PROG: ")) == (
+        qemu[0], qemu[1], qemu[2].replace(f"{qemu_name}: ", "PROG: "))
+
+
+@pytest.mark.parametrize("option", [
+    ["-monitor", "stdio,foo=bar"], ["-qmp", "stdio,foo=bar"], ["-qmp", "foo"],
+    ["-qmp", "none"], ["-qmp", "unix:"], ["-qmp", "tcp:127.0.0.1"],
+    ["-qmp", "tcp:127.0.0.1,server=on,wait=off"],
+    ["-qmp", "unix:/nonexistent-dir/x.sock,server=on,wait=off"],
+    ["-qmp", "tcp:no-such-host.invalid:4444,server=on,wait=off"],
+    ["-qmp", "tcp:[::1]:4444,server=on,wait=off"], ["-qmp", "tcp:::1:4444,server=on,wait=off"],
+    ["-qmp", "tcp:127.0.0.1:abc,server=on,wait=off"], ["-qmp", "tcp:127.0.0.1:abc,server=on"],
+    ["-qmp", "unix:@TMP@/x.sock,server=on,wait=off,foo=bar"],
+    ["-qmp", "unix:@TMP@/nothing.sock"], ["-qmp", "unix:@TMP@/nothing.sock,server=off"],
+    ["-monitor", "stdio", "-qmp", "stdio"], ["-qmp", "stdio", "-qmp", "stdio"],
+    ["-qmp"],
+])
+def test_refused_as_qemu(option: list[str], tmp_path: Path, env: dict[str, str]) -> None:
+    option = [part.replace("@TMP@", str(tmp_path)) for part in option]
+    _same([(name, _run([*argv, *BASE, *option], env)) for name, argv in _programs()])
+
+
+def test_port_in_use_and_refused_client(tmp_path: Path, env: dict[str, str]) -> None:
+    with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        _same([(name, _run([*argv, *BASE, "-qmp", f"tcp:127.0.0.1:{port},server=on,wait=off"],
+                           env)) for name, argv in _programs()])
+    free = _free_port()
+    _same([(name, _run([*argv, *BASE, "-qmp", f"tcp:127.0.0.1:{free}"], env))
+           for name, argv in _programs()])
+
+
+def _read_until(sock: socket.socket, marker: bytes, limit: float = 10) -> bytes:
+    data = b""
+    sock.settimeout(limit)
+    while marker not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signal_ends_the_run(signum: int, tmp_path: Path, env: dict[str, str]) -> None:
+    """stderr names the sender, negotiated clients get SHUTDOWN ``host-signal``, status 0."""
+    outcomes = []
+    for name, argv in _programs():
+        path = tmp_path / f"{name}.sock"
+        process = subprocess.Popen([*argv, *BASE, "-qmp", f"unix:{path},server=on,wait=off"],
+                                   env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        for _ in range(400):
+            if path.exists():
+                break
+            time.sleep(0.025)
+        client = socket.socket(socket.AF_UNIX)
+        client.connect(str(path))
+        _read_until(client, b"\r\n")
+        client.sendall(b'{"execute":"qmp_capabilities"}\n')
+        _read_until(client, b"\r\n")
+        process.send_signal(signum)
+        received = _read_until(client, b"host-signal")
+        client.close()
+        status = process.wait(20)
+        stdout, stderr = process.communicate()
+        outcomes.append((status, stdout, stderr.replace(f"{name}: ", "PROG: "),
+                         b'"event": "SHUTDOWN", "data": {"guest": false, "reason": '
+                         b'"host-signal"}}\r\n' in received, path.exists()))
+    qemu, mine = outcomes
+    assert mine == qemu
+    assert qemu[3] and not qemu[4]
+
+
+def test_client_mode_connects_out_and_wait_on_waits(tmp_path: Path,
+                                                     env: dict[str, str]) -> None:
+    """``-qmp unix:PATH`` connects to a listener and greets it; ``server=on`` alone
+    says it waits and starts nothing before its first client."""
+    for name, argv in _programs():
+        listen_path = tmp_path / f"{name}-listen.sock"
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(listen_path))
+        listener.listen(1)
+        wait_path = tmp_path / f"{name}-wait.sock"
+        later_path = tmp_path / f"{name}-later.sock"
+        process = subprocess.Popen(
+            [*argv, *BASE, "-qmp", f"unix:{wait_path},server=on",
+             "-qmp", f"unix:{later_path},server=on,wait=off", "-qmp", f"unix:{listen_path}"],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(400):
+                if wait_path.exists():
+                    break
+                time.sleep(0.025)
+            time.sleep(0.5)
+            assert not later_path.exists(), name       # start-up waits for the client
+            waiting = socket.socket(socket.AF_UNIX)
+            waiting.connect(str(wait_path))
+            assert b'"QMP"' in _read_until(waiting, b"\r\n"), name
+            listener.settimeout(10)
+            outgoing, _ = listener.accept()
+            greeting = _read_until(outgoing, b"\r\n")
+            assert greeting.startswith(b'{"QMP": {"version": {"qemu": {"micro": 22'), name
+            outgoing.sendall(b'{"execute":"qmp_capabilities"}\n{"execute":"query-status"}\n')
+            assert _read_until(outgoing, b"prelaunch").endswith(
+                b'{"return": {}}\r\n{"return": {"status": "prelaunch", "singlestep": false, '
+                b'"running": false}}\r\n'), name
+            outgoing.close()
+            time.sleep(0.3)
+            assert process.poll() is None, name         # the peer left; the run goes on
+            waiting.close()
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(20) == 0
+            first_line = process.stderr.readline()
+            assert first_line == (f"{name}: -qmp unix:{wait_path},server=on: info: QEMU waiting "
+                                  f"for connection on: disconnected:unix:{wait_path},server=on\n")
+        finally:
+            listener.close()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def test_one_client_at_a_time(tmp_path: Path, env: dict[str, str]) -> None:
+    """A second client is queued: nothing until the first leaves, then a greeting
+    and the answers to what it sent meanwhile."""
+    transcripts = []
+    for name, argv in _programs():
+        path = tmp_path / f"{name}.sock"
+        process = subprocess.Popen([*argv, *BASE, "-qmp", f"unix:{path},server=on,wait=off"],
+                                   env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(400):
+                if path.exists():
+                    break
+                time.sleep(0.025)
+            first = socket.socket(socket.AF_UNIX)
+            first.connect(str(path))
+            greeting = _read_until(first, b"\r\n")
+            second = socket.socket(socket.AF_UNIX)
+            second.connect(str(path))
+            second.sendall(b'{"execute":"qmp_capabilities"}\n')
+            second.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                second.recv(1)
+            first.close()
+            queued = _read_until(second, b"{}}\r\n")
+            transcripts.append((greeting.count(b"\r\n"), queued.split(b"\r\n")[1:]))
+            second.close()
+        finally:
+            process.kill()
+            process.wait()
+    assert transcripts[0] == transcripts[1] == (1, [b'{"return": {}}', b""])
