@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO
 
 from plugins.command_line import CommandLine, StartupError, parse_command_line, start
+from plugins.manager import PluginLoadError
 from plugins.monitor import ChardevError, Monitors, MonitorServer, hmp_server, qmp_server
 from plugins.vm import VM
 
@@ -45,7 +46,11 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         err.write(f"{PROG}: {text}\n")
         err.flush()
 
-    vm = VM.empty()
+    try:
+        vm = VM.empty()
+    except PluginLoadError as error:
+        warn(str(error))
+        return 1
     servers: list[tuple[MonitorServer, bool]] = []
     try:
         line = parse_command_line(args, warn, vm.tree.registry, PROG)

@@ -20,13 +20,14 @@ name or an entry point's name) blocks plugins from loading at all.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 from collections.abc import Iterable, Mapping
 
 import pluggy
 
 from plugins import hookspecs
-from qom import ObjectTree, TypeRegistry
+from qom import ObjectTree, QomError, TypeRegistry
 
 #: Project name of the hook markers, and the entry-point group of plugins.
 PROJECT_NAME = "qom"
@@ -50,6 +51,63 @@ AUTOLOAD_OFF_ENV = "PYQOM_DISABLE_PLUGIN_AUTOLOAD"
 DISABLED_PLUGINS_ENV = "PYQOM_DISABLED_PLUGINS"
 
 
+class PluginLoadError(QomError):
+    """A plugin that cannot be used: it fails to import, implements a hook that
+    does not exist, or has a wrong signature.  The message names the plugin, on
+    one line (``pyqom`` prints it as ``pyqom: <message>`` and exits 1).
+
+    :ivar plugin_name: the plugin's name (entry point, module or object name).
+    """
+
+    def __init__(self, plugin_name: str, message: str) -> None:
+        super().__init__(f"plugin '{plugin_name}': {message}")
+        self.plugin_name = plugin_name
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """pluggy's ``load_setuptools_entrypoints``, with a :class:`PluginLoadError`
+    naming the entry point when one fails to import."""
+    for dist in importlib.metadata.distributions():
+        for entry_point in dist.entry_points:
+            if (entry_point.group != ENTRY_POINT_GROUP or pm.get_plugin(entry_point.name)
+                    or pm.is_blocked(entry_point.name)):
+                continue
+            try:
+                plugin = entry_point.load()
+            except Exception as err:
+                raise PluginLoadError(
+                    entry_point.name,
+                    f"cannot load {entry_point.value}: {_one_line(err)}") from err
+            _register(pm, plugin, entry_point.name)
+
+
+def plugin_name(pm: pluggy.PluginManager, plugin: object) -> str:
+    """The name a plugin object registers under: its module's or class's name, so a
+    message can name it and ``PYQOM_DISABLED_PLUGINS`` can block it (the canonical
+    id only when that name is taken)."""
+    name = getattr(plugin, "__name__", None) or type(plugin).__qualname__
+    return name if pm.get_plugin(name) is None else pm.get_canonical_name(plugin)
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str | None) -> None:
+    name = name or plugin_name(pm, plugin)
+    if pm.is_blocked(name):
+        return
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as err:
+        raise PluginLoadError(name, _one_line_validation(err)) from err
+
+
+def _one_line_validation(err: pluggy.PluginValidationError) -> str:
+    return " ".join(str(err).split())
+
+
 def disabled_plugins(environ: Mapping[str, str] | None = None) -> list[str]:
     """Plugin names listed in ``PYQOM_DISABLED_PLUGINS``."""
     env = os.environ if environ is None else environ
@@ -67,8 +125,8 @@ def make_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[objec
     :param plugins: extra plugin objects (modules or instances) to register.
     :param builtins: the built-in plugin modules (tests may narrow them).
     :param environ: the environment to read switches from (``os.environ``).
-    :raises pluggy.PluginValidationError: a plugin implements an unknown hook
-        or has a wrong signature.
+    :raises PluginLoadError: a plugin fails to import, implements an unknown
+        hook or has a wrong signature (the message names it).
     """
     env = os.environ if environ is None else environ
     pm = pluggy.PluginManager(PROJECT_NAME)
@@ -82,11 +140,17 @@ def make_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[objec
     if autoload is None:
         autoload = not env.get(AUTOLOAD_OFF_ENV)
     if autoload:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        _load_entry_points(pm)
     for plugin in plugins:
-        pm.register(plugin)
+        _register(pm, plugin, None)
     pm.hook.qom_add_hookspecs.call_historic(kwargs={"pluginmanager": pm})
-    pm.check_pending()
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as err:
+        name = pm.get_name(err.plugin) or pm.get_canonical_name(err.plugin)
+        hook = next((hook for hook in dir(err.plugin) if f"'{hook}'" in str(err)), None)
+        raise PluginLoadError(name, f"unknown hook '{hook}'" if hook
+                              else _one_line_validation(err)) from err
     return pm
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import pluggy
 import pytest
 
 import qom
 from plugins import hookimpl
 from plugins.manager import (
     BUILTIN_PLUGINS,
+    PluginLoadError,
     disabled_plugins,
     make_plugin_manager,
     make_registry,
@@ -51,10 +51,17 @@ def test_builtins_registered_in_order() -> None:
 
 
 def test_misspelt_hook_fails_at_start_naming_the_plugin() -> None:
-    with pytest.raises(pluggy.PluginValidationError) as err:
+    with pytest.raises(PluginLoadError) as err:
         make_plugin_manager(autoload=False, plugins=[Misspelt()])
-    assert "qom_register_typez" in str(err.value)
-    assert "Misspelt" in str(err.value)
+    assert str(err.value) == "plugin 'Misspelt': unknown hook 'qom_register_typez'"
+
+
+def test_plugin_objects_get_a_name_and_can_be_blocked() -> None:
+    pm = make_plugin_manager(autoload=False, plugins=[Misspelt()],
+                             environ={"PYQOM_DISABLED_PLUGINS": "Misspelt"})
+    assert pm.is_blocked("Misspelt")
+    pm = make_plugin_manager(autoload=False, plugins=[Records()])
+    assert pm.get_plugin("Records") is not None
 
 
 def test_disabled_plugins_env() -> None:

@@ -171,3 +171,37 @@ def test_unix_socket_never_replaces_a_user_file(tmp_path: Path) -> None:
     finally:
         third.terminate()
         assert third.wait(timeout=20) == 0
+
+
+def _fake_distribution(root: Path, module: str, source: str) -> dict[str, str]:
+    """A distribution with one ``qom`` entry point, importable from ``root``."""
+    (root / f"{module}.py").write_text(source)
+    info = root / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[qom]\n{module} = {module}\n")
+    env = dict(os.environ)
+    env.pop("PYQOM_DISABLE_PLUGIN_AUTOLOAD", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    return env
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("import no_such_module_anywhere\n",
+     "plugin 'badplugin': cannot load badplugin: ModuleNotFoundError: No module named "
+     "'no_such_module_anywhere'"),
+    ("raise RuntimeError('broken\\nplugin')\n",
+     "plugin 'badplugin': cannot load badplugin: RuntimeError: broken plugin"),
+    ("from plugins import hookimpl\n\n@hookimpl\ndef qom_register_typez(registry):\n    pass\n",
+     "plugin 'badplugin': unknown hook 'qom_register_typez'"),
+])
+def test_a_broken_plugin_is_one_line_naming_it(tmp_path: Path, source: str,
+                                               message: str) -> None:
+    env = _fake_distribution(tmp_path, "badplugin", source)
+    done = subprocess.run([sys.executable, "-m", "plugins", *BASE], env=env,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", f"pyqom: {message}\n")
+    env["PYQOM_DISABLED_PLUGINS"] = "badplugin"     # blocked, it is never imported
+    done = subprocess.run([sys.executable, "-m", "plugins", *BASE, "-version"], env=env,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stderr) == (0, "")
