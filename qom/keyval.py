@@ -17,7 +17,7 @@ values with the messages of their path.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -92,11 +92,30 @@ def _store(root: dict[str, Any], key: str, value: str) -> None:
     node[last] = value
 
 
-def _listify(node: dict[str, Any], prefix: str) -> Any:
-    """Turn objects whose keys are exactly 0..n-1 into lists, as keyval does."""
-    for key, value in list(node.items()):
-        if isinstance(value, dict):
-            node[key] = _listify(value, f"{prefix}{key}.")
+def _listify(root: dict[str, Any], prefix: str) -> Any:
+    """Turn objects whose keys are exactly 0..n-1 into lists, as keyval does.
+
+    Depth first, children before their parent, in key order (so the first
+    error is keyval's); iterative, so a key of thousands of dotted fragments
+    needs no Python recursion.
+    """
+    frames: list[tuple[dict[str, Any], str, Iterator[tuple[str, Any]], str]] = [
+        (root, prefix, iter(list(root.items())), "")]
+    while True:
+        node, node_prefix, items, key_in_parent = frames[-1]
+        for key, value in items:
+            if isinstance(value, dict):
+                frames.append((value, f"{node_prefix}{key}.", iter(list(value.items())), key))
+                break
+        else:
+            frames.pop()
+            result = _as_list(node, node_prefix)
+            if not frames:
+                return result
+            frames[-1][0][key_in_parent] = result
+
+
+def _as_list(node: dict[str, Any], prefix: str) -> Any:
     keys = list(node)
     if keys and all(k.isdigit() for k in keys):
         indexes = sorted(int(k) for k in keys)

@@ -10,6 +10,8 @@ path, which differs between QMP, HMP and the command line.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -63,15 +65,37 @@ def _strtox(text: str, base: int) -> tuple[int, int, int]:
         pos += 2
     elif base == 0:
         base = 8 if text[pos : pos + 1] == "0" else 10
-    start = pos
-    value = 0
-    while pos < len(text) and _digit_value(text[pos]) < base:
-        value = value * base + _digit_value(text[pos])
-        pos += 1
-    digits = pos - start
-    if digits == 0:
+    match = _digit_run(base).match(text, pos)
+    assert match is not None
+    run = match.group()
+    if not run:
         return 0, 0, 0
-    return sign * value, pos, digits
+    significant = run.lstrip("0")
+    if len(significant) > _MAX_U64_DIGITS[base]:
+        # Too big for any caller's range: no conversion (which would be
+        # quadratic in the digits), just a magnitude beyond 2**64.
+        return sign * (U64_MAX + 1), match.end(), len(run)
+    return sign * int(significant or "0", base), match.end(), len(run)
+
+
+@functools.cache
+def _digit_run(base: int) -> re.Pattern[str]:
+    """The digits of ``base`` (2..36), as C's strtoull reads them."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"[:base]
+    letters = digits[10:]
+    return re.compile(f"[{digits[:10]}{letters}{letters.upper()}]*")
+
+
+def _digit_count(value: int, base: int) -> int:
+    count = 0
+    while value:
+        value //= base
+        count += 1
+    return count
+
+
+#: digits of 2**64-1 in each base: a longer run (leading zeros aside) is out of range
+_MAX_U64_DIGITS = {base: _digit_count(U64_MAX, base) for base in range(2, 37)}
 
 
 def scan_u64(text: str, base: int = 0) -> tuple[int, int]:
@@ -123,7 +147,8 @@ def _scan_fraction(text: str, pos: int) -> tuple[Fraction | None, int]:
             exp_end += 1
         if exp_end < len(text) and text[exp_end].isdigit():
             return Fraction(-1), end
-    return Fraction(text[pos:end]), end
+    # strtod: the nearest double (no big-number conversion of a long fraction).
+    return Fraction(float(text[pos:end])), end
 
 
 def parse_size(text: str, *, default_suffix: str = "B",

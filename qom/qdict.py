@@ -44,9 +44,32 @@ def qdict_ordered(mapping: Mapping[str, V]) -> dict[str, V]:
 
 
 def qdict_ordered_deep(value: Any) -> Any:
-    """``value`` with every nested dict reordered like a QDict (for JSON output)."""
-    if isinstance(value, Mapping):
-        return {key: qdict_ordered_deep(value[key]) for key in qdict_order(value)}
-    if isinstance(value, list):
-        return [qdict_ordered_deep(item) for item in value]
-    return value
+    """``value`` with every nested dict reordered like a QDict (for JSON output).
+
+    Iterative, so any nesting depth is fine: each container is copied when its
+    parent is, and filled when it comes off the stack.
+    """
+    if not isinstance(value, (Mapping, list)):
+        return value
+    root: dict[str, Any] | list[Any] = {} if isinstance(value, Mapping) else []
+    todo: list[tuple[Any, Any]] = [(value, root)]
+    while todo:
+        source, copy = todo.pop()
+        if isinstance(source, Mapping):
+            for key in qdict_order(source):
+                copy[key] = _shell(source[key], todo)
+        else:
+            copy.extend(_shell(item, todo) for item in source)
+    return root
+
+
+def _shell(item: Any, todo: list[tuple[Any, Any]]) -> Any:
+    """``item`` itself, or an empty copy of a container queued to be filled."""
+    if isinstance(item, Mapping):
+        copy: dict[str, Any] | list[Any] = {}
+    elif isinstance(item, list):
+        copy = []
+    else:
+        return item
+    todo.append((item, copy))
+    return copy

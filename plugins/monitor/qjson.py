@@ -45,6 +45,7 @@ T_INTEGER = "integer"
 T_FLOAT = "float"
 T_KEYWORD = "keyword"
 T_STRING = "string"
+T_PARTIAL = "partial"   # a token cut at QEMU's size limit
 
 _STRUCTURAL = {ord("{"): T_LCURLY, ord("}"): T_RCURLY, ord("["): T_LSQUARE,
                ord("]"): T_RSQUARE, ord(","): T_COMMA, ord(":"): T_COLON}
@@ -130,10 +131,13 @@ class _Lexer:
                     self.state = "start"  # look ahead: the byte is read again
             elif state in ("dq", "sq"):
                 body = _DQ_BODY if state == "dq" else _SQ_BODY
-                match = body.match(data, pos)
+                match = body.match(data, pos, pos + self._room())
                 assert match is not None
                 self.token += data[pos:match.end()]
                 pos = match.end()
+                if len(self.token) > MAX_TOKEN_SIZE:
+                    yield self._flush()
+                    continue
                 if pos >= end:
                     break
                 byte = data[pos]
@@ -156,10 +160,13 @@ class _Lexer:
                     yield self._error()
             elif state in ("nonzero", "mantissa_digits", "digits", "keyword"):
                 pattern = _LETTERS if state == "keyword" else _DIGITS
-                match = pattern.match(data, pos)
+                match = pattern.match(data, pos, pos + self._room())
                 assert match is not None
                 self.token += data[pos:match.end()]
                 pos = match.end()
+                if len(self.token) > MAX_TOKEN_SIZE:
+                    yield self._flush()
+                    continue
                 if pos >= end:
                     break
                 byte = data[pos]
@@ -213,6 +220,19 @@ class _Lexer:
         if state == "exp_digits":
             return "digits" if digit else None
         return None
+
+    def _room(self) -> int:
+        """Bytes a growing token may still take before QEMU's lexer flushes it."""
+        return MAX_TOKEN_SIZE + 1 - len(self.token)
+
+    def _flush(self) -> tuple[str, bytes]:
+        """QEMU's lexer hands a token over once it passes 64 MiB, unfinished, and
+        starts afresh: the streamer then refuses it (token size limit), so one
+        huge string costs a bounded amount of memory."""
+        token = bytes(self.token)
+        self.token = bytearray()
+        self.state = "start"
+        return T_PARTIAL, token
 
     def _begin(self, byte: int, state: str) -> None:
         self.token = bytearray((byte,))
@@ -303,106 +323,118 @@ def _utf8_error_message(message: str) -> str:
     return "JSON parse error, " + raw.decode("utf-8", "surrogateescape")
 
 
+class _Frame:
+    """An array or object being filled by :class:`_Parser`."""
+
+    __slots__ = ("container", "key", "want")
+
+    def __init__(self, container: dict[str, Any] | list[Any], want: str) -> None:
+        self.container = container
+        self.want = want          # "item" (arrays), "key" or "value" (objects)
+        self.key = ""
+
+
 class _Parser:
-    """json-parser.c over one balanced token list; the first error wins."""
+    """json-parser.c over one balanced token list; the first error wins.
+
+    Iterative (an explicit stack of open containers), so QEMU's full nesting
+    depth of 1,024 needs no Python recursion; the errors and their order are
+    those of QEMU's recursive descent.
+    """
 
     def __init__(self, tokens: list[tuple[str, bytes]]) -> None:
         self._tokens = tokens
         self._pos = 0
 
-    def parse(self) -> Any:
-        return self._value()
-
     def _peek(self) -> tuple[str, bytes] | None:
         return self._tokens[self._pos] if self._pos < len(self._tokens) else None
-
-    def _pop(self) -> tuple[str, bytes] | None:
-        token = self._peek()
-        if token is not None:
-            self._pos += 1
-        return token
 
     @staticmethod
     def _fail(message: str) -> JsonParseError:
         return JsonParseError(_utf8_error_message(message))
 
-    def _value(self) -> Any:
+    def _pop_kind(self) -> str:
+        token = self._peek()
+        if token is None:
+            raise self._fail("premature EOI")
+        self._pos += 1
+        return token[0]
+
+    def parse(self) -> Any:
+        stack: list[_Frame] = []
+        while True:
+            value, opened = self._value_start()
+            if opened is not None:
+                stack.append(opened)
+                continue
+            # A complete value: hand it to the containers it completes.
+            while stack:
+                frame = stack[-1]
+                if frame.want == "item":
+                    assert isinstance(frame.container, list)
+                    frame.container.append(value)
+                    kind = self._pop_kind()
+                    if kind == T_RSQUARE:
+                        value = stack.pop().container
+                        continue
+                    if kind != T_COMMA:
+                        raise self._fail("expected separator in list")
+                    break
+                assert isinstance(frame.container, dict)
+                if frame.want == "key":
+                    if not isinstance(value, str):
+                        raise self._fail("key is not a string in object")
+                    if self._pop_kind() != T_COLON:
+                        raise self._fail("missing : in object pair")
+                    frame.key, frame.want = value, "value"
+                    break
+                if frame.key in frame.container:
+                    raise self._fail("duplicate key")
+                frame.container[frame.key] = value
+                kind = self._pop_kind()
+                if kind == T_RCURLY:
+                    value = stack.pop().container
+                    continue
+                if kind != T_COMMA:
+                    raise self._fail("expected separator in dict")
+                frame.want = "key"
+                break
+            else:
+                return value
+
+    def _value_start(self) -> tuple[Any, _Frame | None]:
+        """A scalar or an empty container (and ``None``), or a container opened."""
         token = self._peek()
         if token is None:
             raise self._fail("premature EOI")
         kind, text = token
-        if kind == T_LCURLY:
-            return self._object()
-        if kind == T_LSQUARE:
-            return self._array()
+        if kind in (T_LCURLY, T_LSQUARE):
+            self._pos += 1
+            following = self._peek()
+            if following is None:
+                raise self._fail("premature EOI")
+            if following[0] == (T_RCURLY if kind == T_LCURLY else T_RSQUARE):
+                self._pos += 1
+                return ({} if kind == T_LCURLY else []), None
+            return None, (_Frame({}, "key") if kind == T_LCURLY else _Frame([], "item"))
         if kind in (T_INTEGER, T_FLOAT, T_STRING):
             self._pos += 1
-            return _literal(kind, text)
+            return _literal(kind, text), None
         if kind == T_KEYWORD:
             self._pos += 1
             keywords = {b"true": True, b"false": False, b"null": None}
             if text in keywords:
-                return keywords[text]
+                return keywords[text], None
             raise self._fail(f"invalid keyword '{text.decode('ascii')}'")
         raise self._fail("expecting value")
-
-    def _object(self) -> dict[str, Any]:
-        self._pop()
-        result: dict[str, Any] = {}
-        if self._peek() is None:
-            raise self._fail("premature EOI")
-        if self._peek()[0] == T_RCURLY:  # type: ignore[index]
-            self._pop()
-            return result
-        self._pair(result)
-        while True:
-            token = self._pop()
-            if token is None:
-                raise self._fail("premature EOI")
-            if token[0] == T_RCURLY:
-                return result
-            if token[0] != T_COMMA:
-                raise self._fail("expected separator in dict")
-            self._pair(result)
-
-    def _pair(self, result: dict[str, Any]) -> None:
-        key = self._value()
-        if not isinstance(key, str):
-            raise self._fail("key is not a string in object")
-        token = self._pop()
-        if token is None:
-            raise self._fail("premature EOI")
-        if token[0] != T_COLON:
-            raise self._fail("missing : in object pair")
-        value = self._value()
-        if key in result:
-            raise self._fail("duplicate key")
-        result[key] = value
-
-    def _array(self) -> list[Any]:
-        self._pop()
-        result: list[Any] = []
-        if self._peek() is None:
-            raise self._fail("premature EOI")
-        if self._peek()[0] == T_RSQUARE:  # type: ignore[index]
-            self._pop()
-            return result
-        result.append(self._value())
-        while True:
-            token = self._pop()
-            if token is None:
-                raise self._fail("premature EOI")
-            if token[0] == T_RSQUARE:
-                return result
-            if token[0] != T_COMMA:
-                raise self._fail("expected separator in list")
-            result.append(self._value())
 
 
 def _literal(kind: str, text: bytes) -> Any:
     if kind == T_STRING:
         return _parse_string(text)
-    if kind == T_INTEGER:
+    # More than 20 digits can fit neither int64 nor uint64: no big-int conversion
+    # (Python refuses past 4,300 digits), strtod's double directly, as QEMU does.
+    if kind == T_INTEGER and len(text.lstrip(b"-")) <= 20:
         value = int(text)
         if -(1 << 63) <= value < (1 << 63) or (0 <= value < (1 << 64)):
             return value
@@ -550,43 +582,47 @@ def format_number(value: int | float) -> str:
 
 
 def to_json(value: Any, *, pretty: bool = False) -> str:
-    """``value`` as QEMU prints it: compact, or pretty with 4-space indents."""
+    """``value`` as QEMU prints it: compact, or pretty with 4-space indents.
+
+    Iterative (a stack of what is left to write), so values nested as deep as
+    QEMU's parser allows are written without Python recursion.
+    """
     out: list[str] = []
-    _write(value, out, pretty, 0)
+    # Entries are text to copy, or (value, depth) to write.
+    todo: list[str | tuple[Any, int]] = [(value, 0)]
+    while todo:
+        entry = todo.pop()
+        if isinstance(entry, str):
+            out.append(entry)
+            continue
+        item, depth = entry
+        if item is None:
+            out.append("null")
+        elif item is True:
+            out.append("true")
+        elif item is False:
+            out.append("false")
+        elif isinstance(item, (int, float)):
+            out.append(format_number(item))
+        elif isinstance(item, str):
+            out.append(quote_str(item))
+        elif isinstance(item, (dict, list, tuple)):
+            if isinstance(item, dict):
+                open_, close = "{", "}"
+                members = [(quote_str(str(key)) + ": ", child) for key, child in item.items()]
+            else:
+                open_, close = "[", "]"
+                members = [("", child) for child in item]
+            inner = "\n" + " " * (4 * (depth + 1))
+            pieces: list[str | tuple[Any, int]] = [open_]
+            for index, (prefix, child) in enumerate(members):
+                if index:
+                    pieces.append(("," + inner if pretty else ", ") + prefix)
+                else:
+                    pieces.append((inner if pretty else "") + prefix)
+                pieces.append((child, depth + 1))
+            pieces.append(("\n" + " " * (4 * depth) if pretty else "") + close)
+            todo.extend(reversed(pieces))
+        else:
+            raise TypeError(f"cannot write {type(item).__name__} as JSON")
     return "".join(out)
-
-
-def _write(value: Any, out: list[str], pretty: bool, depth: int) -> None:
-    if value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif isinstance(value, (int, float)):
-        out.append(format_number(value))
-    elif isinstance(value, str):
-        out.append(quote_str(value))
-    elif isinstance(value, dict):
-        _write_container("{", "}", [(quote_str(str(key)) + ": ", item)
-                                    for key, item in value.items()], out, pretty, depth)
-    elif isinstance(value, (list, tuple)):
-        _write_container("[", "]", [("", item) for item in value], out, pretty, depth)
-    else:
-        raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def _write_container(open_: str, close: str, items: list[tuple[str, Any]], out: list[str],
-                     pretty: bool, depth: int) -> None:
-    out.append(open_)
-    inner = "\n" + " " * (4 * (depth + 1))
-    for index, (prefix, item) in enumerate(items):
-        if index:
-            out.append("," + inner if pretty else ", ")
-        elif pretty:
-            out.append(inner)
-        out.append(prefix)
-        _write(item, out, pretty, depth + 1)
-    if pretty:
-        out.append("\n" + " " * (4 * depth))
-    out.append(close)

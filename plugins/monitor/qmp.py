@@ -57,9 +57,8 @@ def encode(message: Any) -> bytes:
     compact form is QEMU's as long as no string needs escaping (its output,
     ASCII-only, has no backslash); anything else goes through :func:`qjson.to_json`.
     """
-    plain = [True]
-    ordered = _qdict_ordered_deep(message, plain)
-    if plain[0]:
+    ordered, plain = _qdict_ordered_deep(message)
+    if plain:
         text = json.dumps(ordered, check_circular=False)
         if "\\" not in text:
             return (text + "\r\n").encode("ascii")
@@ -76,26 +75,54 @@ def _key_order(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(qdict_order(keys))
 
 
-def _qdict_ordered_deep(value: Any, plain: list[bool]) -> Any:
-    """:func:`qom.qdict.qdict_ordered_deep`; clears ``plain[0]`` on a leaf that is not a
-    str, int, bool or None (floats, tuples, subclasses: :mod:`.qjson` writes those)."""
-    kind = type(value)
+#: deeper messages go to :func:`qjson.to_json`: the C encoder recurses (an ``id``
+#: may nest 1,024 levels deep, as QEMU's parser allows)
+_PLAIN_DEPTH = 64
+
+
+def _qdict_ordered_deep(message: Any) -> tuple[Any, bool]:
+    """:func:`qom.qdict.qdict_ordered_deep` (iterative), and whether the result is
+    plain: only dicts, lists, str, int, bool and None (floats, tuples and
+    subclasses are for :mod:`.qjson`), nested less than ``_PLAIN_DEPTH`` deep."""
+    kind = type(message)
     if kind in _PLAIN_LEAVES:
-        return value
-    if kind is dict or isinstance(value, Mapping):
-        keys = tuple(value)
-        order = _key_order(keys) if len(keys) <= 64 else qdict_order(keys)
-        ordered: dict[str, Any] = {}
-        for key in order:  # leaves inline: most values of a reply are leaves
-            item = value[key]
-            ordered[key] = (item if type(item) in _PLAIN_LEAVES
-                            else _qdict_ordered_deep(item, plain))
-        return ordered
-    if isinstance(value, list):
-        return [item if type(item) in _PLAIN_LEAVES else _qdict_ordered_deep(item, plain)
-                for item in value]
-    plain[0] = False
-    return value
+        return message, True
+    plain = True
+    if kind is dict or isinstance(message, Mapping):
+        root: Any = {}
+    elif isinstance(message, list):
+        root = []
+    else:
+        return message, False
+    todo: list[tuple[Any, Any, int]] = [(message, root, 1)]
+    while todo:
+        source, copy, depth = todo.pop()
+        if depth >= _PLAIN_DEPTH:
+            plain = False
+        if isinstance(source, Mapping):
+            keys = tuple(source)
+            order = _key_order(keys) if len(keys) <= 64 else qdict_order(keys)
+            pairs: Any = ((key, source[key]) for key in order)
+        else:
+            pairs = enumerate(source)
+        for key, item in pairs:  # leaves inline: most values of a reply are leaves
+            item_kind = type(item)
+            if item_kind in _PLAIN_LEAVES:
+                value = item
+            elif item_kind is dict or isinstance(item, Mapping):
+                value = {}
+                todo.append((item, value, depth + 1))
+            elif isinstance(item, list):
+                value = []
+                todo.append((item, value, depth + 1))
+            else:
+                plain = False
+                value = item
+            if isinstance(copy, dict):
+                copy[key] = value
+            else:
+                copy.append(value)
+    return root, plain
 
 
 def greeting() -> dict[str, Any]:
@@ -140,7 +167,13 @@ class QmpSession:
 
     def feed(self, data: bytes) -> None:
         """Handle every complete JSON value in ``data`` (the rest waits for more)."""
-        for parsed in self._stream.feed(data):
+        try:
+            values = self._stream.feed(data)
+        except Exception as err:  # a bug must not wedge the stream: start afresh
+            log.exception("QMP input failed")
+            self._stream = qjson.JsonStream()
+            values = [qjson.Parsed(error=str(err) or type(err).__name__)]
+        for parsed in values:
             if self.closed or self.control.quit_requested:
                 return  # QEMU answers nothing after quit's reply
             if parsed.error is not None:

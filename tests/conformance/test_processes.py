@@ -460,7 +460,32 @@ SESSIONS = [
        MEMDEV, INFO_MEMDEV),
 ]
 
-SCENARIOS = STARTUP + SESSIONS
+#: hostile input that once took a pyqom monitor down (issue 16): QEMU answers each
+HOSTILE = [
+    _s("hostile-huge-integers", BASE,
+       '{"execute":"query-status","id":' + "1" * 5000 + "}",
+       '{"execute":"query-status","id":-' + "9" * 5000 + "}",
+       '{"execute":"query-status","id":"after"}'),
+    _s("hostile-deep-nesting", BASE,
+       '{"execute":"query-status","id":' + "[" * 1023 + "]" * 1023 + "}",
+       '{"execute":"query-status","id":' + '{"a":' * 600 + "1" + "}" * 600 + "}",
+       '{"execute":"query-status","id":' + "[" * 1024 + "]" * 1024 + "}",
+       '{"execute":"query-status","id":"after"}'),
+    _s("hostile-long-numbers", BASE, ram("m1", 128 * M),
+       hmp("object_add memory-backend-ram,id=m2,size=" + "1" * 100000),
+       hmp("device_add pc-dimm,id=d1,memdev=m1,slot=" + "1" * 100000),
+       hmp("device_add pc-dimm,id=d1,memdev=m1,addr=0x" + "f" * 100000),
+       hmp("object_add memory-backend-ram,id=m3,size=1." + "5" * 100000 + "K"),
+       qmp("device_add", {"driver": "pc-dimm", "id": "d2", "memdev": "m1",
+                          "slot": "1" * 100000}),
+       QUERY, MEMDEV),
+    _s("hostile-deep-keys", BASE,
+       hmp("object_add memory-backend-ram,id=m1,size=1G," + "a" + ".a" * 1500 + "=1"),
+       hmp("object_add memory-backend-ram,id=m1,size=1G,x" + ".0" * 1500 + "=1"),
+       MEMDEV),
+]
+
+SCENARIOS = STARTUP + SESSIONS + HOSTILE
 
 
 # ---------------------------------------------------------------------------
@@ -603,7 +628,7 @@ def _canonical(line: str) -> str:
         '"timestamp": {"seconds": 0, "microseconds": 0}', line))
     try:
         value = json.loads(line, parse_constant=_reject)
-    except ValueError:
+    except (ValueError, RecursionError):  # not strict JSON, or nested past json's limit
         return line
     if not isinstance(value, dict):
         return line
