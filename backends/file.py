@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from typing import Any, Final
 
@@ -47,19 +48,32 @@ from qom import BOOL, SIZE, STR, InvalidPropertyValue, ObjectClass, TypeInfo, Ty
 TYPE_MEMORY_BACKEND_FILE: Final = "memory-backend-file"
 
 
+#: how often ``file_ram_open`` retries a path that changes under it before giving up
+_OPEN_ATTEMPTS = 100
+
+
 def file_ram_open(path: str, region_name: str, readonly: bool) -> tuple[int, bool]:
     """QEMU 7.2's ``file_ram_open``: ``(fd, created)`` or QEMU's error.
 
-    Loops until the path resolves: open an existing file; create a missing
-    one; in a directory, make and unlink a temporary file; retry on
-    ``EEXIST`` (someone created the file between our two opens) and ``EINTR``.
+    Opens an existing file; creates a missing one; in a directory, makes and
+    unlinks a temporary file; retries on ``EEXIST`` (someone created the file
+    between our two opens) and ``EINTR``.  Beyond QEMU 7.2, which loops forever
+    on a dangling symbolic link (ENOENT, then EEXIST, again and again) and
+    blocks forever opening a FIFO: a dangling link is "No such file or
+    directory", the retries are bounded, and anything but a regular file,
+    a directory or a device is refused without blocking.
     """
-    while True:
+    failure: OSError | None = None
+    for _ in range(_OPEN_ATTEMPTS):
         try:
-            return os.open(path, os.O_RDONLY if readonly else os.O_RDWR), False
+            fd = os.open(path, (os.O_RDONLY if readonly else os.O_RDWR) | os.O_NONBLOCK)
         except OSError as err:
             failure = err
+        else:
+            return _regular_or_device(fd, path), False
         if failure.errno == errno.ENOENT:
+            if os.path.islink(path):
+                break  # a dangling link: O_EXCL would say EEXIST for ever
             try:
                 return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
             except OSError as err:
@@ -74,7 +88,28 @@ def file_ram_open(path: str, region_name: str, readonly: bool) -> tuple[int, boo
                 os.unlink(name)
                 return fd, False
         if failure.errno not in (errno.EEXIST, errno.EINTR):
-            raise errno_message(f"can't open backing store {path} for guest RAM", failure)
+            break
+    assert failure is not None
+    raise errno_message(f"can't open backing store {path} for guest RAM", failure)
+
+
+def _regular_or_device(fd: int, path: str) -> int:
+    """Keep ``fd`` if it is a regular file, a directory (``readonly=on`` opens one, as
+    QEMU does, and mapping it fails later) or a device, blocking again; refuse the
+    rest (a FIFO, a socket) in the words of QEMU's open error."""
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISCHR(mode)
+            or stat.S_ISBLK(mode)):
+        os.close(fd)
+        raise MemoryBackendError(f"can't open backing store {path} for guest RAM: "
+                                 "not a regular file, directory or device")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _is_empty_file(fd: int) -> bool:
+    status = os.fstat(fd)
+    return stat.S_ISREG(status.st_mode) and status.st_size == 0
 
 
 @attrs.define(eq=False, repr=False)
@@ -87,13 +122,16 @@ class FileBackend(MemoryBackend):
     pmem: bool = False
     readonly: bool = False
     _created: bool = attrs.field(default=False, init=False)
+    _grown: bool = attrs.field(default=False, init=False)   # an empty user file, sized
 
     def complete(self) -> None:
-        """Allocate; if a later step fails, also unlink a file this backend created.
+        """Allocate; if a later step fails, also unlink a file this backend created
+        and shrink back an existing empty file it grew.
 
         QEMU 7.2 unlinks a created file only when the allocation itself fails
-        and keeps it when a later check (NUMA, prealloc) fails; pyqom leaves
-        nothing behind after any failed ``object-add``.
+        and keeps it when a later check (NUMA, prealloc) fails, and leaves an
+        empty user file grown to ``size``; pyqom leaves nothing behind after any
+        failed ``object-add``.
         """
         try:
             super().complete()
@@ -101,9 +139,12 @@ class FileBackend(MemoryBackend):
             if self._created and self.mem_path:
                 with contextlib.suppress(OSError):
                     os.unlink(self.mem_path)
+            elif self._grown and self.mem_path:
+                with contextlib.suppress(OSError):
+                    os.truncate(self.mem_path, 0)
             raise
         finally:
-            self._created = False
+            self._created = self._grown = False
 
     def alloc(self) -> HostMapping:
         """QEMU's ``file_backend_memory_alloc`` and ``qemu_ram_alloc_from_file``."""
@@ -112,16 +153,15 @@ class FileBackend(MemoryBackend):
         if not self.mem_path:
             raise MemoryBackendError("mem-path property not set")
         fd, created = file_ram_open(self.mem_path, self.region_name, self.readonly)
+        self._created = created
+        self._grown = not created and _is_empty_file(fd)
         try:
             mapping = ram_alloc_from_fd(self, fd, align=self.align, readonly=self.readonly,
                                         pmem=self.pmem)
         except BaseException:
-            if created:
-                os.unlink(self.mem_path)
             os.close(fd)
             raise
         self._fd = fd
-        self._created = created
         return mapping
 
     def on_unparent(self) -> None:

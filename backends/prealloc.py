@@ -46,8 +46,13 @@ def memset_num_threads(page_size: int, num_pages: int, max_threads: int) -> int:
 
 
 def _populate_supported(address: int, page_size: int, advice: int) -> bool:
-    # QEMU's madv_populate_write_possible(): any answer but EINVAL means "yes".
-    if libc().madvise(address, page_size, advice) == 0:
+    """QEMU's ``madv_populate_write_possible()``: any answer but EINVAL means "yes".
+
+    Probed with length 0, as QEMU does: it touches no page.  (A one-page probe
+    populated the first page, and on this kernel the populate that followed it
+    ran ~14 times slower: 1 GiB in 2.25 s instead of QEMU's 0.16 s.)
+    """
+    if libc().madvise(address, 0, advice) == 0:
         return True
     return ctypes.get_errno() != errno.EINVAL
 

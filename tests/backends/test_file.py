@@ -275,3 +275,35 @@ def test_readonly_directory_opens_the_directory(tree, tmp_path):
     # observed on QEMU 7.2: open(dir, O_RDONLY) succeeds, then mmap fails
     assert error_of(filebackend, tree, tmp_path, readonly=True) == \
         "unable to map backing store for guest RAM: No such device"
+
+
+# -- hazards QEMU 7.2 shares, fixed in pyqom (README, "Where pyqom differs") ----------
+
+
+def test_a_dangling_symlink_is_an_error_not_a_loop(tree, tmp_path):
+    link = tmp_path / "ram"
+    link.symlink_to(tmp_path / "missing-target")
+    assert error_of(filebackend, tree, link) == (
+        f"can't open backing store {link} for guest RAM: No such file or directory")
+    assert objects(tree) == ["type"] and not (tmp_path / "missing-target").exists()
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_fifo_is_refused_without_blocking(tree, tmp_path, readonly):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    fds = open_fds()
+    assert error_of(filebackend, tree, fifo, readonly=readonly) == (
+        f"can't open backing store {fifo} for guest RAM: "
+        "not a regular file, directory or device")
+    assert objects(tree) == ["type"] and open_fds() == fds
+
+
+def test_an_empty_user_file_is_left_empty_when_the_add_fails(tree, tmp_path):
+    path = tmp_path / "empty.ram"
+    path.write_bytes(b"")
+    # host-nodes names a node this host does not have: mbind fails after mapping.
+    message = error_of(filebackend, tree, path, **{"host-nodes": [63], "policy": "bind"})
+    assert message and path.stat().st_size == 0 and objects(tree) == ["type"]
+    filebackend(tree, path)
+    assert path.stat().st_size == 4 * MiB
