@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -137,26 +138,55 @@ def stdio_monitor_greeting(line: CommandLine) -> str:
 TERMINATING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+#: how long a signal may wait for the event loop (busy with a long command, such as
+#: a big preallocation) before pyqom ends at once, as QEMU does
+SIGNAL_GRACE = 0.5
+
+
 class SignalWatcher:
     """SIGINT, SIGTERM and SIGHUP with their sender, as QEMU reports them.
 
     Python's handlers do not see who sent a signal, so the signals are blocked
     and a thread takes them with ``sigwaitinfo`` (threads started later inherit
     the mask), then calls ``callback(signum, sender_pid)`` on the event loop.
+    If the loop has not taken it within :data:`SIGNAL_GRACE` seconds (a command
+    is still running), the thread prints QEMU's message, runs ``emergency``
+    (the terminal is given back) and ends the process with status 0 there and
+    then: QEMU too exits at once when signalled during a slow command.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop,
-                 callback: Callable[[int, int], None]) -> None:
-        self._previous = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINATING_SIGNALS)
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[int, int], None],
+                 emergency: Callable[[], None], err: TextIO) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, TERMINATING_SIGNALS)
         self._loop = loop
         self._callback = callback
+        self._emergency = emergency
+        self._err = err
+        self._taken = threading.Event()
         threading.Thread(target=self._wait, name="pyqom-signals", daemon=True).start()
+
+    def _deliver(self, signum: int, pid: int) -> None:
+        self._taken.set()
+        self._callback(signum, pid)
 
     def _wait(self) -> None:
         while True:
             info = signal.sigwaitinfo(TERMINATING_SIGNALS)
             with contextlib.suppress(RuntimeError):  # the loop is gone: we are exiting
-                self._loop.call_soon_threadsafe(self._callback, info.si_signo, info.si_pid)
+                self._loop.call_soon_threadsafe(self._deliver, info.si_signo, info.si_pid)
+            if not self._taken.wait(SIGNAL_GRACE):
+                with contextlib.suppress(Exception):
+                    self._err.write(f"{PROG}: "
+                                    f"{termination_message(info.si_signo, info.si_pid)}\n")
+                    self._err.flush()
+                    self._emergency()
+                os._exit(0)
+
+
+def _restore_terminals(servers: list[tuple[MonitorServer, bool]]) -> None:
+    for server, _ in servers:
+        if server.terminal is not None:
+            server.terminal.restore()
 
 
 def termination_message(signum: int, pid: int) -> str:
@@ -190,7 +220,7 @@ def serve(vm: VM, line: CommandLine, servers: list[tuple[MonitorServer, bool]],
 
         # The signals stay blocked to the end: one arriving during the clean-up
         # must not interrupt it with a traceback.
-        SignalWatcher(loop, on_signal)
+        SignalWatcher(loop, on_signal, lambda: _restore_terminals(servers), err)
         try:
             await monitors.start()
             quitting = asyncio.ensure_future(monitors.quit())

@@ -205,3 +205,22 @@ def test_a_broken_plugin_is_one_line_naming_it(tmp_path: Path, source: str,
     done = subprocess.run([sys.executable, "-m", "plugins", *BASE, "-version"], env=env,
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_a_signal_ends_the_run_during_a_long_command() -> None:
+    """A signal while a command holds the event loop (an 8 GiB preallocation) ends
+    pyqom within a moment, with QEMU's message and status 0, as it ends QEMU."""
+    process = pyqom(*BASE, "-qmp", "stdio", stdin=subprocess.PIPE)
+    assert process.stdout.readline().startswith('{"QMP"')
+    process.stdin.write('{"execute":"qmp_capabilities"}\n')
+    process.stdin.flush()
+    assert process.stdout.readline() == '{"return": {}}\n'
+    process.stdin.write('{"execute":"object-add","arguments":{"qom-type":"memory-backend-ram",'
+                        '"id":"m","size":8589934592,"prealloc":true}}\n')
+    process.stdin.flush()
+    time.sleep(0.3)
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+    assert time.monotonic() - started < 5
+    assert process.stderr.read().startswith("pyqom: terminating on signal 15 from pid ")
