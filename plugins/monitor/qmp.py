@@ -157,6 +157,8 @@ class QmpSession:
         self.oob = False
         self.closed = False
         self._stream = qjson.JsonStream()
+        #: the transport's "has the client hung up already?" (sockets set it)
+        self.peer_gone: Callable[[], bool] = lambda: False
         control.add_listener(self._on_event)
 
     # -- the transport's side ----------------------------------------------
@@ -176,6 +178,10 @@ class QmpSession:
         for parsed in values:
             if self.closed or self.control.quit_requested:
                 return  # QEMU answers nothing after quit's reply
+            if self.peer_gone():
+                # The client has hung up (while an earlier command ran, or right
+                # after sending): QEMU drops the requests still queued then.
+                return
             if parsed.error is not None:
                 self._send(error_response("GenericError", parsed.error))
             else:

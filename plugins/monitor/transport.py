@@ -106,9 +106,11 @@ class TelnetFilter:
 class _StreamProtocol(asyncio.Protocol):
     """One client connection: bytes in to the session, bytes out to the socket."""
 
-    def __init__(self, server: MonitorServer, lost: asyncio.Future[None] | None = None) -> None:
+    def __init__(self, server: MonitorServer, lost: asyncio.Future[None],
+                 sock: socket.socket) -> None:
         self._server = server
         self._lost = lost
+        self._sock = sock
         self._transport: asyncio.Transport | None = None
         self._session: Session | None = None
         self._telnet = TelnetFilter() if server.chardev.telnet else None
@@ -120,9 +122,23 @@ class _StreamProtocol(asyncio.Protocol):
             transport.write(TELNET_INIT)
         assert self._server.factory is not None  # start() checked
         self._session = self._server.factory(self._write)
+        if hasattr(self._session, "peer_gone"):
+            self._session.peer_gone = self._peer_gone
         self._server.sessions.add(self._session)
         self._server.connections.add(self)
         self._session.start()
+
+    def _peer_gone(self) -> bool:
+        """Whether the client has closed its end (a zero-length peek: EOF and no
+        more data)."""
+        if self._transport is None:
+            return True
+        try:
+            return self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
     def _write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -146,7 +162,7 @@ class _StreamProtocol(asyncio.Protocol):
             self._server.sessions.discard(self._session)
         self._server.connections.discard(self)
         self._transport = None
-        if self._lost is not None and not self._lost.done():
+        if not self._lost.done():
             self._lost.set_result(None)
 
     def close(self) -> None:
@@ -295,8 +311,8 @@ class MonitorServer:
                     return  # a client chardev whose peer left: QEMU carries on without it
                 sock, _ = await loop.sock_accept(self._listener)
             lost: asyncio.Future[None] = loop.create_future()
-            await loop.connect_accepted_socket(functools.partial(_StreamProtocol, self, lost),
-                                               sock)
+            await loop.connect_accepted_socket(
+                functools.partial(_StreamProtocol, self, lost, sock), sock)
             await lost
 
     async def _start_stdio(self, stdin: BinaryIO, stdout: BinaryIO) -> None:

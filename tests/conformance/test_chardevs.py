@@ -203,3 +203,50 @@ def test_one_client_at_a_time(tmp_path: Path, env: dict[str, str]) -> None:
             process.kill()
             process.wait()
     assert transcripts[0] == transcripts[1] == (1, [b'{"return": {}}', b""])
+
+
+def test_commands_of_a_client_that_hung_up_are_dropped(tmp_path: Path,
+                                                      env: dict[str, str]) -> None:
+    """A client sends a slow command, then another and hangs up: as in QEMU, the
+    slow one runs, the one still queued at the hang-up is dropped."""
+    outcomes = []
+    for name, argv in _programs():
+        paths = [tmp_path / f"{name}-{which}.sock" for which in ("a", "b")]
+        process = subprocess.Popen(
+            [*argv, *BASE, *(arg for path in paths
+                             for arg in ("-qmp", f"unix:{path},server=on,wait=off"))],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(400):
+                if all(path.exists() for path in paths):
+                    break
+                time.sleep(0.025)
+            leaving = socket.socket(socket.AF_UNIX)
+            leaving.connect(str(paths[0]))
+            _read_until(leaving, b"\r\n")
+            leaving.sendall(b'{"execute":"qmp_capabilities"}\n')
+            _read_until(leaving, b"\r\n")
+            leaving.sendall(
+                b'{"execute":"object-add","arguments":{"qom-type":"memory-backend-ram",'
+                b'"id":"slow","size":2147483648,"prealloc":true}}\n')
+            time.sleep(0.5)
+            leaving.sendall(
+                b'{"execute":"object-add","arguments":{"qom-type":"memory-backend-ram",'
+                b'"id":"queued","size":1048576}}\n')
+            leaving.close()
+            time.sleep(0.05)
+            watcher = socket.socket(socket.AF_UNIX)
+            watcher.connect(str(paths[1]))
+            _read_until(watcher, b"\r\n")
+            watcher.sendall(b'{"execute":"qmp_capabilities"}\n')
+            _read_until(watcher, b"\r\n")
+            time.sleep(1)
+            watcher.sendall(b'{"execute":"qom-list","arguments":{"path":"/objects"}}\n')
+            listing = _read_until(watcher, b"\r\n")
+            outcomes.append((b'"slow"' in listing, b'"queued"' in listing))
+            watcher.close()
+        finally:
+            process.kill()
+            process.wait()
+    assert outcomes[0] == outcomes[1] == (True, False)
