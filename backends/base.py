@@ -239,9 +239,25 @@ class MemoryBackend(Object):
         except OSError as err:
             raise errno_message("cannot bind memory to host NUMA nodes", err) from err
 
+    def charges_memory(self) -> bool:
+        """Whether populating this backend takes memory its cgroup counts and the
+        kernel cannot drop (anonymous or shared memory; not a shared file's page
+        cache, not huge pages)."""
+        memory = self.host_memory
+        return memory is not None and memory.page_size == host.PAGE_SIZE
+
     def _do_prealloc(self) -> None:
         memory = self.host_memory
         assert memory is not None
+        if self.charges_memory():
+            # Beyond QEMU 7.2, whose process the kernel OOM-kills when the
+            # cgroup's limit is reached half-way through: refuse up front.
+            headroom = host.cgroup_memory_headroom()
+            if headroom is not None and memory.size > headroom[0]:
+                raise MemoryBackendError(
+                    "qemu_prealloc_mem: preallocating memory failed: Cannot allocate memory"
+                    f" (the memory cgroup {headroom[1]} allows {headroom[0]} more bytes,"
+                    f" {memory.size} asked)")
         try:
             prealloc(memory.address, memory.size, memory.page_size,
                      threads=self.prealloc_threads,

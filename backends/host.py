@@ -270,6 +270,73 @@ class HostMapping:
         return True
 
 
+#: where the cgroup hierarchies are mounted
+CGROUP_ROOT: Final = "/sys/fs/cgroup"
+#: a memory limit at or above this is "no limit" (v1 writes PAGE_COUNTER_MAX)
+_NO_LIMIT: Final = 1 << 62
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as file:
+            text = file.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None   # "max": no limit
+
+
+def _inactive_file(stat_path: str, key: str) -> int:
+    """Page cache the kernel would drop before it ran out (it counts as used)."""
+    try:
+        with open(stat_path) as file:
+            for line in file:
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def cgroup_memory_headroom() -> tuple[int, str] | None:
+    """How many more bytes this process's memory cgroup lets it use (the smallest
+    margin of the cgroup and its ancestors, reclaimable page cache counted as
+    free), and that cgroup's path; ``None`` when no memory limit applies or the
+    kernel does not say (cgroup v2 ``memory.max``, or v1 ``memory.limit_in_bytes``)."""
+    try:
+        with open("/proc/self/cgroup") as file:
+            entries = [line.rstrip("\n").split(":", 2) for line in file]
+    except OSError:
+        return None
+    for entry in entries:
+        if len(entry) != 3:
+            continue
+        hierarchy, controllers, path = entry
+        if hierarchy == "0" and controllers == "":
+            base, files = CGROUP_ROOT, ("memory.max", "memory.current", "inactive_file")
+        elif "memory" in controllers.split(","):
+            base = os.path.join(CGROUP_ROOT, "memory")
+            files = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+        else:
+            continue
+        best: tuple[int, str] | None = None
+        parts = [part for part in path.split("/") if part]
+        for depth in range(len(parts), -1, -1):
+            group = "/" + "/".join(parts[:depth])
+            directory = os.path.join(base, *parts[:depth])
+            limit = _read_int(os.path.join(directory, files[0]))
+            usage = _read_int(os.path.join(directory, files[1]))
+            if limit is None or usage is None or limit >= _NO_LIMIT:
+                continue
+            used = usage - _inactive_file(os.path.join(directory, "memory.stat"), files[2])
+            margin = max(0, limit - max(used, 0))
+            if best is None or margin < best[0]:
+                best = (margin, group)
+        if best is not None:
+            return best
+    return None
+
+
 def resident_pages(address: int, length: int, page_size: int = PAGE_SIZE) -> int:
     """How many pages of ``[address, address+length)`` are resident (``mincore``)."""
     pages = round_up(length, PAGE_SIZE) // PAGE_SIZE

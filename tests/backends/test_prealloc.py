@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from backend_helpers import error_of
@@ -89,3 +93,64 @@ def test_prealloc_failure_message(tree, monkeypatch):
     assert error_of(object_add, tree, {"qom-type": "memory-backend-ram", "id": "x",
                                        "size": MiB, "prealloc": True}) == \
         "qemu_prealloc_mem: preallocating memory failed: Bad address"
+
+
+def _child_memory_cgroup(limit: int) -> tuple[str, str] | None:
+    """A new memory cgroup below this process's own, limited to ``limit`` bytes
+    (cgroup v1 or v2): (its directory, the file a process joins it through)."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        hierarchy, controllers, path = line.split(":", 2)
+        if hierarchy == "0" and controllers == "":
+            base, limit_file = Path(host.CGROUP_ROOT), "memory.max"
+        elif "memory" in controllers.split(","):
+            base, limit_file = Path(host.CGROUP_ROOT) / "memory", "memory.limit_in_bytes"
+        else:
+            continue
+        group = base / path.lstrip("/") / f"pyqom-test-{os.getpid()}"
+        try:
+            group.mkdir()
+            (group / limit_file).write_text(str(limit))
+        except OSError:
+            with contextlib.suppress(OSError):
+                group.rmdir()
+            return None
+        return str(group), str(group / "cgroup.procs")
+    return None
+
+
+def test_prealloc_beyond_the_memory_cgroup_is_refused_not_oom_killed(tmp_path):
+    """Beyond QEMU 7.2 (the kernel OOM-kills it): a clear error, the process lives."""
+    cgroup = _child_memory_cgroup(256 << 20)
+    if cgroup is None:
+        pytest.skip("cannot create a memory cgroup here (needs root and a writable "
+                    "cgroup hierarchy)")
+    directory, procs = cgroup
+    script = (
+        "import os, sys\n"
+        f"open({procs!r}, 'w').write(str(os.getpid()))\n"
+        "from plugins.vm import VM\n"
+        "import qom\n"
+        "vm = VM('128M', autoload=False)\n"
+        "try:\n"
+        "    vm.object_add('memory-backend-ram', 'big', size=1 << 30, prealloc=True)\n"
+        "except qom.QomError as err:\n"
+        "    print(err)\n"
+        "vm.object_add('memory-backend-ram', 'small', size=16 << 20, prealloc=True)\n"
+        "print([e['name'] for e in qom.qom_list(vm.tree, '/objects')])\n"
+        "vm.close()\n")
+    env = dict(os.environ, PYQOM_DISABLE_PLUGIN_AUTOLOAD="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve()
+                                                              .parents[2]),
+                                                         os.environ.get("PYTHONPATH")])))
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=120, env=env)
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
+    assert done.returncode == 0, done.stderr
+    first, listing = done.stdout.splitlines()
+    assert first.startswith("qemu_prealloc_mem: preallocating memory failed: Cannot allocate "
+                            "memory (the memory cgroup /")
+    assert first.endswith(f"more bytes, {1 << 30} asked)")
+    assert "'small'" in listing and "'big'" not in listing
