@@ -190,7 +190,8 @@ class PcMachine(Object):
         self.hook.qom_device_plug(machine=self, device=device, undo=undo)
 
     def unplug_request(self, device: Device) -> None:
-        self.hook.qom_device_unplug_request(machine=self, device=device)
+        with UndoStack() as undo:
+            self.hook.qom_device_unplug_request(machine=self, device=device, undo=undo)
 
     def unplug(self, device: Device) -> None:
         self.hook.qom_device_unplug(machine=self, device=device)

@@ -125,14 +125,18 @@ def qom_device_plug(machine: Object, device: Device, undo: UndoStack) -> None:
 
 
 @hookspec
-def qom_device_unplug_request(machine: Object, device: Device) -> None:
+def qom_device_unplug_request(machine: Object, device: Device, undo: UndoStack) -> None:
     """``device_del`` asked to remove ``device``: start the unplug, do not finish it.
 
     The guest completes the unplug later (for a DIMM, by ejecting it through
     ACPI).  May be called again for the same device before that happens.
+    Raise to refuse; push an undo step for every change, so that when another
+    implementation refuses, the machine is as it was (``device_del`` failed).
 
     :param machine: the machine object at ``/machine``.
     :param device: the device to be removed.
+    :param undo: the undo stack of this request (an implementation may omit the
+        parameter if it changes nothing).
     """
 
 

@@ -253,13 +253,21 @@ def qom_device_plug(machine: Object, device: Device, undo: UndoStack) -> None:
 
 
 @hookimpl
-def qom_device_unplug_request(machine: Object, device: Device) -> None:
+def qom_device_unplug_request(machine: Object, device: Device, undo: UndoStack) -> None:
     """``device_del``: the remove event for the guest, and GPE0.3."""
     block = memory_hotplug_block(machine)
     if block is None or not device.is_a(TYPE_MEMORY_DEVICE) or not block.slots:
         return
-    block.slot_of(device).is_removing = True
+    slot = block.slot_of(device)
+    removing_before, gpe_before = slot.is_removing, bytes(block.gpe.status)
+    slot.is_removing = True
     block.gpe.raise_event(MEMORY_HOTPLUG_GPE_BIT)
+
+    def restore() -> None:
+        slot.is_removing = removing_before
+        block.gpe.status[:] = gpe_before
+
+    undo.push(restore, "acpi: withdraw the remove event")
 
 
 @hookimpl

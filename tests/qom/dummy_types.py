@@ -218,7 +218,9 @@ class DummyHotplugHandler:
     def unplug_request(self, device: Device) -> None:
         self.state.log.append(f"unplug_request {device.name_in_parent}")
         self.state.unplug_requests.append(device)
-        self.pm.hook.qom_device_unplug_request(machine=self.machine, device=device)
+        with UndoStack() as undo:
+            self.pm.hook.qom_device_unplug_request(machine=self.machine, device=device,
+                                                   undo=undo)
 
     def unplug(self, device: Device) -> None:
         self.state.log.append(f"unplug {device.name_in_parent}")
