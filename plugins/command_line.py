@@ -206,15 +206,22 @@ def _has_help(text: str) -> bool:
     return False
 
 
+def _implied(value: str, key: str) -> str | None:
+    """What a QemuOpts string gives ``key``: ``key=...``, or a first element written
+    without a key (the implied one)."""
+    parts = value.split(",")
+    named = next((part.removeprefix(f"{key}=") for part in parts
+                  if part.startswith(f"{key}=")), None)
+    if named is None and "=" not in parts[0]:
+        named = parts[0]
+    return named
+
+
 def _object_help(value: str, registry: qom.TypeRegistry) -> str | None:
     """``-object help`` (the types) or ``-object TYPE,help`` (its properties)."""
     if not _has_help(value):
         return None
-    parts = value.split(",")
-    type_name = next((part.removeprefix("qom-type=") for part in parts
-                      if part.startswith("qom-type=")), None)
-    if type_name is None and "=" not in parts[0]:
-        type_name = parts[0]
+    type_name = _implied(value, "qom-type")
     if type_name is None or _is_help(type_name):
         return help_text.object_list_text(registry)
     text = help_text.object_help_text(registry, type_name)
@@ -240,11 +247,7 @@ def _machine_help(value: str) -> str | None:
 
 
 def _device_help(line: CommandLine, value: str, registry: qom.TypeRegistry) -> None:
-    parts = value.split(",")
-    driver = next((part.removeprefix("driver=") for part in parts
-                   if part.startswith("driver=")), None)
-    if driver is None and "=" not in parts[0]:
-        driver = parts[0]
+    driver = _implied(value, "driver")
     if driver is None or _is_help(driver):
         line.help_text = help_text.device_list_text(registry)
         return
