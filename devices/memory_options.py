@@ -163,7 +163,7 @@ def memory_config(memory: str | int | MemoryOptions | None = None, *, slots: int
     """
     if isinstance(memory, MemoryOptions):
         return machine_set_mem(memory)
-    if isinstance(memory, int) and not isinstance(memory, bool):
+    if isinstance(memory, int):
         memory = f"{memory}B"
     raw: dict[str, str] = parse_memory_option(memory) if memory else {}
     for name, value in (("slots", slots), ("maxmem", maxmem)):

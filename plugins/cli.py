@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from plugins.command_line import CommandLine, StartupError, parse_command_line, start
 from plugins.manager import PluginLoadError
@@ -93,10 +93,14 @@ def open_monitors(line: CommandLine, warn: Callable[[str], None]
             hmp = option == "-monitor"
             server = hmp_server(chardev) if hmp else qmp_server(chardev)
             servers.append((server, hmp))
+            where = f"{option} {text}"
+
+            def info(message: str, where: str = where) -> None:
+                warn(f"{where}: {message}")
+
             try:
                 with _signals_kill():
-                    server.open(lambda message, where=f"{option} {text}": warn(
-                        f"{where}: {message}"))
+                    server.open(info)
             except ChardevError as failure:
                 raise StartupError(failure.lines[0], location=f"{option} {text}",
                                    also=failure.lines[1:]) from None
@@ -223,8 +227,9 @@ def serve(vm: VM, line: CommandLine, servers: list[tuple[MonitorServer, bool]],
         SignalWatcher(loop, on_signal, lambda: _restore_terminals(servers), err)
         try:
             await monitors.start()
-            quitting = asyncio.ensure_future(monitors.quit())
-            await asyncio.wait({quitting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+            quitting: asyncio.Future[None] = asyncio.ensure_future(monitors.quit())
+            waiters: list[asyncio.Future[Any]] = [quitting, signalled]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             if signalled.done() and not quitting.done():
                 err.write(f"{PROG}: {termination_message(*signalled.result())}\n")
                 err.flush()

@@ -95,8 +95,13 @@ async def serve_hmp(control: VmControl, address: str, *, stdin: BinaryIO | None 
 
 async def control_quit(control: VmControl) -> None:
     """Wait until a monitor's ``quit`` has been answered."""
-    done = asyncio.get_running_loop().create_future()
-    control.on_quit(lambda: done.done() or done.set_result(None))
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def finished() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    control.on_quit(finished)
     await done
 
 

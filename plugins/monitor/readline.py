@@ -286,16 +286,17 @@ class Readline:
                 self.insert(b" ")
             return
         candidates.sort()
-        prefix = min(len(name) for name in candidates)
-        for name in candidates[1:]:
-            prefix = next((i for i in range(prefix) if name[i] != candidates[0][i]), prefix)
+        prefix = min(len(candidate) for candidate in candidates)
+        for candidate in candidates[1:]:
+            prefix = next((i for i in range(prefix) if candidate[i] != candidates[0][i]),
+                          prefix)
         if prefix > index:
             self.insert(candidates[0][index:prefix])
-        width = min(max(max(len(name) for name in candidates) + 2, 10), 80)
+        width = min(max(max(len(candidate) for candidate in candidates) + 2, 10), 80)
         columns = 80 // width
         out = bytearray(b"\n")
-        for number, name in enumerate(candidates, 1):
-            out += name.ljust(width)
+        for number, candidate in enumerate(candidates, 1):
+            out += candidate.ljust(width)
             if number % columns == 0 or number == len(candidates):
                 out += b"\n"
         self._print(bytes(out))

@@ -282,7 +282,7 @@ class MonitorServer:
         if chardev.wait:
             self._connected = wait_for_client(
                 self._listener, bound_port(chardev, self._listener),
-                info or (lambda text: sys.stderr.write(text + "\n")))
+                info or _to_stderr)
 
     async def start(self, *, stdin: BinaryIO | None = None,
                     stdout: BinaryIO | None = None) -> None:
@@ -416,6 +416,10 @@ class MonitorServer:
                 with contextlib.suppress(OSError):
                     if stat.S_ISSOCK(os.lstat(self.chardev.path).st_mode):
                         os.unlink(self.chardev.path)
+
+
+def _to_stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")
 
 
 def _is_terminal(stream: BinaryIO) -> bool:
