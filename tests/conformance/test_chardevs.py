@@ -241,7 +241,14 @@ def test_commands_of_a_client_that_hung_up_are_dropped(tmp_path: Path,
             _read_until(watcher, b"\r\n")
             watcher.sendall(b'{"execute":"qmp_capabilities"}\n')
             _read_until(watcher, b"\r\n")
-            time.sleep(1)
+            deadline = time.monotonic() + 30    # the slow command may still be running
+            while True:
+                watcher.sendall(b'{"execute":"qom-list","arguments":{"path":"/objects"}}\n')
+                listing = _read_until(watcher, b"\r\n", limit=30)
+                if b'"slow"' in listing or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            time.sleep(0.3)    # had the queued command run, it would have by now
             watcher.sendall(b'{"execute":"qom-list","arguments":{"path":"/objects"}}\n')
             listing = _read_until(watcher, b"\r\n")
             outcomes.append((b'"slow"' in listing, b'"queued"' in listing))

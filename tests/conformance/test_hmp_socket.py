@@ -87,5 +87,5 @@ def test_same_bytes_as_qemu(transport: str, tmp_path: Path) -> None:
     expected = _session([qemu, "-accel", "tcg"], transport, tmp_path, env)
     actual = _session([sys.executable, "-m", "plugins"], transport, tmp_path, env)
     assert b"QEMU 7.2.22 monitor" in expected[0]
-    for number, (mine, theirs) in enumerate(zip(actual, expected, strict=True)):
-        assert (number, mine) == (number, theirs)
+    # Whole streams, line by line: how the bytes were split in time depends on load.
+    assert b"".join(actual).split(b"\n") == b"".join(expected).split(b"\n")
