@@ -356,9 +356,10 @@ class MonitorServer:
                 pass
 
         session.start()
-        if _is_regular_file(stdin):
-            # ``pyqom -qmp stdio < commands.json``: QEMU reads a file as it reads a
-            # pipe, but asyncio's pipe transport refuses regular files.
+        if _is_plain_file(stdin):
+            # ``pyqom -qmp stdio < commands.json`` (or ``< /dev/null``): QEMU reads a
+            # file as it reads a pipe, but asyncio's pipe transport refuses regular
+            # files, and epoll refuses /dev/null.
             self._stdio_reader = loop.create_task(_feed_file(stdin, _Stdin()))
         else:
             self._stdio_transport, _ = await loop.connect_read_pipe(_Stdin, stdin)
@@ -429,11 +430,14 @@ def _is_terminal(stream: BinaryIO) -> bool:
         return False
 
 
-def _is_regular_file(stream: BinaryIO) -> bool:
+def _is_plain_file(stream: BinaryIO) -> bool:
+    """A regular file, or a device that is not a terminal: read it with plain reads."""
     try:
-        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+        fd = stream.fileno()
+        mode = os.fstat(fd).st_mode
     except (OSError, ValueError):  # no file descriptor (io.UnsupportedOperation too)
         return False
+    return stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd))
 
 
 async def _feed_file(stream: BinaryIO, protocol: asyncio.Protocol) -> None:

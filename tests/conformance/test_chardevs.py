@@ -5,6 +5,7 @@ client is served at a time, and a signal ends the run as QEMU ends it."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -257,3 +258,22 @@ def test_commands_of_a_client_that_hung_up_are_dropped(tmp_path: Path,
             process.kill()
             process.wait()
     assert outcomes[0] == outcomes[1] == (True, False)
+
+
+@pytest.mark.parametrize("option", ["-qmp", "-monitor"])
+def test_stdio_at_end_of_input_keeps_running(option: str, env: dict[str, str]) -> None:
+    """``-qmp stdio < /dev/null`` (or ``-monitor``): QEMU neither exits nor goes
+    deaf-and-silent at the end of its input; it runs until signalled."""
+    outcomes = []
+    for name, argv in _programs():
+        process = subprocess.Popen([*argv, *BASE, option, "stdio"], env=env,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        time.sleep(1.5)
+        alive = process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=20)
+        stdout = re.sub(rb'"package": "[^"]*"', b'"package": ""', stdout)
+        outcomes.append((alive, process.returncode, stdout,
+                         stderr.replace(f"{name}: ".encode(), b"PROG: ")))
+    assert outcomes[0][0] and outcomes[1] == outcomes[0]
