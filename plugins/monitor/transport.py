@@ -44,7 +44,12 @@ from plugins.monitor.chardev import (
 
 
 class Session(Protocol):
-    """What a transport drives: one per client connection."""
+    """What a transport drives: one per client connection.
+
+    A session with a ``peer_gone`` attribute gets, from a socket transport, a
+    callable that says whether the client has hung up already (QMP drops the
+    requests still queued then, as QEMU does).
+    """
 
     def start(self) -> None:
         """The client connected: send any greeting."""
