@@ -122,6 +122,9 @@ class Monitors:
 
     async def start(self) -> None:
         """Give every monitor its sessions and start serving."""
+        # Commands run on their own thread, one at a time: a long one leaves the
+        # event loop free (greetings, echo, input, signals); others wait their turn.
+        self.control.use_command_thread(asyncio.get_running_loop())
         # Waiting for quit starts first: a quit read while the monitors start
         # (a piped stdin) must not be missed.
         self._quit = asyncio.ensure_future(control_quit(self.control))

@@ -22,7 +22,11 @@ order within a hash bucket.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -275,8 +279,66 @@ class _EventRelay:
             self._control.emit(name, data)
 
 
+class CommandThread:
+    """The one thread that runs monitor commands, so that a long one (a big
+    preallocation) leaves the event loop free: greetings, echo, other clients'
+    input and signals go on, and commands wait their turn in order.
+
+    A daemon thread (a command still running when pyqom ends does not hold the
+    exit up); results come back on the event loop.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], asyncio.Future[Any]] | None] = (
+            queue.SimpleQueue())
+        self._thread = threading.Thread(target=self._work, name="pyqom-commands", daemon=True)
+        self._thread.start()
+
+    def on_thread(self) -> bool:
+        """Whether the caller is this thread (a command running)."""
+        return threading.current_thread() is self._thread
+
+    def run(self, work: Callable[[], Any]) -> asyncio.Future[Any]:
+        """Run ``work`` after the commands queued before it; its result or error."""
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self._queue.put((work, future))
+        return future
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            work, future = item
+            try:
+                result = work()
+            except BaseException as err:  # handed to the awaiting session
+                self._deliver(future, None, err)
+            else:
+                self._deliver(future, result, None)
+
+    def _deliver(self, future: asyncio.Future[Any], result: Any,
+                 error: BaseException | None) -> None:
+        def settle() -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+        with contextlib.suppress(RuntimeError):  # the loop is closed: pyqom is ending
+            self.loop.call_soon_threadsafe(settle)
+
+    def close(self) -> None:
+        """Let the thread end once the queued commands are done."""
+        self._queue.put(None)
+
+
 class VmControl:
     """One VM as its monitors share it: run state, events, quit, and the command table.
+
+    Commands run where the session calls them, or, once :meth:`use_command_thread`
+    was called, on that thread; events raised there reach the listeners on the
+    event loop, in order, before the reply of the command that raised them.
 
     :param vm: the machine.
     :param paused: started with ``-S`` (status ``prelaunch``).
@@ -294,6 +356,12 @@ class VmControl:
         self._relay = _EventRelay(self)
         vm.pm.register(self._relay)
         self.commands = build_command_table(vm)
+        self.command_thread: CommandThread | None = None
+
+    def use_command_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run commands on a :class:`CommandThread` from now on (the ``pyqom`` process)."""
+        if self.command_thread is None:
+            self.command_thread = CommandThread(loop)
 
     @property
     def running(self) -> bool:
@@ -319,6 +387,14 @@ class VmControl:
         }
         if data is not None:
             event["data"] = data
+        thread = self.command_thread
+        if thread is not None and thread.on_thread():
+            # Listeners write to transports, which belong to the event loop.
+            thread.loop.call_soon_threadsafe(self._dispatch, event)
+        else:
+            self._dispatch(event)
+
+    def _dispatch(self, event: dict[str, Any]) -> None:
         for listener in list(self._listeners):
             listener(event)
 
@@ -349,7 +425,9 @@ class VmControl:
             callback()
 
     def close(self) -> None:
-        """Stop receiving the VM's events."""
+        """Stop receiving the VM's events (and end the command thread)."""
+        if self.command_thread is not None:
+            self.command_thread.close()
         if self.vm.pm.is_registered(self._relay):
             self.vm.pm.unregister(self._relay)
 

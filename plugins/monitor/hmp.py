@@ -20,6 +20,7 @@ prompts; stderr lines carry the program prefix, as QEMU's do).
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -683,22 +684,44 @@ class HmpConnection:
         self.readline = Readline(write, self._run, self.session.completions,
                                  prompt=self.session.prompt())
         self.closed = False
+        self._busy = False         # the entered line runs on the command thread
+        self._held = b""           # what was typed meanwhile (QEMU suspends its readline)
 
     def start(self) -> None:
         self._write(self.session.banner().encode())
 
     def feed(self, data: bytes) -> None:
-        self.readline.feed(data, lambda: self.closed or self.session.control.quit_requested)
+        if self._busy:
+            self._held += data
+            return
+        self._held += self.readline.feed(
+            data, lambda: self._busy or self.closed or self.session.control.quit_requested)
+
+    def _execute(self, line: str) -> str:
+        self.session.run_line(line)
+        return self.session.take_output()
 
     def _run(self, line: str) -> None:
-        self.session.run_line(line)
-        output = self.session.take_output()
+        thread = self.session.control.command_thread
+        if thread is None:
+            self._ran(self._execute(line))
+            return
+        self._busy = True
+        future = thread.run(functools.partial(self._execute, line))
+        future.add_done_callback(lambda done: self._ran(done.result()))
+
+    def _ran(self, output: str) -> None:
+        """The line's output, then the prompt; what was typed meanwhile goes on."""
+        self._write(output.encode("utf-8", "replace"))
         if self.session.control.quit_requested:
-            self._write(output.encode("utf-8", "replace"))
             self.session.control.finish_quit()
             return
-        self._write(output.encode("utf-8", "replace"))
         self.readline.show_prompt()
+        if self._busy:
+            self._busy = False
+            held, self._held = self._held, b""
+            if held:
+                self.feed(held)
 
     def close(self) -> None:
         self.closed = True

@@ -19,6 +19,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import functools
 import json
 import logging
@@ -159,6 +161,8 @@ class QmpSession:
         self._stream = qjson.JsonStream()
         #: the transport's "has the client hung up already?" (sockets set it)
         self.peer_gone: Callable[[], bool] = lambda: False
+        self._pending: collections.deque[qjson.Parsed] = collections.deque()
+        self._draining: asyncio.Future[None] | None = None
         control.add_listener(self._on_event)
 
     # -- the transport's side ----------------------------------------------
@@ -175,18 +179,40 @@ class QmpSession:
             log.exception("QMP input failed")
             self._stream = qjson.JsonStream()
             values = [qjson.Parsed(error=str(err) or type(err).__name__)]
+        if self.control.command_thread is not None:
+            self._pending.extend(values)
+            if self._draining is None or self._draining.done():
+                self._draining = asyncio.ensure_future(self._drain())
+            return
         for parsed in values:
-            if self.closed or self.control.quit_requested:
-                return  # QEMU answers nothing after quit's reply
-            if self.peer_gone():
-                # The client has hung up (while an earlier command ran, or right
-                # after sending): QEMU drops the requests still queued then.
+            if not self._may_answer():
+                return
+            self._send(self.handle(parsed.value) if parsed.error is None
+                       else error_response("GenericError", parsed.error))
+            if self.control.quit_requested:
+                self.control.finish_quit()
+                return
+
+    def _may_answer(self) -> bool:
+        """Whether the next request still gets an answer: not after quit's reply (as
+        in QEMU), not once the client has hung up (QEMU drops what was queued)."""
+        return not (self.closed or self.control.quit_requested or self.peer_gone())
+
+    async def _drain(self) -> None:
+        """Answer queued requests in order, each command on the command thread."""
+        thread = self.control.command_thread
+        assert thread is not None
+        while self._pending:
+            parsed = self._pending.popleft()
+            if not self._may_answer():
+                self._pending.clear()
                 return
             if parsed.error is not None:
                 self._send(error_response("GenericError", parsed.error))
             else:
-                self._send(self.handle(parsed.value))
+                self._send(await thread.run(functools.partial(self.handle, parsed.value)))
             if self.control.quit_requested:
+                self._pending.clear()
                 self.control.finish_quit()
                 return
 

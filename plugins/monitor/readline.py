@@ -105,12 +105,14 @@ class Readline:
 
     # -- input ------------------------------------------------------------------
 
-    def feed(self, data: bytes, stop: Callable[[], bool] = lambda: False) -> None:
-        """Handle ``data`` byte by byte; ``stop()`` true ends it early (after ``quit``)."""
-        for byte in data:
+    def feed(self, data: bytes, stop: Callable[[], bool] = lambda: False) -> bytes:
+        """Handle ``data`` byte by byte; ``stop()`` true ends it early (after ``quit``,
+        or while the entered line runs).  Returns the bytes not handled."""
+        for index, byte in enumerate(data):
             if stop():
-                return
+                return data[index:]
             self.handle_byte(byte)
+        return b""
 
     def handle_byte(self, byte: int) -> None:
         """QEMU's ``readline_handle_byte`` for one byte, then the redraw."""

@@ -224,3 +224,42 @@ def test_a_signal_ends_the_run_during_a_long_command() -> None:
     assert process.wait(timeout=20) == 0
     assert time.monotonic() - started < 5
     assert process.stderr.read().startswith("pyqom: terminating on signal 15 from pid ")
+
+
+def test_a_long_command_does_not_freeze_the_other_monitors(tmp_path: Path) -> None:
+    """While one client's 8 GiB preallocation runs, another monitor greets its client
+    and echoes its typing; its command is answered after the long one."""
+    qmp_path, hmp_path = tmp_path / "qmp.sock", tmp_path / "hmp.sock"
+    process = pyqom(*BASE, "-qmp", f"unix:{qmp_path},server=on,wait=off",
+                    "-monitor", f"unix:{hmp_path},server=on,wait=off")
+    try:
+        wait_for(hmp_path, process)
+        slow = socket.socket(socket.AF_UNIX)
+        slow.connect(str(qmp_path))
+        slow.settimeout(60)
+        reader = slow.makefile("rb")
+        reader.readline()
+        slow.sendall(b'{"execute":"qmp_capabilities"}\n')
+        reader.readline()
+        slow.sendall(b'{"execute":"object-add","arguments":{"qom-type":"memory-backend-ram",'
+                     b'"id":"big","size":8589934592,"prealloc":true}}\n')
+        sent = time.monotonic()
+        time.sleep(0.05)
+        human = socket.socket(socket.AF_UNIX)
+        human.connect(str(hmp_path))
+        human.settimeout(60)
+        banner = b""
+        while not banner.endswith(b"(qemu) "):
+            banner += human.recv(4096)
+        greeted = time.monotonic() - sent
+        human.sendall(b"i")
+        echoed = human.recv(4096)
+        replied = reader.readline()
+        answered = time.monotonic() - sent
+        assert replied == b'{"return": {}}\r\n' and echoed == b"i\x1b[K"
+        assert greeted < 0.5 or answered < 0.6, (greeted, answered)
+        human.close()
+        slow.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
