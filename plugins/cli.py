@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -62,6 +63,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
                 warn(line.help_error)
             vm.close()
             return 0
+        if line.prealloc_progress:
+            show_prealloc_progress(err)
         servers = open_monitors(line, warn)
         start(vm, line, warn)
     except StartupError as error:
@@ -109,6 +112,16 @@ def open_monitors(line: CommandLine, warn: Callable[[str], None]
             server.close_sockets()
         raise
     return servers
+
+
+def show_prealloc_progress(err: TextIO) -> None:
+    """``-x-prealloc-progress``: the ``backends.prealloc`` logger's lines (every 10 %
+    of a preallocation of 1 GiB or more) on stderr, as ``pyqom: prealloc: ...``."""
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+    progress = logging.getLogger("backends.prealloc")
+    progress.addHandler(handler)
+    progress.setLevel(logging.INFO)
 
 
 @contextlib.contextmanager

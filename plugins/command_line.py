@@ -42,7 +42,8 @@ WITH_ARGUMENT = frozenset({
     "-monitor", "-accel", "-global", "-dump-acpi",
 })
 #: options without an argument
-FLAGS = frozenset({"-S", "-nodefaults", "-no-acpi", "-version", "-h", "-help", "-nographic"})
+FLAGS = frozenset({"-S", "-nodefaults", "-no-acpi", "-version", "-h", "-help", "-nographic",
+                   "-x-prealloc-progress"})
 
 
 class StartupError(QomError):
@@ -99,6 +100,9 @@ class CommandLine:
     #: ``-qmp``/``-monitor`` in command-line order: (option, its text, the chardev)
     monitors: list[tuple[str, str, Chardev]] = attrs.Factory(list)
     dump_acpi: str | None = None
+    #: ``-x-prealloc-progress``: say on stderr how far a preallocation of 1 GiB or
+    #: more has come (a pyqom addition; QEMU says nothing)
+    prealloc_progress: bool = False
     #: what a help option printed instead of a start-up: stdout text, then a
     #: stderr line (``-device nosuch,help``); pyqom then exits 0 as QEMU does
     help_text: str | None = None
@@ -159,6 +163,8 @@ def parse_command_line(argv: Sequence[str], warn: Warn, registry: qom.TypeRegist
                 line.paused = True
             elif option == "-no-acpi":
                 line.acpi = False
+            elif option == "-x-prealloc-progress":
+                line.prealloc_progress = True
             elif option == "-version":
                 line.help_text = help_text.version_text(prog)
                 return line

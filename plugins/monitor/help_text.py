@@ -78,6 +78,8 @@ Generic object creation:
 
 {prog} additions:
 -dump-acpi DIR  write the ACPI tables of the ready machine to DIR/SIG.dat
+-x-prealloc-progress
+                say on stderr how far each preallocation of 1 GiB or more has come
 """
 
 

@@ -263,3 +263,23 @@ def test_a_long_command_does_not_freeze_the_other_monitors(tmp_path: Path) -> No
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_prealloc_progress_only_when_asked(progress: bool) -> None:
+    """``-x-prealloc-progress`` (a pyqom addition) says how far a 1 GiB prealloc has
+    come; without it stderr stays as QEMU's, empty."""
+    extra = ["-x-prealloc-progress"] if progress else []
+    done = subprocess.run(
+        [sys.executable, "-m", "plugins", *extra, *BASE, "-object",
+         "memory-backend-ram,id=m,size=1G,prealloc=on", "-qmp", "stdio"],
+        input='{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n', capture_output=True,
+        text=True, timeout=60, env=dict(os.environ, PYQOM_DISABLE_PLUGIN_AUTOLOAD="1"))
+    assert done.returncode == 0
+    lines = done.stderr.splitlines()
+    if not progress:
+        assert lines == []
+        return
+    percents = [int(line.removeprefix("pyqom: prealloc: ").removesuffix("% of 1024 MiB"))
+                for line in lines]
+    assert len(percents) >= 5 and percents == sorted(set(percents)) and percents[-1] == 100
