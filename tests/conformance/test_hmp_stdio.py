@@ -21,6 +21,8 @@ SESSIONS = [
     b"object_add memory-backend-ram,id=m1,size=128M\ndevice_add pc-dimm,id=d1,memdev=m1\n"
     b"info memory-devices\ndevice_add pc-dimm,id=1d,memdev=m1\nobject_del m1\nquit\n",
     b"qom-get /objects/m1 size\nqom-list /machine/peripheral\nquit\n",
+    # A line past readline's 4,095 bytes: the rest is dropped, the echo stays bounded.
+    b"info " + b"x" * 5000 + b"\x7f\x7f\ninfo status\nquit\n",
 ]
 
 
