@@ -21,6 +21,7 @@ prompts; stderr lines carry the program prefix, as QEMU's do).
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,8 @@ from plugins.monitor.help_text import (
 from plugins.monitor.readline import Readline
 from qom.device import SLOT_HOTPLUGGABLE, SLOT_USER_CREATABLE
 from qom.qdict import qdict_ordered_deep
+
+log = logging.getLogger(__name__)
 
 #: QEMU's get_str buffer (1024 bytes with the NUL): longer words are cut.
 _STR_BUFFER = 1023
@@ -698,7 +701,10 @@ class HmpConnection:
             data, lambda: self._busy or self.closed or self.session.control.quit_requested)
 
     def _execute(self, line: str) -> str:
-        self.session.run_line(line)
+        try:
+            self.session.run_line(line)
+        except Exception:  # a bug must not leave the monitor deaf: log it, prompt again
+            log.exception("HMP command failed: %s", line)
         return self.session.take_output()
 
     def _run(self, line: str) -> None:
