@@ -228,13 +228,13 @@ def test_commands_of_a_client_that_hung_up_are_dropped(tmp_path: Path,
             _read_until(leaving, b"\r\n")
             leaving.sendall(b'{"execute":"qmp_capabilities"}\n')
             _read_until(leaving, b"\r\n")
-            # 8 GiB takes well over the 0.05 s before the next request on any host:
+            # 4 GiB takes well over the 0.05 s before the next request on any host:
             # "queued" is sure to arrive while "slow" runs (had "slow" finished,
             # whether a request sent just before a hang-up runs is a race, in
             # QEMU as in pyqom).
             leaving.sendall(
                 b'{"execute":"object-add","arguments":{"qom-type":"memory-backend-ram",'
-                b'"id":"slow","size":8589934592,"prealloc":true}}\n')
+                b'"id":"slow","size":4294967296,"prealloc":true}}\n')
             time.sleep(0.05)
             leaving.sendall(
                 b'{"execute":"object-add","arguments":{"qom-type":"memory-backend-ram",'
@@ -243,9 +243,9 @@ def test_commands_of_a_client_that_hung_up_are_dropped(tmp_path: Path,
             time.sleep(0.05)
             watcher = socket.socket(socket.AF_UNIX)
             watcher.connect(str(paths[1]))
-            _read_until(watcher, b"\r\n")
+            _read_until(watcher, b"\r\n", limit=60)
             watcher.sendall(b'{"execute":"qmp_capabilities"}\n')
-            _read_until(watcher, b"\r\n")
+            _read_until(watcher, b"\r\n", limit=60)   # waits for the slow command
             deadline = time.monotonic() + 30    # the slow command may still be running
             while True:
                 watcher.sendall(b'{"execute":"qom-list","arguments":{"path":"/objects"}}\n')
