@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from qemu_oracle import qemu_or_skip
+from sockets import free_port, wait_for
 
 BASE = ["-machine", "pc", "-m", "1G", "-display", "none", "-nodefaults", "-S"]
 
@@ -30,12 +31,6 @@ def env() -> Iterator[dict[str, str]]:
 def _programs() -> list[tuple[str, list[str]]]:
     return [("qemu-system-x86_64", [qemu_or_skip(), "-accel", "tcg"]),
             ("pyqom", [sys.executable, "-m", "plugins"])]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _run(argv: list[str], env: dict[str, str], timeout: float = 20) -> tuple[int, str, str]:
@@ -76,7 +71,7 @@ def test_port_in_use_and_refused_client(tmp_path: Path, env: dict[str, str]) -> 
         port = busy.getsockname()[1]
         _same([(name, _run([*argv, *BASE, "-qmp", f"tcp:127.0.0.1:{port},server=on,wait=off"],
                            env)) for name, argv in _programs()])
-    free = _free_port()
+    free = free_port()
     _same([(name, _run([*argv, *BASE, "-qmp", f"tcp:127.0.0.1:{free}"], env))
            for name, argv in _programs()])
 
@@ -101,10 +96,7 @@ def test_signal_ends_the_run(signum: int, tmp_path: Path, env: dict[str, str]) -
         process = subprocess.Popen([*argv, *BASE, "-qmp", f"unix:{path},server=on,wait=off"],
                                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
-        for _ in range(400):
-            if path.exists():
-                break
-            time.sleep(0.025)
+        wait_for(process, path)
         client = socket.socket(socket.AF_UNIX)
         client.connect(str(path))
         _read_until(client, b"\r\n")
@@ -140,10 +132,7 @@ def test_client_mode_connects_out_and_wait_on_waits(tmp_path: Path,
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True)
         try:
-            for _ in range(400):
-                if wait_path.exists():
-                    break
-                time.sleep(0.025)
+            wait_for(process, wait_path)
             time.sleep(0.5)
             assert not later_path.exists(), name       # start-up waits for the client
             waiting = socket.socket(socket.AF_UNIX)
@@ -183,10 +172,7 @@ def test_one_client_at_a_time(tmp_path: Path, env: dict[str, str]) -> None:
                                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         try:
-            for _ in range(400):
-                if path.exists():
-                    break
-                time.sleep(0.025)
+            wait_for(process, path)
             first = socket.socket(socket.AF_UNIX)
             first.connect(str(path))
             greeting = _read_until(first, b"\r\n")
@@ -219,10 +205,7 @@ def test_commands_of_a_client_that_hung_up_are_dropped(tmp_path: Path,
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
         try:
-            for _ in range(400):
-                if all(path.exists() for path in paths):
-                    break
-                time.sleep(0.025)
+            wait_for(process, *paths)
             leaving = socket.socket(socket.AF_UNIX)
             leaving.connect(str(paths[0]))
             _read_until(leaving, b"\r\n")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from qemu_oracle import qemu_or_skip
+from sockets import connect, free_port
 
 OPTIONS = ["-machine", "pc", "-m", "1G,slots=3,maxmem=4G", "-display", "none", "-nodefaults",
            "-S"]
@@ -42,27 +43,15 @@ def _drain(sock: socket.socket, quiet: float = 0.15, limit: float = 5) -> bytes:
 def _session(argv: list[str], transport: str, tmp: Path, env: dict[str, str]) -> list[bytes]:
     if transport == "unix":
         path = tmp / f"{Path(argv[0]).name}.sock"
-        address, target, family = f"unix:{path},server=on,wait=off", str(path), socket.AF_UNIX
+        address, target = f"unix:{path},server=on,wait=off", str(path)
     else:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        address, target, family = (f"{transport}:127.0.0.1:{port},server=on,wait=off",
-                                   ("127.0.0.1", port), socket.AF_INET)
+        port = free_port()
+        address, target = f"{transport}:127.0.0.1:{port},server=on,wait=off", ("127.0.0.1", port)
     process = subprocess.Popen([*argv, *OPTIONS, "-monitor", address], env=env,
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
-        for _ in range(400):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.connect(target)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                sock.close()
-                time.sleep(0.025)
-        else:
-            raise AssertionError("the monitor never listened")
+        sock = connect(target)
         transcript = [_drain(sock, quiet=0.3)]
         for key in KEYS:
             if transport == "telnet":   # a telnet client's commands are not input

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from qemu_oracle import qemu_or_skip
+from sockets import connect as connect_to
+from sockets import free_port, wait_for
 
 OPTIONS = ["-machine", "pc", "-m", "1G,slots=3,maxmem=4G", "-display", "none", "-nodefaults",
            "-S"]
@@ -70,22 +72,16 @@ def _read_lines(sock: socket.socket, count: int, buffer: bytearray) -> bytes:
     return taken
 
 
-def _wait_for(path: Path, process: subprocess.Popen[bytes]) -> None:
-    for _ in range(400):
-        if path.exists() or process.poll() is not None:
-            return
-        time.sleep(0.025)
-
-
-def _transcript(argv: list[str], address: str, connect: object, env: dict[str, str],
+def _transcript(argv: list[str], address: str, target: str | tuple[str, int],
+                env: dict[str, str],
                 ready: Path | None) -> list[bytes]:
     process = subprocess.Popen([*argv, *OPTIONS, "-qmp", address], env=env,
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
     try:
         if ready is not None:
-            _wait_for(ready, process)
-        sock = _connect(connect)
+            wait_for(process, ready)
+        sock = connect_to(target)
         buffer = bytearray()
         transcript = [_read_lines(sock, 1, buffer)]
         for data, count in STEPS:
@@ -102,25 +98,6 @@ def _transcript(argv: list[str], address: str, connect: object, env: dict[str, s
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-def _connect(target: object) -> socket.socket:
-    family = socket.AF_UNIX if isinstance(target, str) else socket.AF_INET
-    for _ in range(400):
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.connect(target)  # type: ignore[arg-type]
-            return sock
-        except (FileNotFoundError, ConnectionRefusedError):
-            sock.close()
-            time.sleep(0.025)
-    raise AssertionError(f"nothing listens on {target}")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -140,7 +117,7 @@ def test_same_bytes_as_qemu(transport: str, tmp_path: Path, env: dict[str, str])
             path = tmp_path / f"{name}.sock"
             address, target, ready = f"unix:{path},server=on,wait=off", str(path), path
         else:
-            port = _free_port()
+            port = free_port()
             address, target, ready = (f"tcp:127.0.0.1:{port},server=on,wait=off",
                                       ("127.0.0.1", port), None)
         transcripts.append([_blank(chunk) for chunk in _transcript(argv, address, target,
