@@ -155,8 +155,8 @@ def stdio_monitor_greeting(line: CommandLine) -> str:
 TERMINATING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-#: how long a signal may wait for the event loop (busy with a long command, such as
-#: a big preallocation) before pyqom ends at once, as QEMU does
+#: how long a signal may wait for a busy event loop before pyqom ends at once, as
+#: QEMU does (commands run on the command thread, so this is the fallback)
 SIGNAL_GRACE = 0.5
 
 
@@ -166,10 +166,11 @@ class SignalWatcher:
     Python's handlers do not see who sent a signal, so the signals are blocked
     and a thread takes them with ``sigwaitinfo`` (threads started later inherit
     the mask), then calls ``callback(signum, sender_pid)`` on the event loop.
-    If the loop has not taken it within :data:`SIGNAL_GRACE` seconds (a command
-    is still running), the thread prints QEMU's message, runs ``emergency``
-    (the terminal is given back) and ends the process with status 0 there and
-    then: QEMU too exits at once when signalled during a slow command.
+    The loop normally takes it at once (commands run on the command thread);
+    if it has not within :data:`SIGNAL_GRACE` seconds, the thread prints QEMU's
+    message, runs ``emergency`` (the terminal is given back) and ends the
+    process with status 0 there and then: QEMU too exits at once when
+    signalled during a slow command.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[int, int], None],
