@@ -34,9 +34,11 @@ def _programs() -> list[tuple[str, list[str]]]:
 
 
 def _run(argv: list[str], env: dict[str, str], timeout: float = 20) -> tuple[int, str, str]:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
+    done = subprocess.run(argv, capture_output=True, timeout=timeout, env=env,
                           stdin=subprocess.DEVNULL)
-    return done.returncode, done.stdout, done.stderr
+    # Decoded by hand: text mode would turn a stray \r\n into \n unseen.
+    return (done.returncode, done.stdout.decode(errors="surrogateescape"),
+            done.stderr.decode(errors="surrogateescape"))
 
 
 def _same(results: list[tuple[str, tuple[int, str, str]]]) -> None:

@@ -21,9 +21,11 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYQOM_DISABLE_PLUGIN_AUTOLOAD": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env,
+    done = subprocess.run(argv, capture_output=True, timeout=30, env=env,
                           stdin=subprocess.DEVNULL)
-    return done.returncode, done.stdout, done.stderr
+    # Decoded by hand: text mode would turn a stray \r\n into \n unseen.
+    return (done.returncode, done.stdout.decode(errors="surrogateescape"),
+            done.stderr.decode(errors="surrogateescape"))
 
 
 def both(*args: str) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
