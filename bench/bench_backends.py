@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 from backends.host import MADV_HUGEPAGE, PAGE_SIZE, HostMapping, resident_pages
 from backends.prealloc import prealloc
-from plugins.manager import make_plugin_manager, make_tree
+from pyqom.manager import make_plugin_manager, make_tree
 from qom import ObjectTree, object_add, object_del
 
 GiB = 1024 * 1024 * 1024

@@ -19,7 +19,7 @@ import struct
 import time
 
 from plugins.address_space import GuestAddressSpace
-from plugins.manager import make_plugin_manager, make_tree
+from pyqom.manager import make_plugin_manager, make_tree
 from qom import object_add
 
 MiB = 1 << 20

@@ -17,7 +17,7 @@ import resource
 import statistics
 import time
 
-from plugins.vm import VM
+from pyqom.vm import VM
 
 
 def rss_mib() -> float:

@@ -21,7 +21,7 @@ Every figure is the median of ``--runs`` runs (runs of the two programs
 alternate).  The table shows pyqom, QEMU 7.2, the ratio pyqom/QEMU and
 issue 5's targets: latency and round trips at least as good as QEMU 7.2, RSS
 no more than QEMU's, ready within 3x QEMU's.  Without ``qemu-system-x86_64``
-only pyqom's numbers are printed.  pyqom runs as ``python -m plugins`` with
+only pyqom's numbers are printed.  pyqom runs as ``python -m pyqom`` with
 ``PYQOM_DISABLE_PLUGIN_AUTOLOAD=1`` and this checkout first on ``PYTHONPATH``.
 Its bytecode is cached in a temporary ``PYTHONPYCACHEPREFIX`` (as pip
 byte-compiles an installed pyqom) and one warm-up run of each program is not
@@ -350,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     pycache = tempfile.mkdtemp(prefix="bench-monitor-pycache-")
     env = pyqom_env(pycache)
-    programs = [Program("pyqom", [sys.executable, "-m", "plugins"], env)]
+    programs = [Program("pyqom", [sys.executable, "-m", "pyqom"], env)]
     qemu = shutil.which(args.qemu)
     if qemu is None:
         print(f"{args.qemu} not found: pyqom's numbers alone", file=sys.stderr)

@@ -58,7 +58,7 @@ def main() -> int:
     if qemu is None:
         print("qemu-system-x86_64 is not installed", file=sys.stderr)
         return 1
-    programs = {"pyqom": [sys.executable, "-m", "plugins"], "QEMU 7.2": [qemu, "-accel", "tcg"]}
+    programs = {"pyqom": [sys.executable, "-m", "pyqom"], "QEMU 7.2": [qemu, "-accel", "tcg"]}
     print(f"| prealloc, object-add reply | {' | '.join(programs)} | pyqom/QEMU |")
     print("|---|---:|---:|---:|")
     for gib in (int(text) for text in options.sizes.split(",")):

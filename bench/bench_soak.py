@@ -114,7 +114,7 @@ def soak_process(name: str, argv: list[str], cycles: int, rounds: int) -> None:
 
 
 def soak_ejects(cycles: int, rounds: int) -> None:
-    from plugins.vm import VM
+    from pyqom.vm import VM
 
     with VM("1G", slots=4, maxmem="8G", autoload=False) as vm:
         print(f"pyqom    start (ejects)   fds/maps/RSS {usage(os.getpid())}")
@@ -137,7 +137,7 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args()
-    programs = {"pyqom": [sys.executable, "-m", "plugins"]}
+    programs = {"pyqom": [sys.executable, "-m", "pyqom"]}
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is not None:
         programs["QEMU 7.2"] = [qemu, "-accel", "tcg"]

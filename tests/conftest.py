@@ -2,7 +2,7 @@
 
 import pytest
 
-pytest_plugins = ["plugins.testing"]
+pytest_plugins = ["pyqom.testing"]
 
 
 @pytest.fixture(autouse=True)

@@ -34,7 +34,7 @@ from plugins.monitor.qmp import QmpSession
 from plugins.monitor.transport import MonitorServer
 
 if TYPE_CHECKING:
-    from plugins.vm import VM
+    from pyqom.vm import VM
 
 __all__ = [
     "Arg", "Command", "CommandTable", "HmpCommand", "HmpConnection", "HmpSession",

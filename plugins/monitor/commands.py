@@ -41,7 +41,7 @@ from qom.qdict import qdict_order
 
 if TYPE_CHECKING:
     from plugins.monitor.hmp import HmpSession
-    from plugins.vm import VM
+    from pyqom.vm import VM
 
 #: The QEMU version pyqom answers as (``query-version``, the QMP greeting).
 QEMU_VERSION: dict[str, int] = {"major": 7, "minor": 2, "micro": 22}

@@ -128,7 +128,7 @@ def test_prealloc_beyond_the_memory_cgroup_is_refused_not_oom_killed(tmp_path):
     script = (
         "import os, sys\n"
         f"open({procs!r}, 'w').write(str(os.getpid()))\n"
-        "from plugins.vm import VM\n"
+        "from pyqom.vm import VM\n"
         "import qom\n"
         "vm = VM('128M', autoload=False)\n"
         "try:\n"

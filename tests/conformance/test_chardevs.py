@@ -30,7 +30,7 @@ def env() -> Iterator[dict[str, str]]:
 
 def _programs() -> list[tuple[str, list[str]]]:
     return [("qemu-system-x86_64", [qemu_or_skip(), "-accel", "tcg"]),
-            ("pyqom", [sys.executable, "-m", "plugins"])]
+            ("pyqom", [sys.executable, "-m", "pyqom"])]
 
 
 def _run(argv: list[str], env: dict[str, str], timeout: float = 20) -> tuple[int, str, str]:

@@ -30,7 +30,7 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
 
 def both(*args: str) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
     qemu = _run([qemu_or_skip(), *BASE, *args])
-    mine = _run([sys.executable, "-m", "plugins", *BASE, *args])
+    mine = _run([sys.executable, "-m", "pyqom", *BASE, *args])
     return (qemu[0], qemu[1], qemu[2].replace("qemu-system-x86_64: ", "PROG: ")), (
         mine[0], mine[1], mine[2].replace("pyqom: ", "PROG: "))
 

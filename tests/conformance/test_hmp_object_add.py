@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 import qom
-from plugins.manager import make_plugin_manager, make_tree
+from pyqom.manager import make_plugin_manager, make_tree
 
 LINES = [
     "memory-backend-ram,id=h1,size=1M,dump=maybe",

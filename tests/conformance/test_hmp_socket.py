@@ -74,7 +74,7 @@ def test_same_bytes_as_qemu(transport: str, tmp_path: Path) -> None:
     env = {**os.environ, "PYQOM_DISABLE_PLUGIN_AUTOLOAD": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     expected = _session([qemu, "-accel", "tcg"], transport, tmp_path, env)
-    actual = _session([sys.executable, "-m", "plugins"], transport, tmp_path, env)
+    actual = _session([sys.executable, "-m", "pyqom"], transport, tmp_path, env)
     assert b"QEMU 7.2.22 monitor" in expected[0]
     # Whole streams, line by line: how the bytes were split in time depends on load.
     assert b"".join(actual).split(b"\n") == b"".join(expected).split(b"\n")

@@ -37,7 +37,7 @@ def test_same_bytes_as_qemu(session: bytes) -> None:
     qemu = qemu_or_skip()
     env = dict(os.environ, PYQOM_DISABLE_PLUGIN_AUTOLOAD="1")
     status, out, err = _run([qemu, "-accel", "tcg", *OPTIONS], session)
-    mine = _run([sys.executable, "-m", "plugins", *OPTIONS], session, env)
+    mine = _run([sys.executable, "-m", "pyqom", *OPTIONS], session, env)
     assert mine[0] == status
     assert mine[1] == out
     assert mine[2].replace(b"pyqom", b"PROG") == err.replace(b"qemu-system-x86_64", b"PROG")

@@ -62,7 +62,7 @@ def test_same_screen_as_qemu(name: str) -> None:
     qemu = qemu_or_skip()
     keys = SESSIONS[name]
     expected = run_in_terminal([qemu, "-accel", "tcg", *OPTIONS], keys, env=_env())
-    actual = run_in_terminal([sys.executable, "-m", "plugins", *OPTIONS], keys, env=_env())
+    actual = run_in_terminal([sys.executable, "-m", "pyqom", *OPTIONS], keys, env=_env())
     assert expected.status == 0
     assert actual.status == expected.status
     assert actual.output.split(b"\n") == expected.output.split(b"\n")
@@ -73,7 +73,7 @@ def test_same_screen_as_qemu(name: str) -> None:
 
 def test_raw_mode_is_qemus() -> None:
     """Echo, canonical input and input translation off, signals and output processing on."""
-    run = run_in_terminal([sys.executable, "-m", "plugins", *OPTIONS], [b"quit\r"], env=_env())
+    run = run_in_terminal([sys.executable, "-m", "pyqom", *OPTIONS], [b"quit\r"], env=_env())
     iflag, oflag, cflag, lflag, _, _, cc = run.mode_running
     assert not lflag & (termios.ECHO | termios.ICANON | termios.IEXTEN | termios.ECHONL)
     assert lflag & termios.ISIG and oflag & termios.OPOST
@@ -85,7 +85,7 @@ def test_raw_mode_is_qemus() -> None:
 
 def test_terminal_restored_after_a_signal() -> None:
     """Ctrl-C (ISIG stays on, as in QEMU) ends pyqom, and the terminal is given back."""
-    run = run_in_terminal([sys.executable, "-m", "plugins", *OPTIONS], [b"info st", b"\x03"],
+    run = run_in_terminal([sys.executable, "-m", "pyqom", *OPTIONS], [b"info st", b"\x03"],
                           env=_env())
     assert b"terminating on signal 2" in run.output
     assert run.status == 0 and run.mode_after == run.mode_before

@@ -7,7 +7,7 @@ import pytest
 from qemu_oracle import QemuOracle
 
 from plugins.monitor import VmControl
-from plugins.vm import VM
+from pyqom.vm import VM
 
 GiB = 1 << 30
 

@@ -1,6 +1,6 @@
 """The pc machine, pc-dimm and memory hotplug against real QEMU 7.2.
 
-Each scenario starts QEMU 7.2 and a pyqom :class:`plugins.vm.VM` with the
+Each scenario starts QEMU 7.2 and a pyqom :class:`pyqom.vm.VM` with the
 same command-line options, then runs the same QMP steps on both, in order
 (state carries over), and every reply must be equal: the same return value,
 or the same error class and message.  Start-up failures compare the stderr
@@ -21,7 +21,7 @@ from qemu_oracle import QemuOracle, qemu_command_line, stderr_messages
 
 import qom
 from plugins.monitor import VmControl
-from plugins.vm import VM
+from pyqom.vm import VM
 
 K, M, G = 1 << 10, 1 << 20, 1 << 30
 RAM = "memory-backend-ram"

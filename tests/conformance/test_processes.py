@@ -1,7 +1,7 @@
 """Whole processes against real QEMU 7.2: the same command line, the same bytes in.
 
 Each scenario starts ``qemu-system-x86_64 -accel tcg <options> -qmp stdio``
-and ``python -m plugins <options> -qmp stdio`` side by side, writes the same
+and ``python -m pyqom <options> -qmp stdio`` side by side, writes the same
 byte stream to both (``qmp_capabilities``, the scenario's lines, ``quit``)
 and compares what comes out:
 
@@ -543,7 +543,7 @@ def run_both(scenario: Scenario, tmp_path: Path) -> tuple[Outcome, Outcome]:
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         expected = pool.submit(_run, [qemu, "-accel", "tcg", *_argv(scenario, dirs["qemu"])],
                                _stream(scenario, dirs["qemu"]), dirs["qemu"], env)
-        actual = pool.submit(_run, [sys.executable, "-m", "plugins",
+        actual = pool.submit(_run, [sys.executable, "-m", "pyqom",
                                     *_argv(scenario, dirs["pyqom"])],
                              _stream(scenario, dirs["pyqom"]), dirs["pyqom"], env)
         qemu_outcome = expected.result()

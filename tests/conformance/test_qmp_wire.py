@@ -112,7 +112,7 @@ def test_same_bytes_as_qemu(transport: str, tmp_path: Path, env: dict[str, str])
     qemu = qemu_or_skip()
     transcripts = []
     for name, argv in (("qemu", [qemu, "-accel", "tcg"]),
-                       ("pyqom", [sys.executable, "-m", "plugins"])):
+                       ("pyqom", [sys.executable, "-m", "pyqom"])):
         if transport == "unix":
             path = tmp_path / f"{name}.sock"
             address, target, ready = f"unix:{path},server=on,wait=off", str(path), path

@@ -15,7 +15,7 @@ import pytest
 from pyqom_side import PyqomQmp, normalise
 
 from plugins.monitor import VmControl
-from plugins.vm import VM
+from pyqom.vm import VM
 
 MIB = 1 << 20
 RAM = "memory-backend-ram"

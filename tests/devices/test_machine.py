@@ -20,7 +20,7 @@ from devices.machine import (
     machine_type_for,
 )
 from devices.memory_options import memory_config
-from plugins.vm import VM
+from pyqom.vm import VM
 from qom import ObjectTree, QomError
 
 M, G = 1 << 20, 1 << 30

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 import qom
-from plugins.vm import VM
+from pyqom.vm import VM
 
 G = 1 << 30
 

@@ -21,7 +21,7 @@ from plugins.address_space import (
     StopReason,
     UnknownMappingError,
 )
-from plugins.manager import make_plugin_manager, make_tree
+from pyqom.manager import make_plugin_manager, make_tree
 from qom import object_add, object_del
 
 KiB = 1024

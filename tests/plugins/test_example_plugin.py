@@ -16,7 +16,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pyqom-example-plug
 USE_IT = textwrap.dedent("""
     import json
     import qom
-    from plugins.manager import make_plugin_manager, make_tree
+    from pyqom.manager import make_plugin_manager, make_tree
     tree = make_tree(make_plugin_manager())
     try:
         qom.object_add(tree, {"qom-type": "example-greeter", "id": "g1",

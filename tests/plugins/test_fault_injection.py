@@ -24,7 +24,7 @@ from plugins import hookimpl
 from plugins.acpi.registers import memory_hotplug_block
 from plugins.guest_memory import address_space_of
 from plugins.monitor import VmControl
-from plugins.vm import VM
+from pyqom.vm import VM
 
 PLUG_HOOKS = ("qom_device_pre_plug", "qom_device_plug")
 UNPLUG_HOOKS = ("qom_device_unplug_request",)

@@ -11,7 +11,7 @@ import qom
 from plugins import hookimpl
 from plugins.address_space import GuestFault
 from plugins.guest_memory import address_space_of
-from plugins.vm import VM
+from pyqom.vm import VM
 
 GiB = 1 << 30
 

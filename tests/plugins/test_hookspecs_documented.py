@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from plugins import hookspecs
-from plugins.manager import make_plugin_manager
+from pyqom.manager import make_plugin_manager
 
 CONTRIBUTING = Path(__file__).resolve().parents[2] / "CONTRIBUTING.md"
 

@@ -15,8 +15,8 @@ import qom
 from backends.base import MemoryBackend
 from devices.machine import create_pc_machine, machine_ready
 from devices.memory_options import memory_config
-from plugins.testing import HookRecorder
-from plugins.vm import VM
+from pyqom.testing import HookRecorder
+from pyqom.vm import VM
 
 K, M, G = 1 << 10, 1 << 20, 1 << 30
 

@@ -7,7 +7,7 @@ import pytest
 from dummy_types import MACHINE, DummyTypesPlugin
 
 import qom
-from plugins.manager import make_plugin_manager
+from pyqom.manager import make_plugin_manager
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def plugin_manager() -> pluggy.PluginManager:
 
     The core tests must not depend on the real backends and devices (written
     in parallel, and free to change): only the dummy types are registered.
-    ``registry``, ``tree`` and ``hook_recorder`` of :mod:`plugins.testing`
+    ``registry``, ``tree`` and ``hook_recorder`` of :mod:`pyqom.testing`
     build on this manager.
     """
     pm = make_plugin_manager(autoload=False, builtins=())

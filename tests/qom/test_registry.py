@@ -41,7 +41,7 @@ def test_duplicate_registration_is_refused_with_qemus_words() -> None:
 
 def test_duplicate_from_a_second_plugin(plugin_manager) -> None:
     from plugins import hookimpl
-    from plugins.manager import make_registry
+    from pyqom.manager import make_registry
 
     class Again:
         @hookimpl

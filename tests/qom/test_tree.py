@@ -37,7 +37,7 @@ def test_container_is_made_once(tree: qom.ObjectTree) -> None:
 
 
 def test_trees_are_independent(plugin_manager) -> None:
-    from plugins.manager import make_tree
+    from pyqom.manager import make_tree
 
     one, two = make_tree(plugin_manager), make_tree(plugin_manager)
     qom.object_add(one, {"qom-type": BACKEND, "id": "m1", "size": 1})

@@ -1,1 +1,1 @@
-pytest_plugins = ["plugins.testing"]
+pytest_plugins = ["pyqom.testing"]

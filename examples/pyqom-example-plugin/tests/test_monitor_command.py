@@ -3,7 +3,7 @@
 from pyqom_example_plugin import plugin
 
 from plugins.monitor import HmpSession, QmpSession, VmControl
-from plugins.vm import VM
+from pyqom import VM
 
 
 def _control() -> VmControl:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from acpi_testdata import CONFIGS, normalise
 
-from plugins.vm import VM
+from pyqom.vm import VM
 
 
 @pytest.fixture(params=sorted(CONFIGS))

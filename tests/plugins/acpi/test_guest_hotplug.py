@@ -9,7 +9,7 @@ import json
 from guest_asm import assemble
 
 from plugins.monitor import QmpSession, VmControl
-from plugins.vm import VM
+from pyqom.vm import VM
 
 #: What \_SB.MHPC.MSCN and the OS do, slot by slot, for 3 slots (GNU as, Intel syntax):
 #: an inserted DIMM's base and length are stored at 0x9000 + 16 * slot.

@@ -14,9 +14,9 @@ from guest_asm import assemble
 
 from plugins.acpi.plugin import RSDP_ADDRESS, table_list, tables_of
 from plugins.acpi.tables import build_blob
-from plugins.cli import main
+from pyqom.cli import main
 from plugins.monitor import VmControl
-from plugins.vm import VM
+from pyqom.vm import VM
 from qom import complete_unplug
 
 GiB = 1 << 30
@@ -126,7 +126,7 @@ def test_x_query_acpi_tables(vm):
 
 def test_dump_acpi_writes_sig_dat_files(tmp_path, monkeypatch):
     monkeypatch.setenv("PYQOM_DISABLE_PLUGIN_AUTOLOAD", "1")
-    monkeypatch.setattr("plugins.cli.serve", lambda vm, line, servers, err: 0)
+    monkeypatch.setattr("pyqom.cli.serve", lambda vm, line, servers, err: 0)
     out, err = io.StringIO(), io.StringIO()
     status = main(["-m", "1G,slots=3,maxmem=4G", "-dump-acpi", str(tmp_path / "acpi")],
                   stdout=out, stderr=err)

@@ -9,7 +9,7 @@ import pytest
 import qom
 from plugins import hookimpl
 from plugins.acpi.registers import memory_hotplug_block
-from plugins.vm import VM
+from pyqom.vm import VM
 
 GiB = 1 << 30
 

@@ -8,7 +8,7 @@ import pytest
 from monitor_wire import Wire
 
 from plugins.monitor import VmControl
-from plugins.vm import VM
+from pyqom.vm import VM
 
 
 @pytest.fixture

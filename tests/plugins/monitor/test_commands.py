@@ -132,7 +132,7 @@ def test_capabilities_command_after_negotiation(control: VmControl) -> None:
 
 def test_plugin_hook_adds_commands() -> None:
     from plugins import hookimpl
-    from plugins.vm import VM
+    from pyqom.vm import VM
 
     class Plugin:
         @hookimpl

@@ -153,7 +153,7 @@ def test_tcp_on_loopback(control: VmControl) -> None:
 
 STDIO_SERVER = """
 import asyncio, sys
-from plugins.vm import VM
+from pyqom.vm import VM
 from plugins.monitor import run_monitors
 vm = VM("1G", slots=3, maxmem="4G", autoload=False)
 try:

@@ -6,7 +6,7 @@ import pytest
 
 import qom
 from plugins import hookimpl
-from plugins.manager import (
+from pyqom.manager import (
     BUILTIN_PLUGINS,
     PluginLoadError,
     disabled_plugins,

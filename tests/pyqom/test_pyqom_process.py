@@ -23,7 +23,7 @@ BASE = ["-machine", "pc", "-display", "none", "-nodefaults", "-S",
 
 def pyqom(*args: str, **kwargs) -> subprocess.Popen:
     env = dict(os.environ, PYQOM_DISABLE_PLUGIN_AUTOLOAD="1")
-    return subprocess.Popen([sys.executable, "-m", "plugins", *args], env=env,
+    return subprocess.Popen([sys.executable, "-m", "pyqom", *args], env=env,
                             stdin=kwargs.pop("stdin", subprocess.DEVNULL),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
@@ -199,11 +199,11 @@ def _fake_distribution(root: Path, module: str, source: str) -> dict[str, str]:
 def test_a_broken_plugin_is_one_line_naming_it(tmp_path: Path, source: str,
                                                message: str) -> None:
     env = _fake_distribution(tmp_path, "badplugin", source)
-    done = subprocess.run([sys.executable, "-m", "plugins", *BASE], env=env,
+    done = subprocess.run([sys.executable, "-m", "pyqom", *BASE], env=env,
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert (done.returncode, done.stdout, done.stderr) == (1, "", f"pyqom: {message}\n")
     env["PYQOM_DISABLED_PLUGINS"] = "badplugin"     # blocked, it is never imported
-    done = subprocess.run([sys.executable, "-m", "plugins", *BASE, "-version"], env=env,
+    done = subprocess.run([sys.executable, "-m", "pyqom", *BASE, "-version"], env=env,
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert (done.returncode, done.stderr) == (0, "")
 
@@ -274,7 +274,7 @@ def test_prealloc_progress_only_when_asked(progress: bool) -> None:
     come; without it stderr stays as QEMU's, empty."""
     extra = ["-x-prealloc-progress"] if progress else []
     done = subprocess.run(
-        [sys.executable, "-m", "plugins", *extra, *BASE, "-object",
+        [sys.executable, "-m", "pyqom", *extra, *BASE, "-object",
          "memory-backend-ram,id=m,size=1G,prealloc=on", "-qmp", "stdio"],
         input='{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n', capture_output=True,
         text=True, timeout=60, env=dict(os.environ, PYQOM_DISABLE_PLUGIN_AUTOLOAD="1"))

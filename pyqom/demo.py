@@ -1,4 +1,4 @@
-"""A tour of pyqom's Python API: ``python -m plugins.demo``.
+"""A tour of pyqom's Python API: ``python -m pyqom.demo``.
 
 It builds a plugin manager (built-ins plus installed third-party plugins),
 creates memory backends with ``object-add`` semantics over real host memory,
@@ -16,7 +16,7 @@ from typing import Any
 
 import qom
 from backends.base import MemoryBackend
-from plugins.manager import make_plugin_manager, make_tree
+from pyqom.manager import make_plugin_manager, make_tree
 
 
 def _show(label: str, value: Any) -> None:

@@ -2,7 +2,7 @@
 
 ::
 
-    from plugins.vm import VM
+    from pyqom.vm import VM
 
     with VM(memory="1G", slots=3, maxmem="4G") as vm:     # or VM.from_args([...])
         vm.object_add("memory-backend-ram", "mem1", size=1 << 30)
@@ -40,9 +40,9 @@ from devices.memory_options import (
     memory_config,
 )
 from plugins.address_space import GuestAddressSpace, RunResult
-from plugins.command_line import parse_command_line, start
+from pyqom.command_line import parse_command_line, start
 from plugins.guest_memory import address_space_of
-from plugins.manager import make_plugin_manager, make_registry, make_tree
+from pyqom.manager import make_plugin_manager, make_registry, make_tree
 
 
 class VM:
@@ -120,7 +120,7 @@ class VM:
     def from_args(cls, args: Sequence[str], *, warn: Callable[[str], None] | None = None,
                   plugins: Iterable[object] = (), autoload: bool | None = None) -> VM:
         """A VM from QEMU command-line options, processed as ``pyqom`` processes them
-        (``plugins.command_line``): ``-m``, ``-machine``, ``-cpu``, ``-object``,
+        (``pyqom.command_line``): ``-m``, ``-machine``, ``-cpu``, ``-object``,
         ``-device``, ``-no-acpi``, ``-global PIIX4_PM.memory-hotplug-support``...
 
         :param warn: receives each warning as QEMU prints it after its program

@@ -1,5 +1,5 @@
 """QEMU's command line, parsed and applied in QEMU 7.2's order (used by ``pyqom``
-and :meth:`plugins.vm.VM.from_args`).
+and :meth:`pyqom.vm.VM.from_args`).
 
 1. :func:`parse_command_line` - every option is checked as it comes (``-m``,
    ``-object`` and ``-device`` syntax, ids, duplicate ids); these errors carry
@@ -32,7 +32,7 @@ from qom.keyval import qemu_opts_dict
 from qom.user_creatable import check_id
 
 if TYPE_CHECKING:
-    from plugins.vm import VM
+    from pyqom.vm import VM
 
 Warn = Callable[[str], None]
 

@@ -1,6 +1,6 @@
 """The README's main command: the tour runs and shows real results."""
 
-from plugins import demo
+from pyqom import demo
 
 
 def test_tour_runs_and_shows_qemu_answers(capsys, monkeypatch) -> None:

@@ -2,7 +2,7 @@
 
 Enable it explicitly in a ``conftest.py``::
 
-    pytest_plugins = ["plugins.testing"]
+    pytest_plugins = ["pyqom.testing"]
 
 Fixtures (each test gets fresh ones; nothing is shared between tests):
 
@@ -10,7 +10,7 @@ Fixtures (each test gets fresh ones; nothing is shared between tests):
   installed third-party plugin cannot change your results.  Add your own
   plugin with ``plugin_manager.register(myplugin)`` *before* asking for
   ``registry`` or ``tree``, or build a manager with
-  :func:`plugins.manager.make_plugin_manager`.
+  :func:`pyqom.manager.make_plugin_manager`.
 * ``registry`` - a :class:`qom.TypeRegistry` filled through ``qom_register_types``.
 * ``tree`` - a :class:`qom.ObjectTree` on that registry, events routed to the hooks.
 * ``hook_recorder`` - a :class:`HookRecorder` on ``plugin_manager``.
@@ -25,7 +25,7 @@ import attrs
 import pluggy
 import pytest
 
-from plugins.manager import make_plugin_manager, make_registry, make_tree
+from pyqom.manager import make_plugin_manager, make_registry, make_tree
 from qom import ObjectTree, TypeRegistry
 
 
