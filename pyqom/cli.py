@@ -29,9 +29,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
+from plugins.monitor import ChardevError, Monitors, MonitorServer, hmp_server, qmp_server
 from pyqom.command_line import CommandLine, StartupError, parse_command_line, start
 from pyqom.manager import PluginLoadError
-from plugins.monitor import ChardevError, Monitors, MonitorServer, hmp_server, qmp_server
 from pyqom.vm import VM
 
 PROG = "pyqom"

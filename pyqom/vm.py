@@ -40,8 +40,8 @@ from devices.memory_options import (
     memory_config,
 )
 from plugins.address_space import GuestAddressSpace, RunResult
-from pyqom.command_line import parse_command_line, start
 from plugins.guest_memory import address_space_of
+from pyqom.command_line import parse_command_line, start
 from pyqom.manager import make_plugin_manager, make_registry, make_tree
 
 

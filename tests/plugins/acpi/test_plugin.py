@@ -14,8 +14,8 @@ from guest_asm import assemble
 
 from plugins.acpi.plugin import RSDP_ADDRESS, table_list, tables_of
 from plugins.acpi.tables import build_blob
-from pyqom.cli import main
 from plugins.monitor import VmControl
+from pyqom.cli import main
 from pyqom.vm import VM
 from qom import complete_unplug
 

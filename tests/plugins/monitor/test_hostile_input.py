@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from monitor_wire import Wire
 
 import qom
-from pyqom.command_line import StartupError, parse_command_line
 from plugins.monitor import HmpSession, VmControl, qjson
 from plugins.monitor.readline import MAX_LINE, Readline
+from pyqom.command_line import StartupError, parse_command_line
 from pyqom.vm import VM
 
 SETTINGS = settings(max_examples=150, deadline=None,
