@@ -18,7 +18,7 @@ import argparse
 import struct
 import time
 
-from plugins.address_space import GuestAddressSpace
+from plugins.address_space.engine import GuestAddressSpace
 from pyqom.manager import make_plugin_manager, make_tree
 from qom import object_add
 

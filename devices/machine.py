@@ -16,26 +16,34 @@ the same fatal errors (QEMU-SPEC 1.4, 5):
 
 A failure at any step removes everything made so far.
 
-The machine is the hotplug handler of bus-less devices: every handler call
-goes to the ``qom_device_*`` hooks (the relay is given to the machine, the
-machine never imports a plugin).
+The machine is the hotplug handler of bus-less devices (QEMU's
+``pc_get_hotplug_handler``): it places memory devices itself
+(:mod:`devices.memory_device`) and runs the plug and unplug phases of the
+contract (:mod:`plugins.phases`) through the hook relay it is given; it never
+imports a plugin.  Its main RAM is mapped through the ``guest-memory``
+service, as QEMU's ``pc_memory_init`` adds ``ram-below-4g`` and
+``ram-above-4g`` to the system memory.
 """
 
 from __future__ import annotations
 
 import bisect
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import attrs
 
 from backends.base import TYPE_MEMORY_BACKEND, MemoryBackend
-from devices.interfaces import TYPE_MACHINE, TYPE_MEMORY_DEVICE, MemoryDevice
+from devices import memory_device
+from devices.memory_device import TARGET_PAGE_SIZE, U64_MASK
 from devices.memory_options import MemoryConfig
 from plugins import hookimpl
+from plugins.phases import call_each, run_plug_phases, run_unplug_phases
+from plugins.services import GUEST_MEMORY, services_of
 from qom import (
     SIZE,
     TYPE_OBJECT,
     Device,
+    MemoryDevice,
     Object,
     ObjectClass,
     ObjectTree,
@@ -44,12 +52,13 @@ from qom import (
     TypeInfo,
     TypeRegistry,
     UndoStack,
+    as_memory_device,
     link_property,
 )
-from qom.device import SLOT_GET_HOTPLUG_HANDLER
+from qom.device import SLOT_BUS, SLOT_GET_HOTPLUG_HANDLER
 
 GiB: Final = 1 << 30
-U64_MASK: Final = (1 << 64) - 1
+TYPE_MACHINE: Final = "machine"
 
 TYPE_X86_MACHINE: Final = "x86-machine"
 TYPE_PC_MACHINE: Final = "generic-pc-machine"
@@ -70,7 +79,6 @@ MACHINE_DESCRIPTION: Final = "Standard PC (i440FX + PIIX, 1996)"
 
 MAIN_RAM_ID: Final = "pc.ram"
 ACPI_MAX_RAM_SLOTS: Final = 256
-TARGET_PAGE_SIZE: Final = 4096
 DEFAULT_PHYS_BITS: Final = 40
 TARGET_PHYS_ADDR_SPACE_BITS: Final = 52
 DEFAULT_MAX_RAM_BELOW_4G: Final = 0xE0000000
@@ -125,8 +133,9 @@ class PcMachine(Object):
     device_memory_size: int = 0
     e820: list[E820Entry] = attrs.field(factory=list)
     ram_backend: MemoryBackend | None = None
-    #: plugged memory devices by address, kept by the memory hotplug handler
-    _plugged: list[Device] = attrs.field(factory=list, init=False)
+    shut_down: bool = False
+    #: plugged memory devices by address, kept by the hotplug handler
+    _plugged: list[MemoryDevice] = attrs.field(factory=list, init=False)
 
     # -- queries ---------------------------------------------------------
 
@@ -163,43 +172,65 @@ class PcMachine(Object):
             end += self.device_memory_size
         return round_up(end, GiB)
 
-    def memory_devices(self) -> list[Device]:
+    def memory_devices(self) -> list[MemoryDevice]:
         """Plugged memory devices, by address (QEMU's order for first fit and queries).
 
         QEMU walks the tree for realized memory devices; the hotplug handler
-        keeps this list instead (:meth:`record_plug`), so a plug costs the
-        same with 1 or 256 DIMMs.
+        keeps this list instead (:meth:`plug`), so a plug costs the same with
+        1 or 256 DIMMs.
         """
         return list(self._plugged)
 
-    def record_plug(self, device: Device) -> None:
-        """Add a plugged memory device to :meth:`memory_devices`."""
-        bisect.insort(self._plugged, device, key=lambda dev: dev.addr)  # type: ignore[attr-defined]
+    def plugged_memory_size(self) -> int:
+        """Bytes of plugged memory devices (``plugged-memory``)."""
+        return memory_device.plugged_size(self)
 
-    def forget_plug(self, device: Device) -> None:
-        """Remove an unplugged memory device from :meth:`memory_devices`."""
-        if device in self._plugged:
-            self._plugged.remove(device)
+    def query_memory_devices(self) -> list[dict[str, Any]]:
+        """``query-memory-devices``: each plugged memory device's own entry, by address."""
+        return memory_device.query_memory_devices(self)
 
-    # -- the hotplug handler: every call goes to the hooks -------------------
+    # -- the hotplug handler of bus-less devices ------------------------------
 
     def pre_plug(self, device: Device) -> None:
+        """Place a memory device (slot, address), then ``qom_device_pre_plug``."""
+        memory = as_memory_device(device)
+        if memory is not None:
+            memory_device.pre_plug(self, memory, enforce_aligned=bool(
+                self.object_class.slots[SLOT_ENFORCE_ALIGNED_DIMM]))
         self.hook.qom_device_pre_plug(machine=self, device=device)
 
     def plug(self, device: Device, undo: UndoStack) -> None:
-        self.hook.qom_device_plug(machine=self, device=device, undo=undo)
+        """Record a memory device's slot and range as taken, then the plug phases."""
+        memory = as_memory_device(device)
+        if memory is not None:
+            bisect.insort(self._plugged, memory, key=lambda dev: dev.get_addr())
+            undo.push(lambda: self._forget(memory), "forget memory device")
+        run_plug_phases(self.hook, self, device, undo)
 
     def unplug_request(self, device: Device) -> None:
+        """``device_del``: QEMU's checks, then ``qom_device_unplug_request``."""
+        memory = as_memory_device(device)
+        if memory is not None:
+            memory_device.unplug_request(self, memory)
         with UndoStack() as undo:
             self.hook.qom_device_unplug_request(machine=self, device=device, undo=undo)
 
     def unplug(self, device: Device) -> None:
-        self.hook.qom_device_unplug(machine=self, device=device)
+        """The unplug phases (the plug's in reverse), then the slot and range are free."""
+        run_unplug_phases(self.hook, self, device)
+        memory = as_memory_device(device)
+        if memory is not None:
+            self._forget(memory)
+
+    def _forget(self, memory: MemoryDevice) -> None:
+        if memory in self._plugged:
+            self._plugged.remove(memory)
 
 
 def _get_hotplug_handler(machine: Object, device: Device) -> Any:
-    """Bus-less memory devices are plugged by the machine itself."""
-    return machine if device.is_a(TYPE_MEMORY_DEVICE) else None
+    """The machine plugs every bus-less device; a device on a bus (ISA) has the
+    bus's handler, and pyqom's ISA bus has none, as QEMU's."""
+    return None if device.object_class.slots.get(SLOT_BUS) else machine
 
 
 def _machine_class_init(klass: ObjectClass, data: Any) -> None:
@@ -307,8 +338,35 @@ def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: Any,
                            f" (but is {phys_bits})")
         _split_ram(pc)
         _memory_init(pc)
+        # From here on plugins hold things for the machine: release them on failure.
+        undo.push(lambda: shutdown_machine(pc, "host-error"), "shut the machine down")
+        services = services_of(pc)
+        hook.qom_machine_services(machine=pc, services=services)
+        _map_main_ram(pc)
         hook.qom_machine_init(machine=pc)
     return pc
+
+
+def shutdown_machine(pc: PcMachine, reason: str) -> None:
+    """``qom_machine_shutdown`` for every plugin, even when one fails (each
+    failure is a warning naming the plugin); at most once per machine."""
+    if pc.shut_down:
+        return
+    pc.shut_down = True
+    call_each(pc.hook.qom_machine_shutdown, machine=pc, reason=reason)
+
+
+def _map_main_ram(pc: PcMachine) -> None:
+    """``ram-below-4g`` at 0 and ``ram-above-4g`` at 4 GiB (or 1 TiB), both over
+    ``pc.ram``'s host memory; nothing to do without a ``guest-memory`` service."""
+    space = services_of(pc).find(GUEST_MEMORY)
+    if space is None or pc.ram_backend is None or pc.ram_backend.host_memory is None:
+        return
+    memory = pc.ram_backend.host_memory
+    space.map_ram("ram-below-4g", 0, memory, size=pc.below_4g_mem_size)
+    if pc.above_4g_mem_size:
+        space.map_ram("ram-above-4g", pc.above_4g_mem_start, memory,
+                      size=pc.above_4g_mem_size, offset=pc.below_4g_mem_size)
 
 
 def _create_main_ram(tree: ObjectTree, size: int, undo: UndoStack) -> MemoryBackend:
@@ -406,22 +464,3 @@ def machine_ready(tree: ObjectTree, pc: PcMachine) -> None:
     """Cold plug is over: from now on devices are hot-plugged; ``qom_machine_ready`` runs."""
     tree.machine_ready = True
     pc.hook.qom_machine_ready(machine=pc)
-
-
-def memory_device_info(device: Device) -> dict[str, Any]:
-    """One ``query-memory-devices`` entry (QEMU-SPEC 7.1)."""
-    device = cast(MemoryDevice, device)  # a memory-device, checked by QOM type
-    backend = device.backend
-    data: dict[str, Any] = {}
-    if device.id is not None:
-        data["id"] = device.id
-    data.update({
-        "addr": device.addr,
-        "size": device.region_size(),
-        "slot": getattr(device, "slot", -1),
-        "node": getattr(device, "node", 0),
-        "memdev": backend.canonical_path if backend is not None else "",
-        "hotplugged": device.hotplugged,
-        "hotpluggable": True,
-    })
-    return {"type": "dimm", "data": data}

@@ -14,15 +14,18 @@ from typing import Any, Final
 import attrs
 
 from backends.base import TYPE_MEMORY_BACKEND, MemoryBackend
-from devices.interfaces import TYPE_MEMORY_DEVICE
+from devices.memory_device import UNASSIGNED_SLOT
 from plugins import hookimpl
 from qom import (
     INT32,
     TYPE_DEVICE,
+    TYPE_MEMORY_DEVICE,
     UINT32,
     UINT64,
     Device,
+    HostRegion,
     InvalidPropertyValue,
+    MemoryDevice,
     Object,
     ObjectClass,
     Property,
@@ -35,8 +38,8 @@ from qom import (
 from qom.device import SLOT_DESC
 
 TYPE_PC_DIMM: Final = "pc-dimm"
-#: ``slot`` value meaning "any free slot"
-UNASSIGNED_SLOT: Final = -1
+
+__all__ = ["TYPE_PC_DIMM", "UNASSIGNED_SLOT", "PcDimm"]
 
 
 def _memdev_or_raise(dimm: PcDimm) -> MemoryBackend:
@@ -46,8 +49,11 @@ def _memdev_or_raise(dimm: PcDimm) -> MemoryBackend:
 
 
 @attrs.define(eq=False, repr=False)
-class PcDimm(Device):
-    """A pluggable DIMM; implements ``memory-device``."""
+class PcDimm(Device, MemoryDevice):
+    """A pluggable DIMM; implements ``memory-device``.
+
+    Subtypes may override :meth:`fill_device_info` to report their own kind.
+    """
 
     memdev: MemoryBackend | None = qom_link("memdev", TYPE_MEMORY_BACKEND,
                                             check=link_check_before_realize)
@@ -57,18 +63,58 @@ class PcDimm(Device):
 
     # -- memory-device ---------------------------------------------------
 
-    @property
-    def backend(self) -> MemoryBackend | None:
-        return self.memdev
+    def get_addr(self) -> int:
+        return self.addr
 
-    def region_size(self) -> int:
+    def set_addr(self, addr: int) -> None:
+        self.addr = addr
+
+    def get_region_size(self) -> int:
         """The backend's size; QEMU's error when ``memdev`` is unset."""
         return _memdev_or_raise(self).size
 
-    def region_alignment(self) -> int:
+    def get_min_alignment(self) -> int:
         """The backend region's alignment: 2 MiB for RAM, the page size for files."""
         memory = _memdev_or_raise(self).host_memory
         return memory.align if memory is not None else 1
+
+    def get_host_region(self) -> HostRegion:
+        memory = _memdev_or_raise(self).host_memory
+        if memory is None:
+            raise InvalidPropertyValue("'memdev' property is not set")
+        return memory
+
+    def get_memdev(self) -> Object | None:
+        return self.memdev
+
+    def get_node(self) -> int:
+        return self.node
+
+    def get_slot(self) -> int | None:
+        return self.slot
+
+    def set_slot(self, slot: int) -> None:
+        self.slot = slot
+
+    def fill_device_info(self) -> dict[str, Any]:
+        """QEMU's ``pc_dimm_md_fill_device_info``: kind ``dimm`` (QEMU-SPEC 7.1)."""
+        return {"type": "dimm", "data": self.dimm_info()}
+
+    def dimm_info(self) -> dict[str, Any]:
+        """The ``PCDIMMDeviceInfo`` members, in the schema's order."""
+        data: dict[str, Any] = {}
+        if self.id is not None:
+            data["id"] = self.id
+        data.update({
+            "addr": self.addr,
+            "size": self.get_region_size(),
+            "slot": self.slot,
+            "node": self.node,
+            "memdev": self.memdev.canonical_path if self.memdev is not None else "",
+            "hotplugged": self.hotplugged,
+            "hotpluggable": bool(self.object_class.slots.get("hotpluggable", True)),
+        })
+        return data
 
     # -- lifecycle -------------------------------------------------------
 
@@ -98,7 +144,7 @@ def _pc_dimm_class_init(klass: ObjectClass, data: Any) -> None:
 
     def size(obj: Object) -> int:
         assert isinstance(obj, PcDimm)
-        return obj.region_size()
+        return obj.get_region_size()
 
     klass.add_property(Property(name="size", type="uint64", kind=UINT64, getter=size))
     # QEMU also lists the write-only legacy string form of the link.

@@ -7,6 +7,10 @@ Rules for all implementations:
   (``obj.stash[KEY]``) or to your plugin instance.
 * Raise :class:`qom.QomError` (with QEMU's message) to refuse; never exit.
 * Validation hooks (``qom_device_pre_plug``) must not change anything.
+* Order: pluggy calls the implementations of one hook last-registered first
+  (``tryfirst``/``trylast`` aside).  Where order matters between plugins, it
+  is given by separate hooks called in a fixed sequence (the plug and unplug
+  phases below), never by registration order.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from plugins.monitor.commands import CommandTable
+    from plugins.commands import CommandTable
+    from plugins.services import AcpiTableBuilder, Services
     from qom import Device, Object, ObjectTree, TypeRegistry, UndoStack
 
 hookspec = pluggy.HookspecMarker("qom")
@@ -58,12 +63,29 @@ def qom_register_types(registry: TypeRegistry) -> None:
 
 
 @hookspec
-def qom_machine_init(machine: Object) -> None:
-    """The machine's base RAM exists; set up what the guest needs before any device.
+def qom_machine_services(machine: Object, services: Services) -> None:
+    """Offer the services you provide for this machine: ``services.provide(KEY, impl,
+    provider=NAME)`` (keys and Protocols in :mod:`plugins.services`).
 
-    Called once per machine, after ``-object`` backends are created and before
-    ``-device`` options are cold-plugged.  Each implementation runs once, in
-    registration order; an exception aborts start-up.
+    The first machine hook: called once per machine, after ``/machine`` and its
+    main RAM backend exist and before anything is mapped, so that every later
+    hook and every device's ``realize`` finds every service.  Implementations
+    must not use another plugin's service here (it may not be offered yet).
+
+    :param machine: the machine object at ``/machine``.
+    :param services: the machine's services (``services_of(machine)``).
+    """
+
+
+@hookspec
+def qom_machine_init(machine: Object) -> None:
+    """The machine's RAM is laid out and mapped; set up what the guest needs before
+    any device (claim ports, create register blocks).
+
+    Called once per machine, after ``qom_machine_services`` and after the
+    machine mapped its main RAM through the ``guest-memory`` service, before
+    ``-device`` options are cold-plugged.  Implementations must not depend on
+    each other's order; an exception aborts start-up and everything is undone.
 
     :param machine: the machine object at ``/machine``.
     """
@@ -74,7 +96,8 @@ def qom_machine_ready(machine: Object) -> None:
     """Every cold-plugged device is in place; the guest is about to run.
 
     From now on added devices are hot-plugged.  Build what describes the
-    final configuration (ACPI tables) here.
+    final configuration here (the ACPI plugin builds the tables, asking every
+    plugin through ``qom_acpi_build``).
 
     :param machine: the machine object at ``/machine``.
     """
@@ -84,7 +107,9 @@ def qom_machine_ready(machine: Object) -> None:
 def qom_machine_shutdown(machine: Object, reason: str) -> None:
     """The machine is going away; release what you hold for it.
 
-    Must not raise: every implementation runs even if one fails.
+    Every implementation is called, each once, even when one raises: the
+    failure is reported (a warning naming the plugin) and the next runs.
+    Implementations should still not raise.
 
     :param machine: the machine object at ``/machine``.
     :param reason: QEMU's shutdown cause, e.g. ``"host-qmp-quit"``.
@@ -92,7 +117,30 @@ def qom_machine_shutdown(machine: Object, reason: str) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Hotplug (the machine's hotplug handler calls these for every device)
+# Hotplug, in phases
+#
+# The hotplug handler the machine chooses for a device (QEMU's
+# get_hotplug_handler) calls, for every device it plugs:
+#
+#   qom_device_pre_plug                  validate; the handler has already
+#                                        chosen a memory device's slot and address
+#   device.realize()
+#   qom_device_plug_claim     (undo)     record what the device now holds
+#   qom_device_plug_map       (undo)     map its memory, claim its ports
+#   qom_device_plug_describe  (undo)     describe it to the guest (ACPI state, tables)
+#   qom_device_plug_announce  (undo)     tell the guest (GPE, insert event): hot plug only
+#
+# and to remove it, after the guest agreed (qom_device_unplug_request):
+#
+#   qom_device_unplug_describe           the reverse of describe
+#   qom_device_unplug_map                the reverse of map
+#   qom_device_unplug_claim              the reverse of claim
+#   device.unrealize()                   then DEVICE_DELETED
+#
+# Each phase is its own hook, so the order between phases is fixed whatever
+# order plugins were registered in (pluggy itself calls the implementations
+# of one hook last-registered first).  Implementations of the same phase must
+# not depend on each other.  tests/plugins/test_hook_order.py pins this order.
 # ---------------------------------------------------------------------------
 
 
@@ -100,10 +148,10 @@ def qom_machine_shutdown(machine: Object, reason: str) -> None:
 def qom_device_pre_plug(machine: Object, device: Device) -> None:
     """Validate a device before it is realized; raise to refuse it.
 
-    Called for cold- and hot-plugged devices alike, in registration order;
-    the first exception stops the plug and is reported to the user.  An
-    implementation may fill in the device's own properties (the slot and
-    address a DIMM gets) but must not change anything else.
+    Called for cold- and hot-plugged devices alike; the first exception stops
+    the plug and is reported to the user.  Must not change anything.  For a
+    memory device the handler has already chosen its slot and address, so
+    an implementation can check them.
 
     :param machine: the machine object at ``/machine``.
     :param device: the device, with its properties set, not yet realized.
@@ -111,12 +159,46 @@ def qom_device_pre_plug(machine: Object, device: Device) -> None:
 
 
 @hookspec
-def qom_device_plug(machine: Object, device: Device, undo: UndoStack) -> None:
-    """Wire a realized device into the machine.
+def qom_device_plug_claim(machine: Object, device: Device, undo: UndoStack) -> None:
+    """Plug phase 1: record what the realized device holds (slots, ranges, ids).
 
     After each change succeeds, push the callable that reverses it with
     ``undo.push(fn, label)``: if any later step fails, the stack runs in
     reverse and the machine is exactly as before.
+
+    :param machine: the machine object at ``/machine``.
+    :param device: the realized device.
+    :param undo: the undo stack of this plug.
+    """
+
+
+@hookspec
+def qom_device_plug_map(machine: Object, device: Device, undo: UndoStack) -> None:
+    """Plug phase 2: make the device reachable by the guest (the address-space
+    plugin maps a memory device's host memory at its address).  Push undo steps.
+
+    :param machine: the machine object at ``/machine``.
+    :param device: the realized device.
+    :param undo: the undo stack of this plug.
+    """
+
+
+@hookspec
+def qom_device_plug_describe(machine: Object, device: Device, undo: UndoStack) -> None:
+    """Plug phase 3: describe the device to the guest (ACPI slot state, tables
+    rebuilt).  The device is mapped by now.  Push undo steps.
+
+    :param machine: the machine object at ``/machine``.
+    :param device: the realized device.
+    :param undo: the undo stack of this plug.
+    """
+
+
+@hookspec
+def qom_device_plug_announce(machine: Object, device: Device, undo: UndoStack) -> None:
+    """Plug phase 4: tell a running guest that the device arrived (insert event,
+    GPE); ``device.hotplugged`` says whether it is a hot plug.  Everything the
+    guest will look at is in place by now.  Push undo steps.
 
     :param machine: the machine object at ``/machine``.
     :param device: the realized device.
@@ -141,14 +223,51 @@ def qom_device_unplug_request(machine: Object, device: Device, undo: UndoStack) 
 
 
 @hookspec
-def qom_device_unplug(machine: Object, device: Device) -> None:
-    """Undo what ``qom_device_plug`` did; the device is unrealized and deleted next.
-
-    Called in registration order.  Must not raise for a device that was
-    plugged.
+def qom_device_unplug_describe(machine: Object, device: Device) -> None:
+    """Unplug phase 1 (the reverse of ``qom_device_plug_describe``): the guest no
+    longer sees the device described.  Must not raise for a plugged device.
 
     :param machine: the machine object at ``/machine``.
     :param device: the device being removed.
+    """
+
+
+@hookspec
+def qom_device_unplug_map(machine: Object, device: Device) -> None:
+    """Unplug phase 2 (the reverse of ``qom_device_plug_map``): unmap, release ports.
+
+    :param machine: the machine object at ``/machine``.
+    :param device: the device being removed.
+    """
+
+
+@hookspec
+def qom_device_unplug_claim(machine: Object, device: Device) -> None:
+    """Unplug phase 3 (the reverse of ``qom_device_plug_claim``): free what the
+    device held.  The device is unrealized and deleted next.
+
+    :param machine: the machine object at ``/machine``.
+    :param device: the device being removed.
+    """
+
+
+# ---------------------------------------------------------------------------
+# ACPI
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def qom_acpi_build(machine: Object, tables: AcpiTableBuilder) -> None:
+    """Contribute to the machine's ACPI tables: AML in the DSDT, an SSDT of your
+    own, or a whole table (an NVDIMM's NFIT).
+
+    Called every time the tables are built: when the machine is ready, and
+    again after every plug and unplug, so what you add must follow from the
+    machine's state at that moment (a plugged device's presence).  Must not
+    change anything.  Not called for a machine without ACPI (``-no-acpi``).
+
+    :param machine: the machine object at ``/machine``.
+    :param tables: the builder; see :class:`plugins.services.AcpiTableBuilder`.
     """
 
 
@@ -187,5 +306,5 @@ def qom_register_monitor_commands(commands: CommandTable) -> None:
     A name that is already taken raises ``ValueError``.  Must not touch the
     machine.
 
-    :param commands: the :class:`plugins.monitor.commands.CommandTable` being built.
+    :param commands: the :class:`plugins.commands.CommandTable` being built.
     """

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -24,9 +25,9 @@ import attrs
 import qom
 from devices.machine import DEFAULT_PHYS_BITS, machine_type_for
 from devices.memory_options import fix_up_memory_options, machine_set_mem, parse_memory_option
-from plugins.acpi.plugin import dump_tables
 from plugins.monitor import help_text
 from plugins.monitor.chardev import Chardev, ChardevError, check_stdio_once, parse_chardev
+from plugins.services import ACPI, services_of
 from qom.errors import QomError
 from qom.keyval import qemu_opts_dict
 from qom.user_creatable import check_id
@@ -415,9 +416,26 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
                 raise _after_monitors(StartupError.located("-device", text, err)) from None
         vm.machine_ready(paused=line.paused)
         if line.dump_acpi is not None:
-            dump_tables(vm.machine, line.dump_acpi)
+            dump_acpi_tables(vm.machine, line.dump_acpi)
     except BaseException:
         vm.close()
         raise
 
 
+def dump_acpi_tables(machine: qom.Object, directory: str | Path) -> list[Path]:
+    """``-dump-acpi DIR``: write each current table as ``DIR/SIG.dat`` (a second
+    table of one signature as ``SIG.1.dat``...); returns the files written."""
+    state = services_of(machine).find(ACPI)
+    if state is None:
+        return []
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    seen: dict[str, int] = {}
+    for signature, data in state.tables():
+        count = seen.get(signature, 0)
+        seen[signature] = count + 1
+        path = target / (f"{signature}.{count}.dat" if count else f"{signature}.dat")
+        path.write_bytes(data)
+        written.append(path)
+    return written

@@ -14,7 +14,10 @@ Order of loading (fixed):
    a hook that does not exist (a typo) fails here, naming its plugin.
 
 ``PYQOM_DISABLED_PLUGINS`` (comma-separated plugin names: a built-in's module
-name or an entry point's name) blocks plugins from loading at all.
+name or an entry point's name) blocks plugins from loading at all, except the
+:data:`ESSENTIAL_PLUGINS`.  A machine whose address-space or ACPI plugin is
+blocked runs without guest memory or ACPI; what needs them says so in one
+line (:class:`plugins.services.ServiceUnavailableError`).
 """
 
 from __future__ import annotations
@@ -33,19 +36,22 @@ from qom import ObjectTree, QomError, TypeRegistry
 PROJECT_NAME = "qom"
 ENTRY_POINT_GROUP = "qom"
 
-#: Built-in plugin modules, registered in this order.
+#: Built-in plugin modules, registered in this order.  Their order does not
+#: matter: plugins cooperate through hook phases and services, not through
+#: registration order (tests/plugins/test_hook_order.py checks both orders).
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "backends.ram",
     "backends.file",
     "backends.memfd",
-    "devices.interfaces",
     "devices.pc_dimm",
     "devices.machine",
-    "plugins.memory_hotplug",
-    "plugins.guest_memory",
-    "plugins.acpi.registers",
+    "plugins.address_space.plugin",
     "plugins.acpi.plugin",
 )
+
+#: Built-ins no machine can do without (the pc machine types and the RAM
+#: backend of ``pc.ram``): blocking one is a :class:`PluginLoadError`.
+ESSENTIAL_PLUGINS: frozenset[str] = frozenset({"backends.ram", "devices.machine"})
 
 AUTOLOAD_OFF_ENV = "PYQOM_DISABLE_PLUGIN_AUTOLOAD"
 DISABLED_PLUGINS_ENV = "PYQOM_DISABLED_PLUGINS"
@@ -133,6 +139,8 @@ def make_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[objec
     pm.add_hookspecs(hookspecs)
     blocked = disabled_plugins(env)
     for name in blocked:
+        if name in ESSENTIAL_PLUGINS:
+            raise PluginLoadError(name, "is essential to the machine and cannot be disabled")
         pm.set_blocked(name)
     for module_name in builtins:
         if module_name not in blocked:

@@ -33,14 +33,13 @@ from devices.machine import (
     PcMachine,
     create_pc_machine,
     machine_ready,
-    memory_device_info,
+    shutdown_machine,
 )
 from devices.memory_options import (
     MemoryConfig,
     memory_config,
 )
-from plugins.address_space import GuestAddressSpace, RunResult
-from plugins.guest_memory import address_space_of
+from plugins.services import GUEST_CPU, GUEST_MEMORY, GuestCpu, GuestMemory, services_of
 from pyqom.command_line import parse_command_line, start
 from pyqom.manager import make_plugin_manager, make_registry, make_tree
 
@@ -165,7 +164,7 @@ class VM:
 
     def query_memory_devices(self) -> list[dict[str, Any]]:
         """``query-memory-devices``: realized memory devices by address."""
-        return [memory_device_info(dev) for dev in self.machine.memory_devices()]
+        return self.machine.query_memory_devices()
 
     def query_memdev(self) -> list[dict[str, Any]]:
         """``query-memdev``: every backend, ``pc.ram`` included."""
@@ -173,8 +172,8 @@ class VM:
 
     def query_memory_size_summary(self) -> dict[str, int]:
         """``query-memory-size-summary``."""
-        plugged = sum(dev.region_size() for dev in self.machine.memory_devices())  # type: ignore[attr-defined]
-        return {"base-memory": self.machine.ram_size, "plugged-memory": plugged}
+        return {"base-memory": self.machine.ram_size,
+                "plugged-memory": self.machine.plugged_memory_size()}
 
     def qom_get(self, path: str, prop: str) -> Any:
         return qom.qom_get(self.tree, path, prop)
@@ -185,9 +184,18 @@ class VM:
     # -- the guest -------------------------------------------------------
 
     @property
-    def address_space(self) -> GuestAddressSpace:
-        """The guest's physical address space (a Unicorn engine over the backends)."""
-        return address_space_of(self.machine)
+    def address_space(self) -> GuestMemory:
+        """The guest's physical address space (the ``guest-memory`` service: a
+        Unicorn engine over the backends' memory).
+
+        :raises plugins.services.ServiceUnavailableError: its plugin is disabled.
+        """
+        return services_of(self.machine).get(GUEST_MEMORY)
+
+    @property
+    def cpu(self) -> GuestCpu:
+        """The guest's CPU (the ``guest-cpu`` service)."""
+        return services_of(self.machine).get(GUEST_CPU)
 
     def read(self, gpa: int, size: int) -> bytes:
         """Read guest-physical memory; unmapped addresses raise ``GuestFault``."""
@@ -197,9 +205,10 @@ class VM:
         """Write guest-physical memory (it lands in the backend behind that address)."""
         self.address_space.write(gpa, data)
 
-    def run(self, code: bytes, *, load_at: int = 0x1000, **options: Any) -> RunResult:
-        """Run flat x86-64 ``code`` from ``load_at`` until ``HLT`` (``GuestAddressSpace.run``)."""
-        return self.address_space.run(code, load_at=load_at, **options)
+    def run(self, code: bytes, *, load_at: int = 0x1000, **options: Any) -> Any:
+        """Run flat x86-64 ``code`` from ``load_at`` until ``HLT``; returns the
+        engine's ``RunResult`` (why it stopped, the registers)."""
+        return self.cpu.run(code, load_at=load_at, **options)
 
     # -- lifetime --------------------------------------------------------
 
@@ -207,7 +216,7 @@ class VM:
         """Shut down: plugins release what they hold, then every object is finalized."""
         machine = getattr(self, "machine", None)
         if machine is not None and not machine.finalized:
-            self.pm.hook.qom_machine_shutdown(machine=machine, reason="host-qmp-quit")
+            shutdown_machine(machine, "host-qmp-quit")
         self._teardown()
 
     def _teardown(self) -> None:

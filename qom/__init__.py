@@ -45,6 +45,7 @@ from qom.introspect import (
     qom_set,
 )
 from qom.keyval import QemuOpt, parse_keyval, parse_qemu_opts, qemu_opts_dict
+from qom.memory_device import TYPE_MEMORY_DEVICE, HostRegion, MemoryDevice, as_memory_device
 from qom.numbers import NumberFormatError, parse_i64, parse_size, parse_u64
 from qom.object import Object, StashKey, dynamic_cast, is_a
 from qom.objectclass import ObjectClass
@@ -84,6 +85,10 @@ from qom.values import (
 )
 
 __all__ = [
+    "TYPE_MEMORY_DEVICE",
+    "HostRegion",
+    "MemoryDevice",
+    "as_memory_device",
     "BOOL", "INT8", "INT16", "INT32", "INT64", "JSON", "KEYVAL", "NO_DEFAULT", "OPTS", "SIZE",
     "STR", "TYPE_CONTAINER", "TYPE_DEVICE", "TYPE_HOTPLUG_HANDLER", "TYPE_INTERFACE",
     "TYPE_OBJECT", "TYPE_USER_CREATABLE", "UINT8", "UINT16", "UINT32", "UINT64",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from qom.device import TYPE_DEVICE, TYPE_HOTPLUG_HANDLER, Device, device_class_init
+from qom.memory_device import TYPE_MEMORY_DEVICE
 from qom.properties import Property
 from qom.typeinfo import TYPE_INTERFACE, TYPE_OBJECT, TypeInfo
 from qom.values import STR
@@ -25,6 +26,7 @@ CORE_TYPES: tuple[TypeInfo, ...] = (
     TypeInfo(name=TYPE_CONTAINER, parent=TYPE_OBJECT),
     TypeInfo(name=TYPE_USER_CREATABLE, parent=TYPE_INTERFACE),
     TypeInfo(name=TYPE_HOTPLUG_HANDLER, parent=TYPE_INTERFACE),
+    TypeInfo(name=TYPE_MEMORY_DEVICE, parent=TYPE_INTERFACE),
     TypeInfo(name=TYPE_DEVICE, parent=TYPE_OBJECT, impl=Device, abstract=True,
              class_init=device_class_init),
 )

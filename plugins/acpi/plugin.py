@@ -1,24 +1,45 @@
-"""Built-in plugin: the machine's ACPI tables, placed in guest memory and kept current.
+"""Built-in plugin: ACPI for the pc machine, as the guest sees it.
 
-As a firmware would: when the machine is ready the tables are built
-(:func:`plugins.acpi.tables.build_blob`), copied near the top of RAM below
-4 GiB, and the RSDP is written in the BIOS area (``0xF0000``), where an OS
-looks for it.  Whenever a DIMM is plugged or unplugged they are brought up to
-date and copied again (rebuilt only if what they describe changed).  QMP
-``x-query-acpi-tables`` returns the current tables, and :func:`dump_tables`
-writes them as ``DIR/SIG.dat`` (the command line's ``-dump-acpi DIR``).
+* the tables (:mod:`devices.acpi.tables`), built when the machine is ready,
+  with what every plugin adds through ``qom_acpi_build``, copied near the top
+  of RAM below 4 GiB with the RSDP in the BIOS area (``0xF0000``), as a
+  firmware would, and rebuilt after every plug and unplug (only if what they
+  describe changed);
+* the memory-hotplug register block (0x0A00) and GPE0 (0xAFE0) of
+  :mod:`plugins.acpi.registers`, on the ``port-io`` service: slot state in the
+  ``describe`` phases, the insert event and GPE in ``announce``, the remove
+  event on ``device_del``; the guest's eject completes the unplug;
+* the ``acpi`` service (:class:`plugins.services.AcpiState`): the current
+  tables and the OSPM status, for the monitors and the command line;
+* QMP ``x-query-acpi-tables`` (a pyqom addition).
 """
 
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any, Final
 
-from devices.interfaces import TYPE_MEMORY_DEVICE
+import attrs
+
+from devices.acpi.tables import (
+    MEMORY_HOTPLUG_IO_BASE,
+    MEMORY_HOTPLUG_IO_LEN,
+    Contributions,
+    TableBlob,
+    build_blob,
+)
 from devices.machine import PcMachine
 from plugins import hookimpl
-from plugins.acpi.tables import TableBlob, build_blob
+from plugins.acpi.registers import (
+    GPE0_BASE,
+    GPE0_LENGTH,
+    MEMORY_HOTPLUG_GPE_BIT,
+    Gpe0Block,
+    MemoryHotplugBlock,
+    SlotStatus,
+)
+from plugins.commands import Command, CommandTable, MonitorControl
+from plugins.services import ACPI, PORT_IO, Services, services_of
 from qom import Device, Object, QomError, StashKey, UndoStack
 
 #: guest-physical address of the RSDP (16-byte aligned, inside 0xE0000-0xFFFFF)
@@ -26,8 +47,10 @@ RSDP_ADDRESS: Final = 0xF0000
 #: space kept for the tables at the top of RAM below 4 GiB
 TABLES_AREA: Final = 0x20000
 
+PLUGIN_NAME = "plugins.acpi.plugin"
 ACPI_TABLES: StashKey[TableBlob] = StashKey("acpi-tables")
 ACPI_LAYOUT: StashKey[tuple[object, ...]] = StashKey("acpi-tables-layout")
+MEMORY_HOTPLUG: StashKey[MemoryHotplugBlock] = StashKey("acpi-memory-hotplug")
 
 
 def tables_of(machine: Object) -> TableBlob | None:
@@ -59,10 +82,12 @@ def _place(machine: PcMachine) -> TableBlob | None:
     return blob
 
 
-def _layout(machine: PcMachine, base: int) -> tuple[object, ...]:
-    """Everything the tables are built from.  Plugged DIMMs are not part of it:
-    the SRAT and DSDT describe slots and the hot-pluggable range, not DIMMs."""
-    return (base, machine.type_name, machine.ram_size, machine.maxram_size, machine.ram_slots,
+def _layout(machine: PcMachine, base: int, extra: Contributions) -> tuple[object, ...]:
+    """Everything the tables are built from.  Plugged DIMMs are not part of it
+    (the SRAT and DSDT describe slots and the hot-pluggable range, not DIMMs),
+    but what plugins contribute for their devices is."""
+    return (base, extra.key(), machine.type_name, machine.ram_size, machine.maxram_size,
+            machine.ram_slots,
             machine.below_4g_mem_size, machine.above_4g_mem_size, machine.above_4g_mem_start,
             machine.device_memory_base, machine.device_memory_size, machine.numa_node_count)
 
@@ -71,11 +96,14 @@ def _built(machine: PcMachine, base: int) -> TableBlob:
     """The tables for the machine as it is, rebuilt only when their inputs changed
     (building the AML of 256 slots takes longer than the rest of a hotplug)."""
     previous = tables_of(machine)
-    key = _layout(machine, base)
+    extra = Contributions()
+    machine.hook.qom_acpi_build(machine=machine, tables=extra)
+    key = _layout(machine, base, extra)
     if previous is not None and machine.stash.get(ACPI_LAYOUT) == key:
         return previous
+    blob = build_blob(machine, base=base, extra=extra)
     machine.stash[ACPI_LAYOUT] = key
-    return build_blob(machine, base=base) if base else build_blob(machine)
+    return blob
 
 
 def _restore(machine: PcMachine, previous: TableBlob | None) -> None:
@@ -89,6 +117,64 @@ def _restore(machine: PcMachine, previous: TableBlob | None) -> None:
     machine.stash[ACPI_TABLES] = previous
 
 
+def memory_hotplug_block(machine: Object) -> MemoryHotplugBlock | None:
+    """The machine's register block, or ``None`` (no slots, no ACPI, or not a pc)."""
+    return machine.stash.get(MEMORY_HOTPLUG)
+
+
+def table_list(blob: TableBlob) -> list[tuple[str, bytes]]:
+    """(signature, bytes) of every table, the RSDP first, then the blob's order."""
+    tables = [("RSDP", blob.rsdp)]
+    keys = sorted(blob.offsets, key=lambda key: blob.offsets[key][0])
+    tables += [(key.split(".")[0], blob.table(key)) for key in keys]
+    return tables
+
+
+@attrs.define(eq=False)
+class _AcpiState:
+    """The ``acpi`` service of one machine."""
+
+    machine: PcMachine
+
+    def tables(self) -> list[tuple[str, bytes]]:
+        blob = tables_of(self.machine)
+        return [] if blob is None else table_list(blob)
+
+    def ospm_status(self) -> list[dict[str, Any]]:
+        block = memory_hotplug_block(self.machine)
+        return [] if block is None else block.ospm_status()
+
+
+# ---------------------------------------------------------------------------
+# Hooks
+# ---------------------------------------------------------------------------
+
+
+@hookimpl
+def qom_machine_services(machine: Object, services: Services) -> None:
+    """Offer the ``acpi`` service (not on a machine with ``-no-acpi``)."""
+    if isinstance(machine, PcMachine) and machine.acpi:
+        services.provide(ACPI, _AcpiState(machine), provider=PLUGIN_NAME)
+
+
+@hookimpl
+def qom_machine_init(machine: Object) -> None:
+    """Create the register blocks and claim their ports."""
+    if not isinstance(machine, PcMachine) or not machine.acpi:
+        return
+    gpe = Gpe0Block()
+    slots = [SlotStatus() for _ in range(machine.ram_slots)
+             ] if machine.memory_hotplug_support else []
+    block = MemoryHotplugBlock(machine=machine, gpe=gpe, slots=slots)
+    machine.stash[MEMORY_HOTPLUG] = block
+    ports = services_of(machine).find(PORT_IO)
+    if ports is not None:
+        ports.register_ports(GPE0_BASE, GPE0_LENGTH, gpe.read, gpe.write, "acpi-gpe0")
+        if slots:
+            ports.register_ports(MEMORY_HOTPLUG_IO_BASE, MEMORY_HOTPLUG_IO_LEN, block.read,
+                                 block.write, "acpi-mem-hotplug")
+
+
 @hookimpl
 def qom_machine_ready(machine: Object) -> None:
     """Cold plug is over: build and place the tables, as the firmware would at boot."""
@@ -96,58 +182,86 @@ def qom_machine_ready(machine: Object) -> None:
         _place(machine)
 
 
-@hookimpl(trylast=True)
-def qom_device_plug(machine: Object, device: Device, undo: UndoStack) -> None:
-    """A DIMM arrived after boot: rebuild the tables (undone with the plug)."""
-    if (isinstance(machine, PcMachine) and device.is_a(TYPE_MEMORY_DEVICE)
-            and tables_of(machine) is not None):
+@hookimpl
+def qom_device_plug_describe(machine: Object, device: Device, undo: UndoStack) -> None:
+    """Enable the DIMM's slot, and rebuild the tables after boot (both undone with the plug)."""
+    block = memory_hotplug_block(machine)
+    slot = block.slot_of(device) if block is not None and block.slots else None
+    if slot is not None:
+        before = attrs.evolve(slot)
+        slot.device, slot.is_enabled = device, True
+
+        def restore() -> None:
+            slot.device, slot.is_enabled = before.device, before.is_enabled
+
+        undo.push(restore, "acpi: restore the slot")
+    if isinstance(machine, PcMachine) and tables_of(machine) is not None:
         previous = tables_of(machine)
         _place(machine)
         undo.push(lambda: _restore(machine, previous), "acpi: previous tables")
 
 
+def _slot_event(machine: Object, device: Device, flag: str, undo: UndoStack) -> None:
+    """Set the slot's ``is_inserting`` or ``is_removing`` and raise GPE0.3, with the
+    undo step that withdraws both; nothing for a device without an ACPI slot."""
+    block = memory_hotplug_block(machine)
+    slot = block.slot_of(device) if block is not None and block.slots else None
+    if block is None or slot is None:
+        return
+    flag_before, gpe_before = getattr(slot, flag), bytes(block.gpe.status)
+    setattr(slot, flag, True)
+    block.gpe.raise_event(MEMORY_HOTPLUG_GPE_BIT)
+
+    def restore() -> None:
+        setattr(slot, flag, flag_before)
+        block.gpe.status[:] = gpe_before
+
+    undo.push(restore, f"acpi: withdraw {flag}")
+
+
 @hookimpl
-def qom_device_unplug(machine: Object, device: Device) -> None:
-    """A DIMM left: rebuild the tables."""
-    if (isinstance(machine, PcMachine) and device.is_a(TYPE_MEMORY_DEVICE)
-            and tables_of(machine) is not None):
+def qom_device_plug_announce(machine: Object, device: Device, undo: UndoStack) -> None:
+    """A hot-plugged DIMM: its slot's insert event, and GPE0.3 for the guest."""
+    if device.hotplugged:
+        _slot_event(machine, device, "is_inserting", undo)
+
+
+@hookimpl
+def qom_device_unplug_request(machine: Object, device: Device, undo: UndoStack) -> None:
+    """``device_del``: the remove event for the guest, and GPE0.3."""
+    _slot_event(machine, device, "is_removing", undo)
+
+
+@hookimpl
+def qom_device_unplug_describe(machine: Object, device: Device) -> None:
+    """The guest ejected the device: its slot is empty again (OST values stay), and
+    the tables are rebuilt."""
+    block = memory_hotplug_block(machine)
+    slot = block.slot_of(device) if block is not None and block.slots else None
+    if slot is not None:
+        slot.device, slot.is_enabled = None, False
+    if isinstance(machine, PcMachine) and tables_of(machine) is not None:
         _place(machine)
 
 
-def table_list(blob: TableBlob) -> list[tuple[str, bytes]]:
-    """(signature, bytes) of every table, the RSDP first, then the blob's order."""
-    tables = [("RSDP", blob.rsdp)]
-    tables += sorted(((sig, blob.table(sig)) for sig in blob.offsets),
-                     key=lambda item: blob.offsets[item[0]][0])
-    return tables
+@hookimpl
+def qom_machine_shutdown(machine: Object, reason: str) -> None:
+    """Withdraw the ``acpi`` service."""
+    services = services_of(machine)
+    if services.provider(ACPI) == PLUGIN_NAME:
+        services.withdraw(ACPI)
 
 
-def dump_tables(machine: Object, directory: str | Path) -> list[Path]:
-    """Write each current table as ``directory/SIG.dat``; returns the files written."""
-    blob = tables_of(machine)
-    if blob is None:
-        return []
-    target = Path(directory)
-    target.mkdir(parents=True, exist_ok=True)
-    written = []
-    for signature, data in table_list(blob):
-        path = target / f"{signature}.dat"
-        path.write_bytes(data)
-        written.append(path)
-    return written
-
-
-def _x_query_acpi_tables(control: Any) -> list[dict[str, str]]:
-    blob = tables_of(control.vm.machine)
-    if blob is None:
+def _x_query_acpi_tables(control: MonitorControl) -> list[dict[str, str]]:
+    machine = control.vm.machine
+    state = services_of(machine).find(ACPI) if machine is not None else None
+    if state is None:
         return []
     return [{"signature": signature, "data": base64.b64encode(data).decode("ascii")}
-            for signature, data in table_list(blob)]
+            for signature, data in state.tables()]
 
 
 @hookimpl
-def qom_register_monitor_commands(commands: Any) -> None:
+def qom_register_monitor_commands(commands: CommandTable) -> None:
     """QMP ``x-query-acpi-tables``: the current tables, base64-encoded (a pyqom addition)."""
-    from plugins.monitor import Command
-
     commands.register(Command("x-query-acpi-tables", _x_query_acpi_tables))

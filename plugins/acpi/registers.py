@@ -1,4 +1,5 @@
-"""Built-in plugin: the ACPI memory-hotplug register block and the GPE0 block, live.
+"""The ACPI memory-hotplug register block and the GPE0 block, live (used by
+:mod:`plugins.acpi.plugin`, which wires them to the machine).
 
 What the guest's AML talks to (QEMU-SPEC 6.2, 6.3, 8), served on the guest's
 port-I/O registry with QEMU 7.2's exact semantics:
@@ -24,12 +25,9 @@ from typing import Any, Final
 
 import attrs
 
-from devices.interfaces import TYPE_MEMORY_DEVICE
 from devices.machine import PcMachine
-from plugins import hookimpl
-from plugins.acpi.tables import MEMORY_HOTPLUG_IO_BASE, MEMORY_HOTPLUG_IO_LEN
-from plugins.guest_memory import ADDRESS_SPACE, address_space_of
-from qom import Device, Object, QomError, StashKey, UndoStack, complete_unplug
+from plugins.services import GUEST_MEMORY, services_of
+from qom import Device, QomError, as_memory_device, complete_unplug
 
 GPE0_BASE: Final = 0xAFE0
 GPE0_LENGTH: Final = 4
@@ -115,17 +113,17 @@ class MemoryHotplugBlock:
         slot = self._selected()
         if slot is None:
             return 0
-        dimm: Any = slot.device
+        dimm = as_memory_device(slot.device)
         if offset == 0x0:
-            value = dimm.addr & _U32 if dimm else 0
+            value = dimm.get_addr() & _U32 if dimm else 0
         elif offset == 0x4:
-            value = dimm.addr >> 32 if dimm else 0
+            value = dimm.get_addr() >> 32 if dimm else 0
         elif offset == 0x8:
-            value = dimm.region_size() & _U32 if dimm else 0
+            value = dimm.get_region_size() & _U32 if dimm else 0
         elif offset == 0xC:
-            value = dimm.region_size() >> 32 if dimm else 0
+            value = dimm.get_region_size() >> 32 if dimm else 0
         elif offset == 0x10:
-            value = dimm.node if dimm else 0
+            value = dimm.get_node() if dimm else 0
         elif offset == 0x14:
             value = ((STATUS_ENABLED if slot.is_enabled else 0)
                      | (STATUS_INSERT if slot.is_inserting else 0)
@@ -157,9 +155,10 @@ class MemoryHotplugBlock:
                 slot.is_removing = False
             elif value & CONTROL_EJECT and slot.is_enabled and slot.device is not None:
                 device = slot.device
-                if ADDRESS_SPACE in self.machine.stash:
+                memory = services_of(self.machine).find(GUEST_MEMORY)
+                if memory is not None:
                     # The unplug unmaps guest memory: not from inside the CPU loop.
-                    address_space_of(self.machine).call_outside(lambda: self._eject(device))
+                    memory.call_outside(lambda: self._eject(device))
                 else:
                     self._eject(device)
 
@@ -178,8 +177,12 @@ class MemoryHotplugBlock:
         if self.machine.tree is not None:
             self.machine.tree.emit(name, data)
 
-    def slot_of(self, device: Device) -> SlotStatus:
-        slot = getattr(device, "slot", -1)
+    def slot_of(self, device: Device) -> SlotStatus | None:
+        """The slot of a memory device that has one, else ``None``."""
+        memory = as_memory_device(device)
+        slot = memory.get_slot() if memory is not None else None
+        if slot is None:
+            return None
         if not 0 <= slot < len(self.slots):
             raise QomError(f"acpi: invalid slot {slot}")
         return self.slots[slot]
@@ -197,84 +200,3 @@ def ost_info(index: int, slot: SlotStatus) -> dict[str, Any]:
     info.update({"slot": str(index), "slot-type": "DIMM", "source": slot.ost_event,
                  "status": slot.ost_status})
     return info
-
-
-MEMORY_HOTPLUG: StashKey[MemoryHotplugBlock] = StashKey("acpi-memory-hotplug")
-
-
-def memory_hotplug_block(machine: Object) -> MemoryHotplugBlock | None:
-    """The machine's register block, or ``None`` (no slots, no ACPI, or not a pc)."""
-    return machine.stash.get(MEMORY_HOTPLUG)
-
-
-# ---------------------------------------------------------------------------
-# Hooks
-# ---------------------------------------------------------------------------
-
-
-@hookimpl(trylast=True)
-def qom_machine_init(machine: Object) -> None:
-    """Create the blocks and claim their ports (after the address space exists)."""
-    if not isinstance(machine, PcMachine) or not machine.acpi:
-        return
-    gpe = Gpe0Block()
-    slots = [SlotStatus() for _ in range(machine.ram_slots)
-             ] if machine.memory_hotplug_support else []
-    block = MemoryHotplugBlock(machine=machine, gpe=gpe, slots=slots)
-    machine.stash[MEMORY_HOTPLUG] = block
-    if ADDRESS_SPACE in machine.stash:
-        space = address_space_of(machine)
-        space.register_ports(GPE0_BASE, GPE0_LENGTH, gpe.read, gpe.write, "acpi-gpe0")
-        if slots:
-            space.register_ports(MEMORY_HOTPLUG_IO_BASE, MEMORY_HOTPLUG_IO_LEN, block.read,
-                                 block.write, "acpi-mem-hotplug")
-
-
-@hookimpl
-def qom_device_plug(machine: Object, device: Device, undo: UndoStack) -> None:
-    """Enable the DIMM's slot; a hot-plugged DIMM also gets its insert event and GPE0.3."""
-    block = memory_hotplug_block(machine)
-    if block is None or not device.is_a(TYPE_MEMORY_DEVICE) or not block.slots:
-        return
-    slot = block.slot_of(device)
-    before = attrs.evolve(slot)
-    gpe_before = bytes(block.gpe.status)
-    slot.device, slot.is_enabled = device, True
-    if device.hotplugged:
-        slot.is_inserting = True
-        block.gpe.raise_event(MEMORY_HOTPLUG_GPE_BIT)
-
-    def restore() -> None:
-        slot.device, slot.is_enabled = before.device, before.is_enabled
-        slot.is_inserting = before.is_inserting
-        block.gpe.status[:] = gpe_before
-
-    undo.push(restore, "acpi: restore the slot")
-
-
-@hookimpl
-def qom_device_unplug_request(machine: Object, device: Device, undo: UndoStack) -> None:
-    """``device_del``: the remove event for the guest, and GPE0.3."""
-    block = memory_hotplug_block(machine)
-    if block is None or not device.is_a(TYPE_MEMORY_DEVICE) or not block.slots:
-        return
-    slot = block.slot_of(device)
-    removing_before, gpe_before = slot.is_removing, bytes(block.gpe.status)
-    slot.is_removing = True
-    block.gpe.raise_event(MEMORY_HOTPLUG_GPE_BIT)
-
-    def restore() -> None:
-        slot.is_removing = removing_before
-        block.gpe.status[:] = gpe_before
-
-    undo.push(restore, "acpi: withdraw the remove event")
-
-
-@hookimpl
-def qom_device_unplug(machine: Object, device: Device) -> None:
-    """The guest ejected the DIMM: its slot is empty again (OST values stay)."""
-    block = memory_hotplug_block(machine)
-    if block is None or not device.is_a(TYPE_MEMORY_DEVICE) or not block.slots:
-        return
-    slot = block.slot_of(device)
-    slot.device, slot.is_enabled = None, False

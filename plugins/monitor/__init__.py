@@ -20,21 +20,15 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from plugins.commands import Arg, Command, CommandTable, HmpCommand, MonitorError
 from plugins.monitor.chardev import Chardev, ChardevError, parse_chardev
-from plugins.monitor.commands import (
-    Arg,
-    Command,
-    CommandTable,
-    HmpCommand,
-    MonitorError,
-    VmControl,
-)
+from plugins.monitor.commands import VmControl
 from plugins.monitor.hmp import HmpConnection, HmpSession
 from plugins.monitor.qmp import QmpSession
 from plugins.monitor.transport import MonitorServer
 
 if TYPE_CHECKING:
-    from pyqom.vm import VM
+    from plugins.monitor.commands import VM
 
 __all__ = [
     "Arg", "Command", "CommandTable", "HmpCommand", "HmpConnection", "HmpSession",

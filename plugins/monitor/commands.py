@@ -29,29 +29,40 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
-
-import attrs
+from typing import TYPE_CHECKING, Any, Protocol
 
 import qom
 from backends.base import query_memdev
-from devices.machine import memory_device_info
 from plugins import hookimpl
-from qom.qdict import qdict_order
+from plugins.commands import (
+    Arg,
+    Command,
+    CommandNotFoundError,
+    CommandTable,
+)
+from plugins.services import ACPI, services_of
 
 if TYPE_CHECKING:
-    from plugins.monitor.hmp import HmpSession
-    from pyqom.vm import VM
+    import pluggy
+
+    from devices.machine import PcMachine
+
+
+class VM(Protocol):
+    """The VM the monitors serve (``pyqom.VM`` is one): its plugin manager, tree
+    and machine.  A protocol, so the monitors never import the composition root."""
+
+    @property
+    def pm(self) -> pluggy.PluginManager: ...
+
+    @property
+    def tree(self) -> qom.ObjectTree: ...
+
+    @property
+    def machine(self) -> PcMachine: ...
 
 #: The QEMU version pyqom answers as (``query-version``, the QMP greeting).
 QEMU_VERSION: dict[str, int] = {"major": 7, "minor": 2, "micro": 22}
-
-#: JSON type names of :class:`Arg` and the word QEMU's errors use for each.
-JSON_TYPES: Mapping[str, str] = {
-    "str": "string", "int": "integer", "bool": "boolean", "number": "number",
-    "array": "array", "object": "object", "any": "any",
-}
-
 
 @functools.cache
 def pyqom_version() -> str:
@@ -72,191 +83,6 @@ def pyqom_version() -> str:
 def package_string() -> str:
     """``package`` of ``query-version`` and the greeting: ``pyqom <version>``."""
     return f"pyqom {pyqom_version()}"
-
-
-class CommandNotFoundError(qom.QomError):
-    """QMP error class ``CommandNotFound``."""
-
-    error_class: ClassVar[str] = "CommandNotFound"
-
-
-class MonitorError(qom.QomError):
-    """A monitor error with an explicit QMP class (for plugin commands)."""
-
-    def __init__(self, message: str, error_class: str = "GenericError") -> None:
-        super().__init__(message)
-        self.error_class = error_class  # type: ignore[misc]
-
-
-@attrs.frozen
-class Arg:
-    """One declared QMP argument.
-
-    :ivar name: the JSON member name.
-    :ivar type: a key of :data:`JSON_TYPES`.
-    :ivar optional: whether it may be left out.
-    """
-
-    name: str
-    type: str = "str"
-    optional: bool = False
-
-    def __attrs_post_init__(self) -> None:
-        if self.type not in JSON_TYPES:
-            raise ValueError(f"unknown argument type {self.type!r}")
-
-
-Handler = Callable[..., Any]
-
-
-@attrs.frozen
-class Command:
-    """A QMP command.
-
-    :ivar name: the QMP name (``query-memdev``).
-    :ivar handler: ``handler(control, **arguments)``; with ``boxed``,
-        ``handler(control, arguments)`` with the raw argument dict.
-    :ivar args: declared arguments, in schema order.
-    :ivar boxed: skip argument checking (the handler validates).
-    """
-
-    name: str
-    handler: Handler
-    args: tuple[Arg, ...] = ()
-    boxed: bool = False
-
-
-@attrs.frozen
-class HmpCommand:
-    """An HMP command (a row of QEMU's ``hmp-commands.hx``).
-
-    :ivar name: the name, with aliases after ``|`` (``quit|q``).
-    :ivar args_type: QEMU's argument spec (``path:s,property:s``; types
-        ``s`` string, ``s?`` optional string, ``S`` rest of line, ``O``
-        QemuOpts, ``-x`` flag).
-    :ivar params: the parameter text ``help`` shows.
-    :ivar help: the help text.
-    :ivar handler: ``handler(session, args)``; prints with ``session.print``
-        and raises :class:`qom.QomError` for ``Error: ...`` lines.
-    :ivar info: a subcommand of ``info``.
-    :ivar completion: QEMU's ``command_completion``: ``completion(session,
-        nb_args, word)`` returns the Tab completions of ``word``, the last of
-        ``nb_args`` words on the line (the command name counts).
-    """
-
-    name: str
-    args_type: str
-    params: str
-    help: str
-    handler: Callable[[HmpSession, dict[str, Any]], None]
-    info: bool = False
-    completion: Callable[[HmpSession, int, str], list[str]] | None = None
-
-    def matches(self, name: str) -> bool:
-        """Whether ``name`` is this command's name or one of its aliases."""
-        return name in self.name.split("|")
-
-
-class CommandTable:
-    """The QMP and HMP commands of one VM's monitors."""
-
-    def __init__(self) -> None:
-        self._qmp: dict[str, Command] = {}
-        self._hmp: list[HmpCommand] = []
-
-    # -- registration ----------------------------------------------------
-
-    def register(self, command: Command) -> Command:
-        """Add a QMP command; a name can be registered once."""
-        if command.name in self._qmp:
-            raise ValueError(f"QMP command {command.name!r} is already registered")
-        self._qmp[command.name] = command
-        return command
-
-    def register_hmp(self, command: HmpCommand) -> HmpCommand:
-        """Add an HMP command (or ``info`` subcommand)."""
-        for name in command.name.split("|"):
-            if self.find_hmp(name, info=command.info) is not None:
-                raise ValueError(f"HMP command {name!r} is already registered")
-        self._hmp.append(command)
-        return command
-
-    # -- lookup ----------------------------------------------------------
-
-    def get(self, name: str) -> Command | None:
-        """The QMP command ``name``, or ``None``."""
-        return self._qmp.get(name)
-
-    def names(self) -> list[str]:
-        """QMP command names, in registration order."""
-        return list(self._qmp)
-
-    def hmp_commands(self, *, info: bool = False) -> list[HmpCommand]:
-        """HMP commands (or ``info`` subcommands) sorted by name, as QEMU sorts them."""
-        return sorted((cmd for cmd in self._hmp if cmd.info == info), key=lambda c: c.name)
-
-    def find_hmp(self, name: str, *, info: bool = False) -> HmpCommand | None:
-        """The HMP command called ``name`` (or one of its aliases)."""
-        for command in self._hmp:
-            if command.info == info and command.matches(name):
-                return command
-        return None
-
-    # -- running ---------------------------------------------------------
-
-    def check_arguments(self, command: Command, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        """QEMU's QAPI input checks; the keyword arguments for the handler.
-
-        :raises ParameterError: ``Parameter 'x' is missing``, ``Invalid
-            parameter type for 'x', expected: string``, ``Parameter 'x' is
-            unexpected``.
-        """
-        kwargs: dict[str, Any] = {}
-        for arg in command.args:
-            if arg.name not in arguments:
-                if not arg.optional:
-                    raise qom.errors.parameter_missing(arg.name)
-                continue
-            value = arguments[arg.name]
-            if not _has_type(value, arg.type):
-                raise qom.errors.invalid_parameter_type(arg.name, JSON_TYPES[arg.type])
-            kwargs[arg.name.replace("-", "_")] = value
-        declared = {arg.name for arg in command.args}
-        for name in qdict_order(arguments):
-            if name not in declared:
-                raise qom.errors.parameter_unexpected(name)
-        return kwargs
-
-    def execute(self, control: VmControl, name: str,
-                arguments: Mapping[str, Any] | None = None) -> Any:
-        """Run QMP command ``name``: check arguments, then call the handler.
-
-        :raises CommandNotFoundError: no such command.
-        :raises qom.QomError: the command's error (QEMU's message and class).
-        """
-        command = self._qmp.get(name)
-        if command is None:
-            raise CommandNotFoundError(f"The command {name} has not been found")
-        arguments = {} if arguments is None else arguments
-        if command.boxed:
-            return command.handler(control, dict(arguments))
-        return command.handler(control, **self.check_arguments(command, arguments))
-
-
-def _has_type(value: Any, type_name: str) -> bool:
-    if type_name == "any":
-        return True
-    if type_name == "str":
-        return isinstance(value, str)
-    if type_name == "bool":
-        return isinstance(value, bool)
-    if type_name == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if type_name == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if type_name == "array":
-        return isinstance(value, list)
-    return isinstance(value, dict)
 
 
 # ---------------------------------------------------------------------------
@@ -515,7 +341,7 @@ def device_del(control: VmControl, id: str) -> None:
 
 def query_memory_devices(control: VmControl) -> list[dict[str, Any]]:
     """``query-memory-devices``: realized memory devices by address."""
-    return [memory_device_info(dev) for dev in control.vm.machine.memory_devices()]
+    return control.vm.machine.query_memory_devices()
 
 
 def query_memdev_command(control: VmControl) -> list[dict[str, Any]]:
@@ -526,16 +352,15 @@ def query_memdev_command(control: VmControl) -> list[dict[str, Any]]:
 def query_memory_size_summary(control: VmControl) -> dict[str, int]:
     """``query-memory-size-summary``: base RAM and the sum of plugged devices."""
     machine = control.vm.machine
-    plugged = sum(dev.region_size() for dev in machine.memory_devices())  # type: ignore[attr-defined]
-    return {"base-memory": machine.ram_size, "plugged-memory": plugged}
+    return {"base-memory": machine.ram_size, "plugged-memory": machine.plugged_memory_size()}
 
 
 def query_acpi_ospm_status(control: VmControl) -> list[dict[str, Any]]:
     """``query-acpi-ospm-status``: one entry per DIMM slot (spec 7.1)."""
-    machine = control.vm.machine
-    if not getattr(machine, "acpi", True):
+    state = services_of(control.vm.machine).find(ACPI)
+    if state is None:
         raise qom.QomError("command is not supported, missing ACPI device")
-    return ospm_status(machine)
+    return state.ospm_status()
 
 
 def qom_list(control: VmControl, path: str) -> list[dict[str, str]]:
@@ -608,53 +433,6 @@ BUILTIN_COMMANDS: tuple[Command, ...] = (
             (Arg("command-line"), Arg("cpu-index", "int", True))),
 )
 """Module constant (immutable): the built-in QMP commands."""
-
-
-# ---------------------------------------------------------------------------
-# ACPI OSPM status
-# ---------------------------------------------------------------------------
-
-
-@attrs.define
-class OspmSlot:
-    """The last ``_OST`` values of one DIMM slot (they survive the DIMM's removal)."""
-
-    source: int = 0
-    status: int = 0
-
-
-OSPM_SLOTS: qom.StashKey[list[OspmSlot]] = qom.StashKey("monitor-ospm-slots")
-
-
-def ospm_slots(machine: qom.Object) -> list[OspmSlot]:
-    """The per-slot OST values kept on ``machine`` (a plugin may update them)."""
-    slots = machine.stash.get(OSPM_SLOTS)
-    if slots is None:
-        slots = [OspmSlot() for _ in range(getattr(machine, "ram_slots", 0))]
-        machine.stash[OSPM_SLOTS] = slots
-    return slots
-
-
-def ospm_status(machine: qom.Object) -> list[dict[str, Any]]:
-    """ACPIOSTInfo per slot: from the ACPI register block when it exists,
-    else from :func:`ospm_slots` and the plugged DIMMs."""
-    from plugins.acpi.registers import memory_hotplug_block
-
-    block = memory_hotplug_block(machine)
-    if block is not None:
-        return block.ospm_status()
-    by_slot = {getattr(dev, "slot", -1): dev
-               for dev in machine.memory_devices()}  # type: ignore[attr-defined]
-    result = []
-    for index, values in enumerate(ospm_slots(machine)):
-        info: dict[str, Any] = {}
-        device = by_slot.get(index)
-        if device is not None and device.id is not None:
-            info["device"] = device.id
-        info.update({"slot": str(index), "slot-type": "DIMM", "source": values.source,
-                     "status": values.status})
-        result.append(info)
-    return result
 
 
 def build_command_table(vm: VM) -> CommandTable:

@@ -27,8 +27,9 @@ from collections.abc import Callable
 from typing import Any
 
 import qom
+from plugins.commands import HmpCommand
 from plugins.monitor import qjson
-from plugins.monitor.commands import QEMU_VERSION, HmpCommand, VmControl, package_string
+from plugins.monitor.commands import QEMU_VERSION, VmControl, package_string
 from plugins.monitor.help_text import (
     device_help_text,
     device_list_text,
@@ -533,7 +534,7 @@ def hmp_info_numa(session: HmpSession, args: dict[str, Any]) -> None:
     nodes = machine.numa_node_count
     session.print(f"{nodes} nodes\n")
     if nodes:
-        plugged = sum(dev.region_size() for dev in machine.memory_devices())  # type: ignore[attr-defined]
+        plugged = machine.plugged_memory_size()
         session.print("node 0 cpus: 0\n"
                       f"node 0 size: {(machine.ram_size + plugged) >> 20} MB\n"
                       f"node 0 plugged: {plugged >> 20} MB\n")
@@ -574,7 +575,7 @@ def _print_composition(session: HmpSession, obj: qom.Object, indent: int) -> Non
 
 def hmp_info_mtree(session: HmpSession, args: dict[str, Any]) -> None:
     """``info mtree``: QEMU's layout, for the regions pyqom models."""
-    from plugins.guest_memory import info_mtree
+    from plugins.monitor.mtree import info_mtree
 
     session.print(info_mtree(session.control.vm.machine))
 

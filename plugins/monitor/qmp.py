@@ -28,10 +28,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import qom
+from plugins.commands import CommandNotFoundError
 from plugins.monitor import qjson
 from plugins.monitor.commands import (
     QEMU_VERSION,
-    CommandNotFoundError,
     VmControl,
     check_capabilities,
     package_string,

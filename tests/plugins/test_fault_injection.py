@@ -21,12 +21,13 @@ import pytest
 
 import qom
 from plugins import hookimpl
-from plugins.acpi.registers import memory_hotplug_block
-from plugins.guest_memory import address_space_of
+from plugins.acpi.plugin import memory_hotplug_block
+from plugins.address_space.plugin import address_space_of
 from plugins.monitor import VmControl
 from pyqom.vm import VM
 
-PLUG_HOOKS = ("qom_device_pre_plug", "qom_device_plug")
+PLUG_HOOKS = ("qom_device_pre_plug", "qom_device_plug_claim", "qom_device_plug_map",
+              "qom_device_plug_describe", "qom_device_plug_announce")
 UNPLUG_HOOKS = ("qom_device_unplug_request",)
 
 
@@ -51,8 +52,20 @@ class First(FaultPlugin):
         self._maybe("qom_device_pre_plug")
 
     @hookimpl(tryfirst=True)
-    def qom_device_plug(self, machine: Any, device: Any, undo: Any) -> None:
-        self._maybe("qom_device_plug")
+    def qom_device_plug_claim(self, machine: Any, device: Any, undo: Any) -> None:
+        self._maybe("qom_device_plug_claim")
+
+    @hookimpl(tryfirst=True)
+    def qom_device_plug_map(self, machine: Any, device: Any, undo: Any) -> None:
+        self._maybe("qom_device_plug_map")
+
+    @hookimpl(tryfirst=True)
+    def qom_device_plug_describe(self, machine: Any, device: Any, undo: Any) -> None:
+        self._maybe("qom_device_plug_describe")
+
+    @hookimpl(tryfirst=True)
+    def qom_device_plug_announce(self, machine: Any, device: Any, undo: Any) -> None:
+        self._maybe("qom_device_plug_announce")
 
     @hookimpl(tryfirst=True)
     def qom_device_unplug_request(self, machine: Any, device: Any) -> None:
@@ -65,8 +78,20 @@ class Last(FaultPlugin):
         self._maybe("qom_device_pre_plug")
 
     @hookimpl(trylast=True)
-    def qom_device_plug(self, machine: Any, device: Any, undo: Any) -> None:
-        self._maybe("qom_device_plug")
+    def qom_device_plug_claim(self, machine: Any, device: Any, undo: Any) -> None:
+        self._maybe("qom_device_plug_claim")
+
+    @hookimpl(trylast=True)
+    def qom_device_plug_map(self, machine: Any, device: Any, undo: Any) -> None:
+        self._maybe("qom_device_plug_map")
+
+    @hookimpl(trylast=True)
+    def qom_device_plug_describe(self, machine: Any, device: Any, undo: Any) -> None:
+        self._maybe("qom_device_plug_describe")
+
+    @hookimpl(trylast=True)
+    def qom_device_plug_announce(self, machine: Any, device: Any, undo: Any) -> None:
+        self._maybe("qom_device_plug_announce")
 
     @hookimpl(trylast=True)
     def qom_device_unplug_request(self, machine: Any, device: Any) -> None:

@@ -8,6 +8,7 @@ import qom
 from plugins import hookimpl
 from pyqom.manager import (
     BUILTIN_PLUGINS,
+    ESSENTIAL_PLUGINS,
     PluginLoadError,
     disabled_plugins,
     make_plugin_manager,
@@ -69,14 +70,44 @@ def test_disabled_plugins_env() -> None:
     assert disabled_plugins({}) == []
 
 
-def test_blocked_builtin_is_not_loaded() -> None:
-    if not BUILTIN_PLUGINS:
-        pytest.skip("no built-in plugins to block")
-    victim = BUILTIN_PLUGINS[0]
-    pm = make_plugin_manager(autoload=False,
-                             environ={"PYQOM_DISABLED_PLUGINS": victim})
+BLOCKABLE = sorted(set(BUILTIN_PLUGINS) - ESSENTIAL_PLUGINS)
+
+
+@pytest.mark.parametrize("victim", BLOCKABLE)
+def test_a_blocked_builtin_is_not_loaded_and_the_machine_still_runs(victim: str,
+                                                                    monkeypatch) -> None:
+    pm = make_plugin_manager(autoload=False, environ={"PYQOM_DISABLED_PLUGINS": victim})
     assert pm.is_blocked(victim)
     assert victim not in [pm.get_name(p) for p in pm.get_plugins()]
+    # A whole machine starts, answers its monitor and shuts down without it.
+    monkeypatch.setenv("PYQOM_DISABLED_PLUGINS", victim)
+    from plugins.monitor import VmControl
+    from pyqom import VM
+
+    with VM("1G", slots=2, maxmem="4G", autoload=False) as vm:
+        control = VmControl(vm)
+        assert control.execute("query-memory-size-summary")["base-memory"] == 1 << 30
+        control.execute("query-memory-devices")
+        control.close()
+
+
+@pytest.mark.parametrize("victim", sorted(ESSENTIAL_PLUGINS))
+def test_an_essential_builtin_cannot_be_blocked(victim: str) -> None:
+    with pytest.raises(PluginLoadError) as caught:
+        make_plugin_manager(autoload=False, environ={"PYQOM_DISABLED_PLUGINS": victim})
+    assert str(caught.value) == \
+        f"plugin '{victim}': is essential to the machine and cannot be disabled"
+
+
+def test_without_the_address_space_guest_memory_is_a_one_line_error(monkeypatch) -> None:
+    from plugins.services import ServiceUnavailableError
+    from pyqom import VM
+
+    monkeypatch.setenv("PYQOM_DISABLED_PLUGINS", "plugins.address_space.plugin")
+    with VM("128M", autoload=False) as vm, pytest.raises(ServiceUnavailableError) as caught:
+        vm.read(0, 4)
+    assert str(caught.value) == ("this machine has no guest-memory service "
+                                 "(the plugin that provides it is not loaded)")
 
 
 def test_registry_gets_plugin_types_and_events_reach_hooks() -> None:

@@ -24,6 +24,7 @@ import attrs
 import pluggy
 
 from plugins import hookimpl
+from plugins.phases import run_plug_phases, run_unplug_phases
 from qom import (
     BOOL,
     INT32,
@@ -213,7 +214,7 @@ class DummyHotplugHandler:
             slot = device.slot
             self.state.plugged[slot] = device
             undo.push(lambda: self.state.plugged.pop(slot), f"free slot {slot}")
-        self.pm.hook.qom_device_plug(machine=self.machine, device=device, undo=undo)
+        run_plug_phases(self.pm.hook, self.machine, device, undo)
 
     def unplug_request(self, device: Device) -> None:
         self.state.log.append(f"unplug_request {device.name_in_parent}")
@@ -226,7 +227,7 @@ class DummyHotplugHandler:
         self.state.log.append(f"unplug {device.name_in_parent}")
         if isinstance(device, DummyDimm):
             self.state.plugged.pop(device.slot, None)
-        self.pm.hook.qom_device_unplug(machine=self.machine, device=device)
+        run_unplug_phases(self.pm.hook, self.machine, device)
 
 
 def machine_instance_init(obj: Object) -> None:

@@ -63,7 +63,9 @@ def test_device_add(setup: qom.ObjectTree, hook_recorder) -> None:
     assert state(setup).plugged == {0: dev}
     assert state(setup).log == ["pre_plug dimm1", "plug dimm1"]
     assert dev.log == ["realize"]
-    assert hook_recorder.names() == ["qom_device_pre_plug", "qom_device_plug"]
+    assert hook_recorder.names() == ["qom_device_pre_plug", "qom_device_plug_claim",
+                                     "qom_device_plug_map", "qom_device_plug_describe",
+                                     "qom_device_plug_announce"]
     second = qom.device_add(setup, {"driver": DIMM, "id": "d2", "memdev": "m2", "slot": "2"})
     assert second.slot == 2
     third = qom.device_add(setup, {"driver": DIMM, "id": "d3", "memdev": "m3"})
@@ -282,14 +284,14 @@ class PlugPushesUndo:
         self.log = log
 
     @hookimpl
-    def qom_device_plug(self, machine, device, undo) -> None:
+    def qom_device_plug_map(self, machine, device, undo) -> None:
         self.log.append("plugged")
         undo.push(lambda: self.log.append("unplugged"), "plugin undo")
 
 
 class PlugFails:
     @hookimpl
-    def qom_device_plug(self, machine, device, undo) -> None:
+    def qom_device_plug_map(self, machine, device, undo) -> None:
         raise qom.RealizeError("plug refused by plugin")
 
 
@@ -307,7 +309,7 @@ def test_plug_failure_runs_the_undo_stack(with_dimm1: qom.ObjectTree, plugin_man
     err = add_error(with_dimm1, {"driver": DIMM, "id": "d2", "memdev": "m2"})
     assert str(err) == "plug refused by plugin"
     assert log == ["plugged", "unplugged"]
-    plug_calls = hook_recorder.get_calls("qom_device_plug")
+    plug_calls = hook_recorder.get_calls("qom_device_plug_map")
     assert len(plug_calls) == 1 and isinstance(plug_calls[0].raised, qom.RealizeError)
     dev = made[0]
     assert dev.log == ["realize", "unrealize"]  # undone in reverse order
@@ -350,7 +352,8 @@ def test_device_del_requests_and_guest_completes(with_dimm1: qom.ObjectTree,
 
     hook_recorder.clear()
     qom.complete_unplug(dimm1)
-    assert hook_recorder.names() == ["qom_device_unplug", "qom_event"]
+    assert hook_recorder.names() == ["qom_device_unplug_describe", "qom_device_unplug_map",
+                                     "qom_device_unplug_claim", "qom_event"]
     assert hook_recorder.get_calls("qom_event")[0].kwargs["data"] == {
         "device": "dimm1", "path": "/machine/peripheral/dimm1"}
     assert children(with_dimm1, "/machine/peripheral") == []

@@ -84,7 +84,7 @@ def _hmp_greet(session: Any, args: dict[str, Any]) -> None:
 @hookimpl
 def qom_register_monitor_commands(commands: Any) -> None:
     """Add ``x-example-greet`` to QMP and ``example_greet`` to HMP."""
-    from plugins.monitor import Arg, Command, HmpCommand
+    from plugins.commands import Arg, Command, HmpCommand
 
     commands.register(Command("x-example-greet", _greet, (Arg("name", "str", optional=True),)))
     commands.register_hmp(HmpCommand("example_greet", "name:s?", "[name]",

@@ -12,8 +12,8 @@ import subprocess
 import pytest
 from guest_asm import assemble
 
+from devices.acpi.tables import build_blob
 from plugins.acpi.plugin import RSDP_ADDRESS, table_list, tables_of
-from plugins.acpi.tables import build_blob
 from plugins.monitor import VmControl
 from pyqom.cli import main
 from pyqom.vm import VM

@@ -8,7 +8,7 @@ import pytest
 
 import qom
 from plugins import hookimpl
-from plugins.acpi.registers import memory_hotplug_block
+from plugins.acpi.plugin import memory_hotplug_block
 from pyqom.vm import VM
 
 GiB = 1 << 30
@@ -157,7 +157,7 @@ def test_no_acpi_refuses_hotplug_and_unplug():
 def test_failed_plug_restores_the_slot_and_gpe():
     class Refuse:
         @hookimpl(trylast=True)
-        def qom_device_plug(self, machine, device, undo):
+        def qom_device_plug_announce(self, machine, device, undo):
             raise qom.QomError("refused")
 
     with VM("1G", slots=3, maxmem="4G", autoload=False, plugins=[Refuse()]) as vm:

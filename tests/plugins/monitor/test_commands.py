@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 import qom
+from plugins.commands import CommandNotFoundError
 from plugins.monitor import Arg, Command, CommandTable, VmControl
-from plugins.monitor.commands import CommandNotFoundError, ospm_slots
 
 
 def _error(control: VmControl, name: str, arguments: dict[str, Any] | None = None) -> str:
@@ -91,10 +91,19 @@ def test_hotplug_round(control: VmControl) -> None:
     assert len(control.execute("query-memory-devices")) == 1  # the guest has not ejected
 
 
-def test_ospm_fallback_structure_is_per_slot(control: VmControl) -> None:
-    slots = ospm_slots(control.vm.machine)
-    assert len(slots) == 3
-    slots[2].source, slots[2].status = 1, 128  # what an ACPI plugin would record
+def test_ospm_status_without_the_acpi_plugin_is_qemus_no_acpi_error() -> None:
+    from pyqom import VM
+
+    with VM("1G", slots=2, maxmem="4G",
+            autoload=False) as vm, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vm, "machine", vm.machine)
+        from plugins.services import ACPI, services_of
+
+        services_of(vm.machine).withdraw(ACPI)
+        control = VmControl(vm)
+        assert _error(control, "query-acpi-ospm-status") == \
+            "GenericError: command is not supported, missing ACPI device"
+        control.close()
 
 
 def test_runstate_and_events(control: VmControl) -> None:

@@ -1,40 +1,43 @@
-"""The pc machine's memory hotplug handler: slot and address of every DIMM.
+"""Placing memory devices: QEMU 7.2's ``hw/mem/memory-device.c`` and the slot
+part of ``pc_dimm_pre_plug``, for the pc machine's hotplug handler.
 
-``qom_device_pre_plug`` validates and places a memory device exactly as QEMU
-7.2's ``pc_memory_pre_plug`` -> ``pc_dimm_pre_plug`` ->
-``memory_device_pre_plug`` do (QEMU-SPEC 4.2 step 4), writing the chosen
-``slot`` and ``addr`` into the device and changing nothing else.  Slots and
-ranges in use are derived from the realized memory devices, so an unplug (or a
-failed plug) frees them with no bookkeeping to undo.
+:func:`pre_plug` validates and places a memory device exactly as QEMU 7.2's
+``pc_memory_pre_plug`` -> ``pc_dimm_pre_plug`` -> ``memory_device_pre_plug``
+do (QEMU-SPEC 4.2 step 4), writing the chosen slot (for a device that needs
+one) and address into the device and changing nothing else.  Slots and
+ranges in use are derived from the plugged memory devices, so an unplug (or
+a failed plug) frees them with no bookkeeping to undo.
+
+Everything here works through :class:`qom.MemoryDevice`, so a memory device
+nobody wrote into pyqom is placed the same way as ``pc-dimm``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Final
 
-from devices.interfaces import TYPE_MEMORY_DEVICE, MemoryDevice
-from devices.machine import SLOT_ENFORCE_ALIGNED_DIMM as _ENFORCE_ALIGNED_DIMM
-from devices.machine import TARGET_PAGE_SIZE, U64_MASK, PcMachine
-from devices.pc_dimm import TYPE_PC_DIMM, UNASSIGNED_SLOT
-from plugins import hookimpl
-from qom import Device, QomError, UndoStack
+from qom import MemoryDevice, QomError
+
+if TYPE_CHECKING:
+    from devices.machine import PcMachine
+
+U64_MASK: Final = (1 << 64) - 1
+TARGET_PAGE_SIZE: Final = 4096
+#: ``slot`` value meaning "any free slot"
+UNASSIGNED_SLOT: Final = -1
 
 log = logging.getLogger(__name__)
 
 
-def _is_memory_device_of_pc(machine: Any, device: Device) -> bool:
-    return isinstance(machine, PcMachine) and device.is_a(TYPE_MEMORY_DEVICE)
-
-
 def _used_slots(machine: PcMachine) -> set[int]:
-    return {dev.slot for dev in machine.memory_devices()  # type: ignore[attr-defined]
-            if dev.is_a(TYPE_PC_DIMM)}
+    return {slot for dev in machine.memory_devices() if (slot := dev.get_slot()) is not None}
 
 
-def assign_slot(machine: PcMachine, device: Any) -> int:
+def assign_slot(machine: PcMachine, device: MemoryDevice) -> int:
     """QEMU's ``pc_dimm_pre_plug`` slot part: range, then free slot, with its messages."""
-    slot = device.slot
+    slot = device.get_slot()
+    assert slot is not None
     ram_slots = machine.ram_slots
     if slot != UNASSIGNED_SLOT and (slot < 0 or slot >= ram_slots):
         raise QomError(f"invalid slot number {slot}, valid range is "
@@ -72,7 +75,7 @@ def find_address(machine: PcMachine, device: MemoryDevice, hint: int | None,
         log.warning("the alignment (0x%x) exceeds the expected maximum alignment, memory will "
                     "get fragmented and not all 'maxmem' might be usable for memory devices.",
                     align)
-    used = sum(dev.region_size() for dev in machine.memory_devices())  # type: ignore[attr-defined]
+    used = plugged_size(machine)
     capacity = (machine.maxram_size - machine.ram_size) & U64_MASK
     if used + size > U64_MASK or used + size > capacity:
         raise QomError(f"not enough space, currently 0x{used:x} in use of total space for "
@@ -92,11 +95,12 @@ def find_address(machine: PcMachine, device: MemoryDevice, hint: int | None,
             raise QomError("can't add memory device, device too big")
     empty = False
     for other in machine.memory_devices():
-        other_start = other.addr  # type: ignore[attr-defined]
-        other_last = other_start + other.region_size() - 1  # type: ignore[attr-defined]
+        other_start = other.get_addr()
+        other_last = other_start + other.get_region_size() - 1
         if other_start <= start + size - 1 and start <= other_last:
             if hint is not None:
-                name = other.id if other.id is not None else "(unnamed)"
+                other_id = getattr(other, "id", None)
+                name = other_id if other_id is not None else "(unnamed)"
                 raise QomError(f"address range conflicts with memory device id='{name}'")
             start = _align_up(other_last + 1, align)
             if start == 0 or start + size > U64_MASK + 1:
@@ -110,42 +114,33 @@ def find_address(machine: PcMachine, device: MemoryDevice, hint: int | None,
     return start
 
 
-@hookimpl
-def qom_device_pre_plug(machine: Any, device: Device) -> None:
-    """Check that memory hotplug is on, then pick the DIMM's slot and address."""
-    if not _is_memory_device_of_pc(machine, device):
-        return
+def plugged_size(machine: PcMachine) -> int:
+    """Bytes of plugged memory devices (``plugged-memory`` of
+    ``query-memory-size-summary``; QEMU's ``get_plugged_memory_size``)."""
+    return sum(dev.get_plugged_size() for dev in machine.memory_devices())
+
+
+def query_memory_devices(machine: PcMachine) -> list[dict[str, Any]]:
+    """``query-memory-devices``: each plugged memory device's own entry, by address."""
+    return [dev.fill_device_info() for dev in machine.memory_devices()]
+
+
+def pre_plug(machine: PcMachine, device: MemoryDevice, *, enforce_aligned: bool) -> None:
+    """Check that memory hotplug is on, then pick the slot (if the device needs
+    one) and the address; QEMU's messages, in QEMU's order."""
     if not machine.acpi:
         raise QomError("memory hotplug is not enabled: missing acpi device or acpi disabled")
     if not machine.memory_hotplug_support:
         raise QomError("memory hotplug is not enabled: "
                        "PIIX4_PM.memory-hotplug-support is not set")
-    device = cast(MemoryDevice, device)  # a memory-device (QOM-checked above)
-    if device.is_a(TYPE_PC_DIMM):
-        device.slot = assign_slot(machine, device)  # type: ignore[attr-defined]
-    size = device.region_size()
-    align = (device.region_alignment()
-             if machine.object_class.slots[_ENFORCE_ALIGNED_DIMM] else TARGET_PAGE_SIZE)
-    device.addr = find_address(machine, device, device.addr or None, align, size)
+    if device.get_slot() is not None:
+        device.set_slot(assign_slot(machine, device))
+    size = device.get_region_size()
+    align = device.get_min_alignment() if enforce_aligned else TARGET_PAGE_SIZE
+    device.set_addr(find_address(machine, device, device.get_addr() or None, align, size))
 
 
-@hookimpl
-def qom_device_plug(machine: Any, device: Device, undo: UndoStack) -> None:
-    """Record the plugged memory device: its slot and range are now taken."""
-    if _is_memory_device_of_pc(machine, device):
-        machine.record_plug(device)
-        undo.push(lambda: machine.forget_plug(device), "forget memory device")
-
-
-@hookimpl
-def qom_device_unplug(machine: Any, device: Device) -> None:
-    """Free the unplugged memory device's slot and range."""
-    if _is_memory_device_of_pc(machine, device):
-        machine.forget_plug(device)
-
-
-@hookimpl(tryfirst=True)
-def qom_device_unplug_request(machine: Any, device: Device) -> None:
+def unplug_request(machine: PcMachine, device: MemoryDevice) -> None:
     """QEMU's ``pc_memory_unplug_request``: refuse when there is no ACPI to tell the guest."""
-    if _is_memory_device_of_pc(machine, device) and not machine.acpi:
+    if not machine.acpi:
         raise QomError("memory hotplug is not enabled: missing acpi device or acpi disabled")

@@ -14,8 +14,7 @@ import struct
 import pytest
 from acpi_testdata import CONFIGS, memory_hotplug_part, qemu_tables
 
-from plugins.acpi import aml
-from plugins.acpi.tables import (
+from devices.acpi.tables import (
     BLOB_ORDER,
     build_blob,
     build_tables,
@@ -23,6 +22,7 @@ from plugins.acpi.tables import (
     pci0_crs,
     srat_memory_entries,
 )
+from plugins import aml
 
 GiB = 1 << 30
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backends.host import HostMapping
-from plugins.address_space import (
+from plugins.address_space.engine import (
     AddressSpaceError,
     GuestAddressSpace,
     GuestError,
@@ -552,24 +552,6 @@ def test_mapped_host_memory_stays_valid_until_unmapped(gas):
 # ---------------------------------------------------------------------------
 # mtree, close
 # ---------------------------------------------------------------------------
-
-
-def test_mtree(gas, objtree):
-    gas.map_ram("dimm1", 1 * TiB, ram_backend(objtree, "m1"))
-    gas.map_ram("dimm0", 4 * GiB, ram_backend(objtree, "m0"), readonly=True)
-    noop = Device()
-    gas.register_ports(0x0AF0, 0xC, noop.read, noop.write, "acpi-gpe0")
-    gas.register_ports(0x0A00, 0x18, noop.read, noop.write, "acpi-mem-hotplug")
-    assert gas.mtree() == (
-        "address-space: memory\n"
-        "  0000000000000000-00000000001fffff (prio 0, ram): low\n"
-        "  0000000100000000-00000001001fffff (prio 0, rom): dimm0\n"
-        "  0000010000000000-00000100001fffff (prio 0, ram): dimm1\n"
-        "\n"
-        "address-space: I/O\n"
-        "  0000000000000a00-0000000000000a17 (prio 0, i/o): acpi-mem-hotplug\n"
-        "  0000000000000af0-0000000000000afb (prio 0, i/o): acpi-gpe0\n"
-    )
 
 
 def test_close_unmaps_everything_and_is_idempotent(objtree):

@@ -9,8 +9,8 @@ import pytest
 
 import qom
 from plugins import hookimpl
-from plugins.address_space import GuestFault
-from plugins.guest_memory import address_space_of
+from plugins.address_space.engine import GuestFault
+from plugins.address_space.plugin import address_space_of
 from pyqom.vm import VM
 
 GiB = 1 << 30
@@ -93,7 +93,7 @@ class FailingPlug:
     """A plugin whose plug step fails after the address space mapped the DIMM."""
 
     @hookimpl(trylast=True)
-    def qom_device_plug(self, machine, device, undo):
+    def qom_device_plug_announce(self, machine, device, undo):
         raise qom.QomError("plug refused by a test plugin")
 
 

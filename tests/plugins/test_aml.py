@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins.acpi import aml
+from plugins import aml
 
 
 @pytest.mark.parametrize(("value", "encoded"), [

@@ -6,9 +6,9 @@ talks to :class:`GuestAddressSpace`:
 
 * **RAM** - :meth:`GuestAddressSpace.map_ram` maps guest-physical
   ``[gpa, gpa+size)`` with ``mem_map_ptr`` straight over a backend's
-  :class:`~backends.host.HostMemory`.  Nothing is copied: a guest store is a
+  :class:`~backends.host.HostRegion`.  Nothing is copied: a guest store is a
   store into the backend (and into the file of a ``share=on`` file backend),
-  and a host write through ``HostMemory.view`` is seen by the guest.
+  and a host write through ``HostRegion.view`` is seen by the guest.
 * **Port I/O** - one registry of port handlers
   (:meth:`GuestAddressSpace.register_ports`) serves the guest's ``IN`` and
   ``OUT`` instructions.  Other plugins (ACPI's hotplug block at 0x0a00, a
@@ -88,15 +88,26 @@ from unicorn import (
 )
 from unicorn import x86_const as x86
 
-from backends.host import HostMemory
-from qom import QomError
+from plugins.address_space.errors import (
+    AddressSpaceError,
+    GuestError,
+    GuestFault,
+    MappingError,
+    UnknownMappingError,
+)
+from plugins.address_space.ports import IO_SPACE_SIZE, PortRange, PortRead, PortRegistry, PortWrite
+from qom import HostRegion
+
+__all__ = [
+    "AddressSpaceError", "GuestAddressSpace", "GuestError", "GuestFault", "MappedRange",
+    "MappingError", "PortRange", "RunResult", "StopReason", "UnknownMappingError",
+    "IO_SPACE_SIZE",
+]
 
 #: Unicorn's mapping granularity on x86: ranges must be aligned to it.
 GUEST_PAGE_SIZE: Final = 4096
 #: x86's architectural limit of physical addresses (52 bits).
 MAX_GUEST_PHYS_ADDR: Final = 1 << 52
-#: The x86 I/O address space: ports 0x0000-0xffff.
-IO_SPACE_SIZE: Final = 0x10000
 #: The opcode of HLT.
 HLT_OPCODE: Final = 0xF4
 #: Default wall-clock limit of :meth:`GuestAddressSpace.run`: 10 s.
@@ -134,59 +145,11 @@ TlbMode = Literal["virtual", "cpu"]
 _TLB_MODES: Final[Mapping[str, int]] = MappingProxyType(
     {"virtual": UC_TLB_VIRTUAL, "cpu": UC_TLB_CPU})
 
-PortRead = Callable[[int, int], int]
-"""``read(offset, size) -> value``: an ``IN`` of ``size`` bytes (1, 2 or 4) at ``base+offset``."""
-PortWrite = Callable[[int, int, int], None]
-"""``write(offset, size, value)``: an ``OUT`` of ``size`` bytes at ``base+offset``."""
 
 
 # ---------------------------------------------------------------------------
 # errors
 # ---------------------------------------------------------------------------
-
-
-class AddressSpaceError(QomError):
-    """Root of the address space's errors (a :class:`~qom.QomError`, class GenericError)."""
-
-
-class MappingError(AddressSpaceError, ValueError):
-    """A mapping or port registration was refused: misaligned, overlapping, out of range."""
-
-
-class UnknownMappingError(AddressSpaceError, LookupError):
-    """:meth:`GuestAddressSpace.unmap` / ``unregister_ports`` of something not registered."""
-
-
-class GuestError(AddressSpaceError):
-    """Guest code stopped with an error Unicorn reported (e.g. an invalid instruction).
-
-    :ivar rip: the guest's instruction pointer when it stopped, or ``None``.
-    """
-
-    def __init__(self, message: str, *, rip: int | None = None) -> None:
-        super().__init__(message)
-        self.rip = rip
-
-
-class GuestFault(GuestError):
-    """A guest access (or :meth:`GuestAddressSpace.read`/``write``) hit no usable memory.
-
-    :ivar address: the guest-physical address that faulted.
-    :ivar access: ``"read"``, ``"write"`` or ``"fetch"``.
-    :ivar size: the size of the faulting access in bytes (0 if unknown).
-    :ivar protection: ``True`` for a write to read-only memory, ``False`` for unmapped.
-    """
-
-    def __init__(self, address: int, access: str, *, size: int = 0, protection: bool = False,
-                 rip: int | None = None) -> None:
-        what = "read-only" if protection else "unmapped"
-        where = f" at rip 0x{rip:x}" if rip is not None else ""
-        super().__init__(f"guest {access} of {what} guest-physical address 0x{address:x}{where}",
-                         rip=rip)
-        self.address = address
-        self.access = access
-        self.size = size
-        self.protection = protection
 
 
 # ---------------------------------------------------------------------------
@@ -209,7 +172,7 @@ class MappedRange:
     name: str
     gpa: int
     size: int
-    host: HostMemory = attrs.field(repr=False)
+    host: HostRegion = attrs.field(repr=False)
     offset: int = 0
     readonly: bool = False
 
@@ -231,29 +194,6 @@ class MappedRange:
     def contains(self, gpa: int) -> bool:
         """True if ``gpa`` lies in the range."""
         return self.gpa <= gpa < self.end
-
-
-@attrs.frozen(eq=False)
-class PortRange:
-    """A registered port-I/O range; the handle :meth:`GuestAddressSpace.register_ports` returns.
-
-    :ivar name: shown in :meth:`~GuestAddressSpace.mtree`.
-    :ivar base: first port.
-    :ivar length: number of ports.
-    :ivar read: ``read(offset, size) -> value`` for ``IN``.
-    :ivar write: ``write(offset, size, value)`` for ``OUT``.
-    """
-
-    name: str
-    base: int
-    length: int
-    read: PortRead = attrs.field(repr=False)
-    write: PortWrite = attrs.field(repr=False)
-
-    @property
-    def end(self) -> int:
-        """The first port after the range."""
-        return self.base + self.length
 
 
 class StopReason(enum.StrEnum):
@@ -323,7 +263,7 @@ class GuestAddressSpace:
         self._ranges: list[MappedRange] = []
         self._starts: list[int] = []
         self._pins: dict[int, memoryview] = {}  # id(range) -> slice pinning host memory
-        self._ports: list[PortRange] = []
+        self._ports = PortRegistry()
         # Per-run state: the first fault a hook saw, an exception a port handler
         # raised, and whether request_stop() was called.
         self._fault: GuestFault | None = None
@@ -377,7 +317,7 @@ class GuestAddressSpace:
 
     # -- RAM -----------------------------------------------------------------
 
-    def map_ram(self, name: str, gpa: int, host: HostMemory, *, size: int | None = None,
+    def map_ram(self, name: str, gpa: int, host: HostRegion, *, size: int | None = None,
                 offset: int = 0, readonly: bool = False) -> MappedRange:
         """Map guest-physical ``[gpa, gpa+size)`` over ``host`` at ``offset``, without copying.
 
@@ -525,56 +465,22 @@ class GuestAddressSpace:
 
     def register_ports(self, base: int, length: int, read: PortRead, write: PortWrite,
                        name: str) -> PortRange:
-        """Serve the guest's ``IN``/``OUT`` to ports ``[base, base+length)``.
-
-        Handlers get the offset from ``base`` and the access size (1, 2 or 4);
-        an access is dispatched by its first port.  ``read`` must return an
-        int; it is truncated to the access width.  An exception from a handler
-        stops the guest and is re-raised by :meth:`run`.
-
-        :returns: the handle for :meth:`unregister_ports`.
-        :raises MappingError: the range is empty, outside 0-0xffff, or overlaps
-            a registered range (QEMU would order overlaps by priority; pyqom's
-            few port devices never need to overlap, so it is refused).
-        """
+        """Serve the guest's ``IN``/``OUT`` to ``[base, base+length)`` (see
+        :meth:`PortRegistry.register <plugins.address_space.ports.PortRegistry.register>`)."""
         self._engine()
-        if length <= 0 or base < 0 or base + length > IO_SPACE_SIZE:
-            raise MappingError(f"cannot register ports {name!r}: 0x{base:x}+0x{length:x}"
-                               " is not inside the I/O space 0x0-0xffff")
-        for other in self._ports:
-            if other.base < base + length and base < other.end:
-                raise MappingError(
-                    f"cannot register ports {name!r} at 0x{base:x}-0x{base + length - 1:x}:"
-                    f" they overlap {other.name!r} at 0x{other.base:x}-0x{other.end - 1:x}")
-        handle = PortRange(name=name, base=base, length=length, read=read, write=write)
-        self._ports.append(handle)
-        self._ports.sort(key=lambda p: p.base)
-        return handle
+        return self._ports.register(base, length, read, write, name)
 
     def unregister_ports(self, handle: PortRange) -> None:
-        """Remove a port range registered by :meth:`register_ports`.
-
-        :raises UnknownMappingError: ``handle`` is not registered.
-        """
-        for index, registered in enumerate(self._ports):
-            if registered is handle:
-                del self._ports[index]
-                return
-        raise UnknownMappingError(f"port range {handle.name!r} is not registered")
+        """Remove a port range registered by :meth:`register_ports`."""
+        self._ports.unregister(handle)
 
     def port_ranges(self) -> list[PortRange]:
         """Every registered port range, sorted by first port."""
-        return list(self._ports)
-
-    def _port_range(self, port: int) -> PortRange | None:
-        for candidate in self._ports:
-            if candidate.base <= port < candidate.end:
-                return candidate
-        return None
+        return self._ports.ranges()
 
     def _on_in(self, uc: Uc, port: int, size: int, user_data: object) -> int:
         ones = _ALL_ONES.get(size, 0xFFFF_FFFF)
-        handler = self._port_range(port)
+        handler = self._ports.find(port)
         if handler is None:
             return ones  # a PC's floating bus: nothing drives the data lines
         try:
@@ -584,7 +490,7 @@ class GuestAddressSpace:
             return ones
 
     def _on_out(self, uc: Uc, port: int, size: int, value: int, user_data: object) -> None:
-        handler = self._port_range(port)
+        handler = self._ports.find(port)
         if handler is None:
             return  # nothing listens: the write is lost, as on a PC
         try:
@@ -634,7 +540,7 @@ class GuestAddressSpace:
         """Write ``code`` at ``load_at`` and run it until ``HLT``, the budget or the timeout.
 
         The translation cache is flushed first: code or data written from the
-        host side (``HostMemory.view``) since the last run is seen fresh.
+        host side (``HostRegion.view``) since the last run is seen fresh.
 
         :param code: flat x86-64 machine code.
         :param load_at: guest-physical address; ``code`` must fit in writable mapped RAM.
@@ -767,25 +673,6 @@ class GuestAddressSpace:
     def reg_read(self, name: str) -> int:
         """The value of a register of :data:`REGISTERS` (between runs)."""
         return int(self._engine().reg_read(REGISTERS[name]))
-
-    # -- listing ---------------------------------------------------------------
-
-    def mtree(self) -> str:
-        """A listing in the shape of QEMU's ``info mtree``.
-
-        One line per RAM range under ``address-space: memory`` and one per port
-        range under ``address-space: I/O``, each
-        ``  <start>-<end> (prio 0, ram|rom|i/o): <name>`` with 16 hex digits.
-        QEMU 7.2 nests these under a root container region and adds aliases;
-        the exact 7.2 text is a later issue.
-        """
-        lines = ["address-space: memory"]
-        lines += [f"  {r.gpa:016x}-{r.last:016x} (prio 0, {'rom' if r.readonly else 'ram'}):"
-                  f" {r.name}" for r in self._ranges]
-        lines += ["", "address-space: I/O"]
-        lines += [f"  {p.base:016x}-{p.end - 1:016x} (prio 0, i/o): {p.name}"
-                  for p in self._ports]
-        return "\n".join(lines) + "\n"
 
     def __iter__(self) -> Iterator[MappedRange]:
         return iter(list(self._ranges))

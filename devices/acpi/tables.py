@@ -38,7 +38,7 @@ from typing import Final
 import attrs
 
 from devices.machine import SLOT_MACHINE_NAME, PcMachine, pci_hole64_start
-from plugins.acpi import aml
+from plugins import aml
 
 # -- constants of QEMU 7.2's pc (hw/i386/acpi-build.c, hw/acpi/*) ----------------
 
@@ -106,11 +106,12 @@ def checksum(data: bytes) -> int:
     return -sum(data) & 0xFF
 
 
-def table(signature: bytes, revision: int, body: bytes) -> bytes:
+def table(signature: bytes, revision: int, body: bytes,
+          oem_table_id: bytes = OEM_TABLE_ID) -> bytes:
     """A system description table: QEMU's 36-byte header, ``body``, checksum filled."""
     length = HEADER_SIZE + len(body)
     header = struct.pack("<4sIBB6s8sI4sI", signature, length, revision, 0, OEM_ID,
-                         OEM_TABLE_ID, OEM_REVISION, CREATOR_ID, CREATOR_REVISION)
+                         oem_table_id, OEM_REVISION, CREATOR_ID, CREATOR_REVISION)
     data = bytearray(header + body)
     data[9] = checksum(data)
     return bytes(data)
@@ -435,8 +436,9 @@ def pci0_crs(machine: PcMachine) -> bytes:
                          length=PCI_HOLE64_SIZE)))
 
 
-def dsdt(machine: PcMachine) -> bytes:
-    """The DSDT (revision 1): PCI0, the GPE block device, memory hotplug, PCI0's _CRS.
+def dsdt(machine: PcMachine, extra: tuple[bytes, ...] = ()) -> bytes:
+    """The DSDT (revision 1): PCI0, the GPE block device, memory hotplug, PCI0's _CRS,
+    then the AML plugins added (``extra``).
 
     The order of the parts is 7.2's: the memory-hotplug AML comes before the
     ``\\_SB.PCI0`` scope holding ``_CRS``.
@@ -449,8 +451,54 @@ def dsdt(machine: PcMachine) -> bytes:
             aml.name("_UID", 0))),
         aml.scope("_GPE", aml.name("_HID", aml.string("ACPI0006"))),
         memory_hotplug_aml(machine.ram_slots),
-        aml.scope("\\_SB.PCI0", pci0_crs(machine)))
+        aml.scope("\\_SB.PCI0", pci0_crs(machine)),
+        *extra)
     return table(b"DSDT", 1, body)
+
+
+# -- what plugins contribute (the qom_acpi_build hook) ------------------------------
+
+
+def _oem_table_id(text: str) -> bytes:
+    encoded = text.encode("ascii")
+    if not encoded or len(encoded) > 8:
+        raise ValueError(f"an OEM table id has 1 to 8 ASCII characters, not {text!r}")
+    return encoded.ljust(8)
+
+
+@attrs.define
+class Contributions:
+    """What ``qom_acpi_build`` implementations added: implements
+    :class:`plugins.services.AcpiTableBuilder`."""
+
+    dsdt_aml: list[bytes] = attrs.field(factory=list)
+    #: (signature, complete table bytes), in the order they were added
+    tables: list[tuple[str, bytes]] = attrs.field(factory=list)
+
+    def add_dsdt_aml(self, aml_bytes: bytes) -> None:
+        self.dsdt_aml.append(bytes(aml_bytes))
+
+    def add_ssdt(self, oem_table_id: str, aml_bytes: bytes) -> None:
+        self.tables.append(("SSDT", table(b"SSDT", 1, bytes(aml_bytes),
+                                          _oem_table_id(oem_table_id))))
+
+    def add_table(self, signature: str, body: bytes, *, revision: int = 1,
+                  oem_table_id: str | None = None) -> None:
+        name = signature.encode("ascii")
+        if len(name) != 4 or signature in BUILTIN_SIGNATURES:
+            raise ValueError(f"cannot add an ACPI table with signature {signature!r}")
+        self.tables.append((signature, table(
+            name, revision, bytes(body),
+            OEM_TABLE_ID if oem_table_id is None else _oem_table_id(oem_table_id))))
+
+    def key(self) -> tuple[object, ...]:
+        """Everything contributed, comparable: the tables are rebuilt when it changes."""
+        return (tuple(self.dsdt_aml), tuple(self.tables))
+
+
+#: the tables the pc machine builds itself; a plugin cannot add another of these
+BUILTIN_SIGNATURES: Final = frozenset(
+    {"RSDP", "RSDT", "XSDT", "FACP", "FACS", "DSDT", "APIC", "HPET", "SRAT", "WAET"})
 
 
 # -- the set ------------------------------------------------------------------------
@@ -481,37 +529,46 @@ class TableBlob:
         return self.base + self.offsets[signature][0]
 
 
-def build_blob(machine: PcMachine, *, base: int = 0, cpus: int = 1) -> TableBlob:
+def build_blob(machine: PcMachine, *, base: int = 0, cpus: int = 1,
+               extra: Contributions | None = None) -> TableBlob:
     """All tables of the pc machine, laid out from ``base`` in QEMU's blob order.
 
     :param machine: a :class:`devices.machine.PcMachine` after board init.
     :param base: guest-physical address where the blob will be copied; with
         0 the pointers are blob offsets, as in QEMU's fw_cfg blob.
     :param cpus: possible CPUs (pyqom's machine has one).
+    :param extra: what plugins contributed: AML appended to the DSDT, and
+        SSDTs and tables placed after the WAET and listed in the RSDT.
     :raises ValueError: ``base`` not 64-byte aligned or the blob beyond 4 GiB
         (the RSDT and FACP hold 32-bit pointers).
     """
     if base % FACS_ALIGN:
         raise ValueError(f"ACPI tables base {base:#x} is not {FACS_ALIGN}-byte aligned")
+    extra = extra if extra is not None else Contributions()
     offsets: dict[str, tuple[int, int]] = {}
     parts: list[bytes] = []
     cursor = 0
 
     def put(signature: str, data: bytes) -> int:
         nonlocal cursor
+        # A second table of one signature (SSDT) is keyed "SSDT.1", "SSDT.2", ...
+        count = sum(1 for key in offsets if key.split(".")[0] == signature)
+        signature = f"{signature}.{count}" if count else signature
         offsets[signature] = (cursor, len(data))
         parts.append(data)
         cursor += len(data)
         return base + offsets[signature][0]
 
     facs_address = put("FACS", facs())
-    dsdt_address = put("DSDT", dsdt(machine))
+    dsdt_address = put("DSDT", dsdt(machine, tuple(extra.dsdt_aml)))
     listed = [put("FACP", fadt(facs_address, dsdt_address)),
               put("APIC", madt(cpus)), put("HPET", hpet())]
     srat_table = srat(machine, cpus)
     if srat_table is not None:
         listed.append(put("SRAT", srat_table))
     listed.append(put("WAET", waet()))
+    for signature, data in extra.tables:
+        listed.append(put(signature, data))
     rsdt_address = put("RSDT", rsdt(listed))
     if base + cursor > FOUR_GIB:
         raise ValueError("ACPI tables must lie below 4 GiB")

@@ -1,0 +1,1 @@
+"""The ACPI tables of the pc machine, built as bytes by pure functions."""

@@ -1,0 +1,50 @@
+"""``info mtree``: the guest's memory map in QEMU 7.2's layout."""
+
+from __future__ import annotations
+
+from devices.machine import PcMachine
+from plugins.services import PORT_IO, services_of
+from qom import Object
+
+
+def _mtree_line(depth: int, start: int, size: int, priority: int, kind: str, text: str) -> str:
+    return (f"{'  ' * depth}{start:016x}-{start + size - 1:016x} "
+            f"(prio {priority}, {kind}): {text}")
+
+
+def info_mtree(machine: Object) -> str:
+    """``info mtree`` in QEMU 7.2's layout, for the regions pyqom models.
+
+    The I/O space with the port ranges plugins registered, the system memory
+    with ``pc.ram``'s two aliases and the ``device-memory`` container holding
+    each plugged DIMM's backend, and the ``pc.ram`` region itself.  QEMU lists
+    many more devices (PCI, ISA, ROMs) that pyqom does not emulate.
+    """
+    assert isinstance(machine, PcMachine)
+    lines = ["address-space: I/O", _mtree_line(1, 0, 0x10000, 0, "i/o", "io")]
+    ports = services_of(machine).find(PORT_IO)
+    if ports is not None:
+        for claimed in sorted(ports.port_ranges(), key=lambda p: p.base):
+            lines.append(_mtree_line(2, claimed.base, claimed.length, 0, "i/o", claimed.name))
+    lines += ["", "address-space: cpu-memory-0", "address-space: memory",
+              _mtree_line(1, 0, 1 << 64, 0, "i/o", "system")]
+    system: list[tuple[int, int, str]] = [
+        (0, machine.below_4g_mem_size,
+         f"alias ram-below-4g @pc.ram {0:016x}-{machine.below_4g_mem_size - 1:016x}")]
+    if machine.above_4g_mem_size:
+        system.append((machine.above_4g_mem_start, machine.above_4g_mem_size,
+                       f"alias ram-above-4g @pc.ram {machine.below_4g_mem_size:016x}-"
+                       f"{machine.ram_size - 1:016x}"))
+    for start, size, text in sorted(system):
+        lines.append(_mtree_line(2, start, size, 0, "ram", text))
+    if machine.has_device_memory:
+        lines.append(_mtree_line(2, machine.device_memory_base, machine.device_memory_size, 0,
+                                 "i/o", "device-memory"))
+        for device in machine.memory_devices():
+            backend = device.get_memdev()
+            name = backend.name_in_parent if backend is not None else "?"
+            lines.append(_mtree_line(3, device.get_addr(), device.get_region_size(), 0, "ram",
+                                     str(name)))
+    lines += ["", "memory-region: pc.ram",
+              _mtree_line(1, 0, machine.ram_size, 0, "ram", "pc.ram"), ""]
+    return "\n".join(lines) + "\n"

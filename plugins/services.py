@@ -1,0 +1,283 @@
+"""Typed services: how plugins reach what another plugin provides, without importing it.
+
+A service is an object one plugin provides for a machine and others use,
+found by a typed :class:`ServiceKey`.  The keys and the Protocols they stand
+for are defined here, in the contract; the implementations live in whichever
+plugin provides them, and nobody imports that plugin::
+
+    from plugins.services import PORT_IO, services_of
+
+    ports = services_of(machine).get(PORT_IO)        # a PortIO, type-checked
+    handle = ports.register_ports(0x402, 1, read, write, "my-device")
+
+Providers offer their services in ``qom_machine_services(machine, services)``,
+which runs before any other machine hook, so every ``qom_machine_init``
+implementation and every device's ``realize`` can rely on them.  A service
+whose provider is blocked (``PYQOM_DISABLED_PLUGINS``) is missing:
+:meth:`Services.get` then raises :class:`ServiceUnavailableError` with a
+one-line message, :meth:`Services.find` returns ``None``.
+
+Built-in services:
+
+=====================  ===========================  =============================
+key                    protocol                     provided by
+=====================  ===========================  =============================
+:data:`GUEST_MEMORY`   :class:`GuestMemory`         the address-space plugin
+:data:`PORT_IO`        :class:`PortIO`              the address-space plugin
+:data:`GUEST_CPU`      :class:`GuestCpu`            the address-space plugin
+:data:`ACPI`           :class:`AcpiState`           the ACPI plugin
+=====================  ===========================  =============================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, Protocol, TypeVar
+
+import attrs
+
+from qom import HostRegion, Object, QomError, StashKey
+
+T = TypeVar("T")
+
+#: ``read(offset, size) -> value`` for a guest ``IN``
+PortRead = Callable[[int, int], int]
+#: ``write(offset, size, value)`` for a guest ``OUT``
+PortWrite = Callable[[int, int, int], None]
+
+
+@attrs.frozen
+class ServiceKey(Generic[T]):
+    """The typed name of a service: ``services.get(KEY)`` is a ``T``.
+
+    :ivar name: what messages call it (``"guest-memory"``).
+    """
+
+    name: str
+
+
+class ServiceUnavailableError(QomError, LookupError):
+    """A service nobody provides on this machine (its plugin is blocked, or the
+    machine has none: no ACPI with ``-no-acpi``)."""
+
+    def __init__(self, key: ServiceKey[Any]) -> None:
+        super().__init__(f"this machine has no {key.name} service "
+                         "(the plugin that provides it is not loaded)")
+        self.key = key
+
+
+class Services:
+    """The services of one machine."""
+
+    def __init__(self) -> None:
+        self._provided: dict[ServiceKey[Any], tuple[Any, str]] = {}
+
+    def provide(self, key: ServiceKey[T], implementation: T, *, provider: str) -> None:
+        """Offer ``implementation`` under ``key``.
+
+        :param provider: the providing plugin's name, for messages.
+        :raises ValueError: ``key`` is provided already (two plugins claim it).
+        """
+        if key in self._provided:
+            raise ValueError(f"service {key.name!r} is provided twice: by "
+                             f"{self._provided[key][1]!r} and {provider!r}")
+        self._provided[key] = (implementation, provider)
+
+    def withdraw(self, key: ServiceKey[Any]) -> None:
+        """Remove a service (its provider is shutting down); absent keys are ignored."""
+        self._provided.pop(key, None)
+
+    def get(self, key: ServiceKey[T]) -> T:
+        """The service under ``key``.
+
+        :raises ServiceUnavailableError: nobody provides it.
+        """
+        found = self._provided.get(key)
+        if found is None:
+            raise ServiceUnavailableError(key)
+        implementation: T = found[0]
+        return implementation
+
+    def find(self, key: ServiceKey[T]) -> T | None:
+        """The service under ``key``, or ``None``."""
+        found = self._provided.get(key)
+        return None if found is None else found[0]
+
+    def provider(self, key: ServiceKey[Any]) -> str | None:
+        """The name of the plugin that provides ``key``, or ``None``."""
+        found = self._provided.get(key)
+        return None if found is None else found[1]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._provided
+
+    def keys(self) -> Iterable[ServiceKey[Any]]:
+        return list(self._provided)
+
+
+_SERVICES: StashKey[Services] = StashKey("services")
+
+
+def services_of(machine: Object) -> Services:
+    """The services of ``machine`` (an empty set before any is provided)."""
+    services = machine.stash.get(_SERVICES)
+    if services is None:
+        services = Services()
+        machine.stash[_SERVICES] = services
+    return services
+
+
+# ---------------------------------------------------------------------------
+# Guest memory, ports and CPU
+# ---------------------------------------------------------------------------
+
+
+class MappedRegion(Protocol):
+    """One range of guest-physical memory mapped over host memory."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def gpa(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def readonly(self) -> bool: ...
+
+
+class GuestMemory(Protocol):
+    """The guest-physical address space: RAM mapped over host memory, no copies.
+
+    Every change must be made from the thread that runs the guest, or while
+    no guest code runs: :meth:`call_outside` defers one until then.
+    """
+
+    def map_ram(self, name: str, gpa: int, host: HostRegion, *, size: int | None = None,
+                offset: int = 0, readonly: bool = False) -> MappedRegion:
+        """Map ``[gpa, gpa+size)`` over ``host`` at ``offset``.
+
+        :raises QomError: misaligned (4 KiB), overlapping, or the name is taken.
+        """
+        ...
+
+    def unmap(self, range_or_name: Any) -> MappedRegion:
+        """Remove a range (what :meth:`map_ram` returned, or its name)."""
+        ...
+
+    def mappings(self) -> list[Any]:
+        """Every mapped range, by address."""
+        ...
+
+    def read(self, gpa: int, n: int) -> bytes:
+        """``n`` bytes of guest memory; raises on an unmapped byte."""
+        ...
+
+    def write(self, gpa: int, data: bytes | bytearray | memoryview) -> None:
+        """Store ``data``; raises on an unmapped or read-only byte (nothing written)."""
+        ...
+
+    def call_outside(self, action: Callable[[], object]) -> None:
+        """Run ``action`` now, or, while guest code runs, once the CPU has stopped."""
+        ...
+
+
+class PortRange(Protocol):
+    """A claimed range of I/O ports."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def base(self) -> int: ...
+
+    @property
+    def length(self) -> int: ...
+
+
+class PortIO(Protocol):
+    """The guest's I/O port space (``IN``/``OUT``), 0-0xffff; one owner per port."""
+
+    def register_ports(self, base: int, length: int, read: PortRead, write: PortWrite,
+                       name: str) -> PortRange:
+        """Claim ``[base, base+length)``; ``read``/``write`` get the offset into it.
+
+        :raises QomError: outside 0-0xffff, empty, or overlapping a claimed range.
+        """
+        ...
+
+    def unregister_ports(self, handle: Any) -> None:
+        """Give a range back."""
+        ...
+
+    def port_ranges(self) -> list[Any]:
+        """Every claimed range."""
+        ...
+
+
+class GuestCpu(Protocol):
+    """The guest's x86-64 CPU."""
+
+    def run(self, code: bytes, *, load_at: int, **options: Any) -> Any:
+        """Load ``code`` at ``load_at`` and run it until ``HLT`` (or a limit)."""
+        ...
+
+    def reg_read(self, name: str) -> int:
+        """A register's value (``"rax"``)."""
+        ...
+
+    def request_stop(self) -> None:
+        """Stop the running guest as soon as possible (from any thread)."""
+        ...
+
+
+GUEST_MEMORY: ServiceKey[GuestMemory] = ServiceKey("guest-memory")
+PORT_IO: ServiceKey[PortIO] = ServiceKey("port-io")
+GUEST_CPU: ServiceKey[GuestCpu] = ServiceKey("guest-cpu")
+
+
+# ---------------------------------------------------------------------------
+# ACPI
+# ---------------------------------------------------------------------------
+
+
+class AcpiTableBuilder(Protocol):
+    """What ``qom_acpi_build`` implementations add to the tables being built.
+
+    AML is given as encoded bytes (:mod:`plugins.aml` encodes it); the builder
+    wraps, places and checksums it.
+    """
+
+    def add_dsdt_aml(self, aml: bytes) -> None:
+        """Append AML to the DSDT's body (inside no scope: use ``Scope(\\_SB)``)."""
+        ...
+
+    def add_ssdt(self, oem_table_id: str, aml: bytes) -> None:
+        """Add an SSDT of its own with ``aml`` as its body (``oem_table_id`` <= 8 chars)."""
+        ...
+
+    def add_table(self, signature: str, body: bytes, *, revision: int = 1,
+                  oem_table_id: str | None = None) -> None:
+        """Add a whole table: ``body`` follows the standard 36-byte header, which
+        the builder writes (signature, length, revision, checksum, OEM fields)."""
+        ...
+
+
+class AcpiState(Protocol):
+    """The ACPI tables in guest memory and the OSPM status the guest reported."""
+
+    def tables(self) -> list[tuple[str, bytes]]:
+        """(signature, bytes) of every current table, the RSDP first."""
+        ...
+
+    def ospm_status(self) -> list[dict[str, Any]]:
+        """``query-acpi-ospm-status`` entries (QEMU's ``ACPIOSTInfo``), one per slot."""
+        ...
+
+
+ACPI: ServiceKey[AcpiState] = ServiceKey("acpi")
