@@ -113,7 +113,7 @@ def _memory_region_class_init(klass: ObjectClass, data: Any) -> None:
     klass.add_property(Property(name="addr", type="uint64", kind=UINT64,
                                 getter=lambda obj: 0))
     klass.add_property(Property(name="size", type="uint64", kind=UINT64,
-                                getter=lambda obj: obj.region_size))
+                                getter=lambda obj: int(getattr(obj, "region_size", 0))))
     klass.add_property(Property(name="priority", type="uint32", kind=UINT32,
                                 getter=lambda obj: 0))
 
@@ -420,7 +420,7 @@ def _memory_backend_class_init(klass: ObjectClass, data: Any) -> None:
                          MemoryBackend.set_prealloc_threads,
                          description="Number of CPU threads to use for prealloc"))
     add(link_property("prealloc-context", TYPE_THREAD_CONTEXT,
-                      get_target=lambda obj: obj.prealloc_context,
+                      get_target=lambda obj: getattr(obj, "prealloc_context", None),
                       set_target=_set_prealloc_context,
                       description="Context to use for creating CPU threads for preallocation"))
     add(backend_property("share", BOOL, "bool", "share", MemoryBackend.set_share,

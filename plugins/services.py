@@ -31,7 +31,7 @@ key                    protocol                     provided by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
@@ -223,8 +223,11 @@ class PortIO(Protocol):
 class GuestCpu(Protocol):
     """The guest's x86-64 CPU."""
 
-    def run(self, code: bytes, *, load_at: int, **options: Any) -> Any:
-        """Load ``code`` at ``load_at`` and run it until ``HLT`` (or a limit)."""
+    def run(self, code: bytes, *, load_at: int, stack_top: int | None = ...,
+            max_instructions: int | None = ..., timeout_us: int = ...,
+            registers: Mapping[str, int] | None = ...) -> Any:
+        """Load ``code`` at ``load_at`` and run it until ``HLT``, an instruction
+        budget or a timeout; returns why it stopped and the registers."""
         ...
 
     def reg_read(self, name: str) -> int:

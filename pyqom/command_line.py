@@ -355,6 +355,7 @@ def _apply_global(line: CommandLine, value: str) -> None:
 def _parse_object(value: str, warn: Warn, registry: qom.TypeRegistry,
                   seen: set[str]) -> tuple[str, dict[str, Any], qom.Input]:
     """``-object``: QemuOpts (id form, duplicates) or JSON, then the QAPI check, located."""
+    source: qom.Input
     if value.startswith("{"):
         arguments, source = _json_option("-object", value), qom.JSON
     else:

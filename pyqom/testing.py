@@ -18,7 +18,7 @@ Fixtures (each test gets fresh ones; nothing is shared between tests):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -50,10 +50,11 @@ class HookRecorder:
         recorder = cls()
         pending: list[tuple[str, dict[str, Any]]] = []
 
-        def before(hook_name: str, hook_impls: Any, kwargs: dict[str, Any]) -> None:
+        def before(hook_name: str, hook_impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
             pending.append((hook_name, dict(kwargs)))
 
-        def after(outcome: Any, hook_name: str, hook_impls: Any, kwargs: dict[str, Any]) -> None:
+        def after(outcome: Any, hook_name: str, hook_impls: Sequence[Any],
+                  kwargs: Mapping[str, Any]) -> None:
             name, args = pending.pop()
             recorder.calls.append(HookCall(name, args, outcome.exception))
 

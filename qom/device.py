@@ -172,9 +172,9 @@ def device_class_init(klass: Any, data: Any) -> None:
     klass.add_property(Property(name="parent_bus", type="link<bus>", getter=lambda obj: "",
                                 resolve=lambda obj: None))
     klass.add_property(Property(name="realized", type="bool", kind=BOOL,
-                                getter=lambda obj: obj.realized))
+                                getter=lambda obj: bool(getattr(obj, "realized", False))))
     klass.add_property(Property(name="hotplugged", type="bool", kind=BOOL,
-                                getter=lambda obj: obj.hotplugged))
+                                getter=lambda obj: bool(getattr(obj, "hotplugged", False))))
     klass.add_property(Property(
         name="hotpluggable", type="bool", kind=BOOL,
         getter=lambda obj: bool(obj.object_class.slots.get(SLOT_HOTPLUGGABLE, False))))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -38,6 +38,10 @@ def check_type_name(name: object) -> str:
 def _check_optional_type_name(_: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None:
         check_type_name(value)
+
+
+def _as_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
 
 
 def _check_interfaces(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
@@ -78,7 +82,7 @@ class TypeInfo:
                                      validator=_check_optional_type_name)
     impl: type[Object] | None = None
     abstract: bool = False
-    interfaces: tuple[str, ...] = attrs.field(default=(), converter=tuple,
+    interfaces: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple,
                                               validator=_check_interfaces)
     class_init: ClassInit | None = attrs.field(default=None, validator=_check_callable)
     class_base_init: ClassInit | None = attrs.field(default=None, validator=_check_callable)

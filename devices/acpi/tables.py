@@ -101,7 +101,7 @@ BLOB_ORDER: Final = ("FACS", "DSDT", "FACP", "APIC", "HPET", "SRAT", "WAET", "RS
 # -- framing -----------------------------------------------------------------------
 
 
-def checksum(data: bytes) -> int:
+def checksum(data: bytes | bytearray) -> int:
     """The byte that makes ``data`` (with a 0 in its checksum slot) sum to 0 mod 256."""
     return -sum(data) & 0xFF
 

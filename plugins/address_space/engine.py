@@ -53,7 +53,7 @@ import enum
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType, TracebackType
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import attrs
 from unicorn import (
@@ -241,6 +241,12 @@ def _check_page_aligned(what: str, value: int) -> None:
                            " Unicorn maps whole 4 KiB pages")
 
 
+def _untyped(uc: Uc) -> Any:
+    """``uc`` for the calls unicorn 2.1's inline types leave out (``ctl_*``, and
+    ``hook_add``'s ``aux1``), which it has at run time."""
+    return uc
+
+
 class GuestAddressSpace:
     """One guest: a Unicorn x86-64 CPU, its RAM mappings and its port-I/O registry.
 
@@ -258,7 +264,7 @@ class GuestAddressSpace:
         self.tlb_mode: TlbMode = tlb_mode
         self._uc: Uc | None = Uc(UC_ARCH_X86, UC_MODE_64)
         # The TLB mode must be set before the first translation.
-        self._uc.ctl_set_tlb_mode(_TLB_MODES[tlb_mode])
+        _untyped(self._uc).ctl_set_tlb_mode(_TLB_MODES[tlb_mode])
         # Sorted by gpa; bisect keeps lookups O(log n) as DIMMs accumulate.
         self._ranges: list[MappedRange] = []
         self._starts: list[int] = []
@@ -273,8 +279,9 @@ class GuestAddressSpace:
         self._running = False
         self._deferred: list[Callable[[], object]] = []
         self._hooks = [
-            self._uc.hook_add(UC_HOOK_INSN, self._on_in, aux1=x86.UC_X86_INS_IN),
-            self._uc.hook_add(UC_HOOK_INSN, self._on_out, aux1=x86.UC_X86_INS_OUT),
+            _untyped(self._uc).hook_add(UC_HOOK_INSN, self._on_in, aux1=x86.UC_X86_INS_IN),
+            _untyped(self._uc).hook_add(UC_HOOK_INSN, self._on_out,
+                                        aux1=x86.UC_X86_INS_OUT),
         ]
         # No memory hook is installed while the guest runs: any UC_HOOK_MEM_*
         # hook (even one for unmapped accesses only) makes Unicorn translate
@@ -391,7 +398,7 @@ class GuestAddressSpace:
         self._pins.pop(id(mapped)).release()
         # Translated code may have been read from the range, and in the virtual
         # TLB mode nothing else would forget it.
-        uc.ctl_flush_tb()
+        _untyped(uc).ctl_flush_tb()
         return mapped
 
     def mappings(self) -> list[MappedRange]:
@@ -571,7 +578,7 @@ class GuestAddressSpace:
         if unknown:
             raise ValueError(f"unknown registers: {', '.join(sorted(unknown))}")
         uc.mem_write(load_at, bytes(code))
-        uc.ctl_flush_tb()
+        _untyped(uc).ctl_flush_tb()
         for reg, value in (registers or {}).items():
             uc.reg_write(REGISTERS[reg], value)
         if stack_top is not None:
@@ -606,7 +613,7 @@ class GuestAddressSpace:
             actions, self._deferred = self._deferred, []
             for action in actions:
                 action()
-            uc.ctl_flush_tb()
+            _untyped(uc).ctl_flush_tb()
             start = uc.reg_read(x86.UC_X86_REG_RIP)
         elapsed_us = (time.perf_counter() - started) * 1e6
         self._raise_pending()
@@ -630,13 +637,13 @@ class GuestAddressSpace:
             self._on_bad_access)
         try:
             # Hooks take effect in newly translated code only.
-            uc.ctl_flush_tb()
+            _untyped(uc).ctl_flush_tb()
             uc.emu_start(rip, _NO_EXIT, timeout=0, count=1)
         except UcError:
             pass
         finally:
             uc.hook_del(handle)
-            uc.ctl_flush_tb()
+            _untyped(uc).ctl_flush_tb()
             uc.reg_write(x86.UC_X86_REG_RIP, rip)
             self._pending = None
         fault, self._fault = self._fault, None

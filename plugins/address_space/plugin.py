@@ -14,7 +14,16 @@ from __future__ import annotations
 
 from plugins import hookimpl
 from plugins.address_space.engine import GuestAddressSpace
-from plugins.services import GUEST_CPU, GUEST_MEMORY, PORT_IO, Services, services_of
+from plugins.services import (
+    GUEST_CPU,
+    GUEST_MEMORY,
+    PORT_IO,
+    GuestCpu,
+    GuestMemory,
+    PortIO,
+    Services,
+    services_of,
+)
 from qom import Device, Object, StashKey, UndoStack, as_memory_device
 
 PLUGIN_NAME = "plugins.address_space.plugin"
@@ -30,9 +39,12 @@ def qom_machine_services(machine: Object, services: Services) -> None:
     """Create the engine and offer it as guest memory, port I/O and CPU."""
     space = GuestAddressSpace()
     machine.stash[_ADDRESS_SPACE] = space
-    services.provide(GUEST_MEMORY, space, provider=PLUGIN_NAME)
-    services.provide(PORT_IO, space, provider=PLUGIN_NAME)
-    services.provide(GUEST_CPU, space, provider=PLUGIN_NAME)
+    memory: GuestMemory = space
+    ports: PortIO = space
+    cpu: GuestCpu = space
+    services.provide(GUEST_MEMORY, memory, provider=PLUGIN_NAME)
+    services.provide(PORT_IO, ports, provider=PLUGIN_NAME)
+    services.provide(GUEST_CPU, cpu, provider=PLUGIN_NAME)
 
 
 @hookimpl

@@ -23,6 +23,7 @@ import os
 import socket
 import stat
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 
@@ -137,7 +138,7 @@ def _strerror(err: OSError) -> str:
     return os.strerror(err.errno) if err.errno else str(err)
 
 
-def _resolve(chardev: Chardev, *, passive: bool) -> list[tuple]:  # type: ignore[type-arg]
+def _resolve(chardev: Chardev, *, passive: bool) -> list[tuple[Any, ...]]:
     try:
         return socket.getaddrinfo(chardev.host or None, chardev.port, socket.AF_UNSPEC,
                                   socket.SOCK_STREAM, 0, socket.AI_PASSIVE if passive else 0)

@@ -346,10 +346,11 @@ def hmp_help(session: HmpSession, args: dict[str, Any]) -> None:
         for command in table.hmp_commands():
             session.print(f"{command.name} {command.params} -- {command.help}\n")
         return
-    command = table.find_hmp(words[0])
-    if command is None:
+    found = table.find_hmp(words[0])
+    if found is None:
         session.print(f"unknown command: '{words[0]}'\n")
         return
+    command = found
     if command.name != "info":
         session.print(f"{command.name} {command.params} -- {command.help}\n")
         return
@@ -418,8 +419,9 @@ def _print_object_help(session: HmpSession, text: str) -> bool:
         if part.startswith("qom-type="):
             type_name = part.removeprefix("qom-type=")
     registry = session.control.vm.tree.registry
-    text = None if type_name in (None, "help", "?") else object_help_text(registry, type_name)
-    session.print(text if text is not None else object_list_text(registry))
+    help_text = (None if type_name is None or type_name in ("help", "?")
+                 else object_help_text(registry, type_name))
+    session.print(help_text if help_text is not None else object_list_text(registry))
     return True
 
 

@@ -238,9 +238,11 @@ class _Lexer:
         self.token = bytearray((byte,))
         self.state = state
 
-    def _shift(self, byte: int, state: str) -> None:
+    def _shift(self, byte: int, state: str) -> tuple[str, bytes] | None:
+        """Take ``byte`` into the token and move to ``state``; no token ends here."""
         self.token.append(byte)
         self.state = state
+        return None
 
     def _terminal(self, byte: int, kind: str) -> tuple[str, bytes] | None:
         """A token ends at an ASCII byte (looked at again); any other byte is an error."""
