@@ -204,10 +204,15 @@ class PortIO(Protocol):
     """The guest's I/O port space (``IN``/``OUT``), 0-0xffff; one owner per port."""
 
     def register_ports(self, base: int, length: int, read: PortRead, write: PortWrite,
-                       name: str) -> PortRange:
-        """Claim ``[base, base+length)``; ``read``/``write`` get the offset into it.
+                       name: str, *, shadow: bool = False) -> PortRange:
+        """Claim ``[base, base+length)``; ``read``/``write`` get the offset into it
+        and the access size (1, 2 or 4); an access goes to the range of its
+        first port.
 
-        :raises QomError: outside 0-0xffff, empty, or overlapping a claimed range.
+        :param shadow: may overlap earlier ranges and wins the ports they share
+            (QEMU's ISA devices: the later of two regions at one address).
+        :raises QomError: outside 0-0xffff, empty, or overlapping a claimed range
+            without ``shadow``.
         """
         ...
 
@@ -216,7 +221,7 @@ class PortIO(Protocol):
         ...
 
     def port_ranges(self) -> list[Any]:
-        """Every claimed range."""
+        """Every claimed range, by first port, the newest first among equals."""
         ...
 
 
@@ -284,3 +289,53 @@ class AcpiState(Protocol):
 
 
 ACPI: ServiceKey[AcpiState] = ServiceKey("acpi")
+
+
+# ---------------------------------------------------------------------------
+# Character devices and the host
+# ---------------------------------------------------------------------------
+
+
+class CharBackend(Protocol):
+    """The host end of a chardev (``-chardev``, ``-debugcon``): where a device's
+    output goes."""
+
+    def write(self, data: bytes) -> None:
+        """Write all of ``data`` (QEMU's ``qemu_chr_fe_write_all``: it may block)."""
+        ...
+
+
+class Chardevs(Protocol):
+    """The machine's chardevs by id, and which device front end holds each."""
+
+    def find(self, chardev_id: str) -> CharBackend | None:
+        """The chardev ``chardev_id``, or ``None``."""
+        ...
+
+    def attach(self, chardev_id: str, owner: object) -> CharBackend:
+        """Make ``owner`` the front end of ``chardev_id``.
+
+        :raises QomError: no such chardev, or another front end has it.
+        """
+        ...
+
+    def detach(self, chardev_id: str, owner: object) -> None:
+        """``owner`` lets go of ``chardev_id`` (nothing if it did not hold it)."""
+        ...
+
+
+CHARDEVS: ServiceKey[Chardevs] = ServiceKey("chardev")
+
+
+class GuestExit(Exception):
+    """The guest asked the machine to end the process with ``status``
+    (``isa-debug-exit``: ``(value << 1) | 1``).
+
+    Raised from a port handler, it stops the guest; ``VM.run`` raises it, and
+    the ``pyqom`` process exits with ``status & 0xff``, printing nothing and
+    sending no SHUTDOWN event, as QEMU 7.2 does.
+    """
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the guest asked to exit with status {status}")
+        self.status = status

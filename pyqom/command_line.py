@@ -28,6 +28,7 @@ from devices.memory_options import fix_up_memory_options, machine_set_mem, parse
 from plugins.monitor import help_text
 from plugins.monitor.chardev import Chardev, ChardevError, check_stdio_once, parse_chardev
 from plugins.services import ACPI, services_of
+from pyqom.chardevs import ChardevSpec, parse_chardev_option, parse_legacy_chardev
 from qom.errors import QomError
 from qom.keyval import qemu_opts_dict
 from qom.user_creatable import check_id
@@ -40,7 +41,7 @@ Warn = Callable[[str], None]
 #: options that take an argument
 WITH_ARGUMENT = frozenset({
     "-machine", "-M", "-m", "-object", "-device", "-cpu", "-display", "-name", "-qmp",
-    "-monitor", "-accel", "-global", "-dump-acpi",
+    "-monitor", "-accel", "-global", "-dump-acpi", "-chardev", "-debugcon",
 })
 #: options without an argument
 FLAGS = frozenset({"-S", "-nodefaults", "-no-acpi", "-version", "-h", "-help", "-nographic",
@@ -101,6 +102,13 @@ class CommandLine:
     #: ``-qmp``/``-monitor`` in command-line order: (option, its text, the chardev)
     monitors: list[tuple[str, str, Chardev]] = attrs.Factory(list)
     dump_acpi: str | None = None
+    #: ``-chardev`` in command-line order: (its text, the parsed chardev)
+    chardevs: list[tuple[str, ChardevSpec]] = attrs.Factory(list)
+    #: ``-debugcon`` texts, in command-line order (each makes chardev and device
+    #: ``debugcon``, so a second one fails as in QEMU)
+    debugcons: list[str] = attrs.Factory(list)
+    #: ``-global DRIVER.PROP=VALUE`` for devices: (option text, driver, prop, value)
+    globals: list[tuple[str, str, str, str]] = attrs.Factory(list)
     #: ``-x-prealloc-progress``: say on stderr how far a preallocation of 1 GiB or
     #: more has come (a pyqom addition; QEMU says nothing)
     prealloc_progress: bool = False
@@ -295,6 +303,13 @@ def _apply(line: CommandLine, option: str, value: str, warn: Warn,
             _apply_global(line, value)
         elif option == "-dump-acpi":
             line.dump_acpi = value
+        elif option == "-chardev":
+            spec = parse_chardev_option(value)
+            if spec.uses_stdio:
+                _claim_stdio(line, option, value)
+            line.chardevs.append((value, spec))
+        elif option == "-debugcon":
+            line.debugcons.append(value)
     except StartupError:
         raise
     except QomError as err:
@@ -309,6 +324,8 @@ def _apply_monitor(line: CommandLine, option: str, value: str) -> None:
     try:
         chardev = parse_chardev(value, hmp=option == "-monitor")
         check_stdio_once([chardev, *(known for _, _, known in line.monitors)])
+        if chardev.kind == "stdio" and any(spec.uses_stdio for _, spec in line.chardevs):
+            raise ChardevError("cannot use stdio by multiple character devices")
     except ChardevError as err:
         raise StartupError(err.lines[0], location=f"{option} {value}",
                            also=err.lines[1:]) from None
@@ -345,11 +362,24 @@ def _apply_cpu(line: CommandLine, value: str, warn: Warn) -> None:
 
 
 def _apply_global(line: CommandLine, value: str) -> None:
-    driver_prop, _, setting = value.partition("=")
-    if driver_prop != "PIIX4_PM.memory-hotplug-support":
-        raise StartupError("pyqom supports only -global PIIX4_PM.memory-hotplug-support=on|off",
-                           location=f"-global {value}")
-    line.memory_hotplug_support = qom.inputs.parse_bool("memory-hotplug-support", setting)
+    """``-global DRIVER.PROP=VALUE``: PIIX4_PM's memory-hotplug switch, or a
+    device property applied when a device of that type is created."""
+    driver_prop, equals, setting = value.partition("=")
+    driver, dot, prop = driver_prop.partition(".")
+    if not equals or not dot:
+        raise StartupError(f"Invalid parameter '{driver_prop}'", location=f"-global {value}")
+    if driver_prop == "PIIX4_PM.memory-hotplug-support":
+        line.memory_hotplug_support = qom.inputs.parse_bool("memory-hotplug-support", setting)
+        return
+    line.globals.append((value, driver, prop, setting))
+
+
+def _claim_stdio(line: CommandLine, option: str, value: str) -> None:
+    """stdio serves one chardev: a monitor or a device's, not both."""
+    if any(chardev.kind == "stdio" for _, _, chardev in line.monitors) or any(
+            spec.uses_stdio for _, spec in line.chardevs):
+        raise StartupError("cannot use stdio by multiple character devices",
+                           location=f"{option} {value}")
 
 
 def _parse_object(value: str, warn: Warn, registry: qom.TypeRegistry,
@@ -399,11 +429,21 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
     except QomError as err:
         raise StartupError.unlocated(err) from None
     try:
+        vm.stdio_taken = any(chardev.kind == "stdio" for _, _, chardev in line.monitors) or any(
+            spec.uses_stdio for _, spec in line.chardevs)
+        for text, spec in line.chardevs:
+            try:
+                vm.chardevs.open(spec)
+            except QomError as err:
+                raise StartupError(str(err), location=f"-chardev {text}") from None
+        _check_globals(vm, line, warn)
         for _, arguments, source in line.objects:
             try:
                 qom.object_add(vm.tree, arguments, source)
             except QomError as err:
                 raise StartupError.unlocated(err) from None
+        for text in line.debugcons:
+            _open_debugcon(vm, line, text)
         try:
             vm.create_machine(config, machine=line.machine, phys_bits=line.phys_bits,
                               max_ram_below_4g=line.max_ram_below_4g, acpi=line.acpi,
@@ -415,6 +455,8 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
                 qom.device_add(vm.tree, options, source)
             except QomError as err:
                 raise _after_monitors(StartupError.located("-device", text, err)) from None
+        for text in line.debugcons:
+            _add_debugcon(vm, text)
         vm.machine_ready(paused=line.paused)
         if line.dump_acpi is not None:
             dump_acpi_tables(vm.machine, line.dump_acpi)
@@ -440,3 +482,46 @@ def dump_acpi_tables(machine: qom.Object, directory: str | Path) -> list[Path]:
         path.write_bytes(data)
         written.append(path)
     return written
+
+
+def _check_globals(vm: VM, line: CommandLine, warn: Warn) -> None:
+    """Globals for devices go to the tree; QEMU warns (once the machine starts)
+    about a driver that names no device type, and ignores it."""
+    for _, driver, prop, setting in line.globals:
+        klass = vm.tree.registry.find_class(driver)
+        if klass is None or not klass.is_a(qom.TYPE_DEVICE):
+            warn(f"warning: global {driver}.{prop} has invalid class name")
+            continue
+        vm.tree.globals.append((driver, prop, setting))
+
+
+def _open_debugcon(vm: VM, line: CommandLine, text: str) -> None:
+    """``-debugcon``, first half (QEMU's late back ends, before board init): chardev
+    ``debugcon``, and the device's id checked against the ``-device`` ids."""
+    location = f"-debugcon {text}"
+    try:
+        spec = parse_legacy_chardev("debugcon", text)
+        if spec.id in vm.chardevs.ids():
+            raise QomError("attempt to add duplicate property 'debugcon' to object "
+                           "(type 'container')" if vm.debugcon_seen
+                           else "Duplicate ID 'debugcon' for chardev")
+        if spec.uses_stdio and vm.stdio_taken:
+            raise QomError("cannot use stdio by multiple character devices")
+        vm.debugcon_seen = True
+        vm.chardevs.open(spec)
+    except QomError as err:
+        raise StartupError(str(err), location=location,
+                           also=(f"invalid character backend '{text}'",)) from None
+    if any(options.get("id") == "debugcon" for _, options, _ in line.devices):
+        raise StartupError("already have a debugcon device", location=location)
+
+
+def _add_debugcon(vm: VM, text: str) -> None:
+    """``-debugcon``, second half: ``isa-debugcon,id=debugcon,chardev=debugcon``,
+    after every ``-device``."""
+    location = f"-debugcon {text}"
+    try:
+        qom.device_add(vm.tree, {"driver": "isa-debugcon", "id": "debugcon",
+                                 "chardev": "debugcon"})
+    except QomError as err:
+        raise _after_monitors(StartupError(str(err), location=location)) from None

@@ -44,6 +44,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "backends.file",
     "backends.memfd",
     "devices.pc_dimm",
+    "devices.isa_debug",
     "devices.machine",
     "plugins.address_space.plugin",
     "plugins.acpi.plugin",

@@ -20,7 +20,7 @@ leaves the machine as it was.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -40,6 +40,7 @@ from devices.memory_options import (
     memory_config,
 )
 from plugins.services import GUEST_CPU, GUEST_MEMORY, GuestCpu, GuestMemory, services_of
+from pyqom.chardevs import HostChardevs, parse_legacy_chardev
 from pyqom.command_line import parse_command_line, start
 from pyqom.manager import make_plugin_manager, make_registry, make_tree
 
@@ -59,6 +60,9 @@ class VM:
         (values as for QMP ``device_add``: strings or JSON values).
     :param object_source: how ``objects`` values are read (``qom.OPTS`` for
         command-line strings).
+    :param chardevs: chardevs for devices, id -> legacy spec (``{"c0":
+        "file:/tmp/out"}``; ``null``, ``stdio``, ``vc``, ``file:PATH``).
+    :param globals: ``-global`` settings, (driver, property, value) strings.
     :param plugins: extra plugin objects.
     :param autoload: load third-party plugins (default: unless disabled by env).
     """
@@ -71,13 +75,18 @@ class VM:
                  objects: Iterable[dict[str, Any]] = (),
                  devices: Iterable[dict[str, Any]] = (),
                  plugins: Iterable[object] = (), autoload: bool | None = None,
-                 object_source: qom.Input = qom.JSON) -> None:
+                 object_source: qom.Input = qom.JSON,
+                 chardevs: Mapping[str, str] | None = None,
+                 globals: Iterable[tuple[str, str, str]] = ()) -> None:
         if isinstance(memory, MemoryConfig):
             config = memory
         else:
             config = memory_config(memory, slots=slots, maxmem=maxmem)
         self._start(plugins, autoload)
         try:
+            for chardev_id, spec in (chardevs or {}).items():
+                self.chardevs.open(parse_legacy_chardev(chardev_id, spec))
+            self.tree.globals.extend(globals)
             for arguments in objects:
                 qom.object_add(self.tree, arguments, object_source)
             self.create_machine(config, machine=machine, phys_bits=phys_bits,
@@ -91,7 +100,12 @@ class VM:
             raise
 
     def _start(self, plugins: Iterable[object], autoload: bool | None) -> None:
-        self.pm: pluggy.PluginManager = make_plugin_manager(autoload=autoload, plugins=plugins)
+        #: the chardevs devices write to (``-chardev``, ``-debugcon``)
+        self.chardevs = HostChardevs()
+        self.stdio_taken = False
+        self.debugcon_seen = False
+        self.pm: pluggy.PluginManager = make_plugin_manager(
+            autoload=autoload, plugins=[*plugins, self.chardevs])
         self.tree: qom.ObjectTree = make_tree(self.pm, make_registry(self.pm))
         self.paused = False
 
@@ -223,6 +237,9 @@ class VM:
         tree = getattr(self, "tree", None)
         if tree is not None and not tree.root.finalized:
             tree.root.finalize()
+        chardevs = getattr(self, "chardevs", None)
+        if chardevs is not None:
+            chardevs.close()
 
     def __enter__(self) -> VM:
         return self

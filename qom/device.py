@@ -38,8 +38,10 @@ SLOT_USER_CREATABLE = "user_creatable"
 SLOT_HOTPLUGGABLE = "hotpluggable"
 #: QEMU's ``DeviceClass.desc``: what ``-device help`` says of the type
 SLOT_DESC = "desc"
-#: class slot: the bus type a device sits on (``"ISA"``), or absent for a bus-less device
+#: class slot: the bus a device sits on (``"isa.0"``), or absent for a bus-less device
 SLOT_BUS = "bus"
+#: class slot: QEMU's ``DeviceCategory`` of ``-device help`` (``"Misc"``), or absent
+SLOT_CATEGORY = "category"
 #: machine class slot: ``get_hotplug_handler(machine, device) -> HotplugHandler | None``
 SLOT_GET_HOTPLUG_HANDLER = "get_hotplug_handler"
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from qom import errors
 from qom.device import (
+    SLOT_BUS,
     SLOT_HOTPLUGGABLE,
     SLOT_USER_CREATABLE,
     TYPE_DEVICE,
@@ -66,6 +67,9 @@ def device_add(tree: ObjectTree, options: Mapping[str, Any], source: Input = KEY
         raise errors.parameter_expects("driver", "a pluggable device type")
     if "bus" in options:
         raise errors.QomError(f"Bus '{options['bus']}' not found")
+    bus = klass.slots.get(SLOT_BUS)
+    if bus and tree.machine_ready:
+        raise errors.QomError(f"Bus '{bus}' does not support hotplugging")
 
     device = tree.new(driver)
     assert isinstance(device, Device)
@@ -74,6 +78,7 @@ def device_add(tree: ObjectTree, options: Mapping[str, Any], source: Input = KEY
         if tree.machine_ready and hotplug_handler_of(device) is None:
             raise errors.QomError(f"Device '{driver}' can not be hotplugged on this machine")
         _register_id(tree, device, device_id)
+        _apply_globals(tree, device)
         props = [name for name in options if name not in _OPTION_KEYS]
         for name in qdict_order(props):
             device.set(name, options[name], source)
@@ -109,6 +114,18 @@ def qemu_opts_from_qdict(arguments: Mapping[str, Any]) -> dict[str, str]:
     return options
 
 
+def _apply_globals(tree: ObjectTree, device: Device) -> None:
+    """QEMU's ``qdev_prop_set_globals``: each matching ``-global``, in order."""
+    for driver, name, value in tree.globals:
+        if not device.is_a(driver):
+            continue
+        try:
+            device.set(name, value, KEYVAL)
+        except errors.QomError as err:
+            raise errors.QomError(
+                f"can't apply global {driver}.{name}={value}: {err}") from None
+
+
 def _register_id(tree: ObjectTree, device: Device, device_id: str | None) -> None:
     """QEMU's ``qdev_set_id``."""
     if device_id is not None:
@@ -140,6 +157,9 @@ def device_del(tree: ObjectTree, device_id: str) -> None:
     the guest finishes it.  Without one, the unplug completes at once.
     """
     device = find_device(tree, device_id)
+    bus = device.object_class.slots.get(SLOT_BUS)
+    if bus:
+        raise errors.QomError(f"Bus '{bus}' does not support hotplugging")
     if not device.object_class.slots.get(SLOT_HOTPLUGGABLE):
         raise errors.QomError(f"Device '{device.type_name}' does not support hotplugging")
     handler = hotplug_handler_of(device)

@@ -50,6 +50,9 @@ class ObjectTree:
     root: Object = attrs.field(init=False)
     event_sink: EventSink = _no_events
     machine_ready: bool = False
+    #: ``-global DRIVER.PROP=VALUE`` settings: (driver, property, value), applied
+    #: to every new device of that type (or a subtype) before its own properties
+    globals: list[tuple[str, str, str]] = attrs.field(factory=list)
     anon_device_count: int = 0
     unattached_count: int = 0
     #: child name -> objects that are a child of that name somewhere (for partial paths)

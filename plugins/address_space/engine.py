@@ -471,11 +471,11 @@ class GuestAddressSpace:
     # -- port I/O --------------------------------------------------------------
 
     def register_ports(self, base: int, length: int, read: PortRead, write: PortWrite,
-                       name: str) -> PortRange:
+                       name: str, *, shadow: bool = False) -> PortRange:
         """Serve the guest's ``IN``/``OUT`` to ``[base, base+length)`` (see
         :meth:`PortRegistry.register <plugins.address_space.ports.PortRegistry.register>`)."""
         self._engine()
-        return self._ports.register(base, length, read, write, name)
+        return self._ports.register(base, length, read, write, name, shadow=shadow)
 
     def unregister_ports(self, handle: PortRange) -> None:
         """Remove a port range registered by :meth:`register_ports`."""

@@ -12,7 +12,7 @@ import qom
 from devices.machine import MACHINE_ALIASES, MACHINE_DESCRIPTION
 from plugins.monitor import qjson
 from plugins.monitor.commands import QEMU_VERSION, pyqom_version
-from qom.device import SLOT_DESC, SLOT_USER_CREATABLE
+from qom.device import SLOT_BUS, SLOT_CATEGORY, SLOT_DESC, SLOT_USER_CREATABLE
 
 #: ``-cpu help`` lines (QEMU's ``x86 %-20s %s``) of the models pyqom accepts
 CPU_MODELS = (("qemu64", "(alias configured by machine type)"),
@@ -148,22 +148,36 @@ def object_help_text(registry: qom.TypeRegistry, type_name: str) -> str | None:
     return f"{type_name} options:\n" + "".join(line + "\n" for line in lines)
 
 
+#: QEMU's ``DeviceCategory`` headings, in the order ``-device help`` prints them
+DEVICE_CATEGORIES = ("Controller/Bridge/Hub", "USB", "Storage", "Network", "Input",
+                     "Display", "Sound", "Misc", "CPU", "Watchdog", "Uncategorized")
+
+
 def device_list_text(registry: qom.TypeRegistry) -> str:
-    """``-device help``: QEMU's categories (all of pyqom's devices are uncategorized,
-    as ``pc-dimm`` is), names sorted without regard to case."""
+    """``-device help``: QEMU's categories in QEMU's order, a blank line between
+    them, names sorted without regard to case; each line ``name "N"``, then
+    ``, bus B`` and ``, desc "D"`` where the type has them."""
     classes = sorted((klass for klass in registry.list_classes(qom.TYPE_DEVICE)
                       if klass.slots.get(SLOT_USER_CREATABLE)),
                      key=lambda klass: klass.name.lower())
-    if not classes:
-        return ""
-    lines = ["Uncategorized devices:"]
-    for klass in classes:
-        line = f'name "{klass.name}"'
-        description = klass.slots.get(SLOT_DESC)
-        if description:
-            line += f', desc "{description}"'
-        lines.append(line)
-    return "\n".join(lines) + "\n"
+    blocks = []
+    for category in DEVICE_CATEGORIES:
+        members = [klass for klass in classes
+                   if klass.slots.get(SLOT_CATEGORY, "Uncategorized") == category]
+        if not members:
+            continue
+        lines = [f"{category} devices:"]
+        for klass in members:
+            line = f'name "{klass.name}"'
+            bus = klass.slots.get(SLOT_BUS)
+            if bus:
+                line += f", bus {bus.split('.')[0].upper()}"
+            description = klass.slots.get(SLOT_DESC)
+            if description:
+                line += f', desc "{description}"'
+            lines.append(line)
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
 
 
 def device_help_text(tree: qom.ObjectTree, driver: str) -> str:
@@ -174,12 +188,12 @@ def device_help_text(tree: qom.ObjectTree, driver: str) -> str:
     lines = [f"{driver} options:"]
     for prop in sorted(qom.device_list_properties(tree, driver), key=lambda p: p["name"]):
         line = f"  {prop['name']}=<{prop['type']}>"
-        extras = []
-        if prop.get("description"):
-            extras.append(prop["description"])
+        # QEMU: "%-24s - %s" with the description, then " (default: V)".
+        description = prop.get("description", "")
+        default = ""
         if "default-value" in prop:
-            extras.append(f"(default: {qjson.to_json(prop['default-value'])})")
-        if extras:
-            line = f"{line:<24} -  " + " ".join(extras)
+            default = f" (default: {qjson.to_json(prop['default-value'])})"
+        if description or default:
+            line = f"{line:<24} - {description}{default}"
         lines.append(line)
     return "\n".join(lines) + "\n"

@@ -24,7 +24,7 @@ def info_mtree(machine: Object) -> str:
     lines = ["address-space: I/O", _mtree_line(1, 0, 0x10000, 0, "i/o", "io")]
     ports = services_of(machine).find(PORT_IO)
     if ports is not None:
-        for claimed in sorted(ports.port_ranges(), key=lambda p: p.base):
+        for claimed in ports.port_ranges():
             lines.append(_mtree_line(2, claimed.base, claimed.length, 0, "i/o", claimed.name))
     lines += ["", "address-space: cpu-memory-0", "address-space: memory",
               _mtree_line(1, 0, 1 << 64, 0, "i/o", "system")]
