@@ -36,6 +36,7 @@ from qom import (
     qom_link,
 )
 from qom.device import SLOT_DESC
+from qom.memory_device import SLOT_MEMORY_DEVICE_KIND
 
 TYPE_PC_DIMM: Final = "pc-dimm"
 
@@ -97,8 +98,10 @@ class PcDimm(Device, MemoryDevice):
         self.slot = slot
 
     def fill_device_info(self) -> dict[str, Any]:
-        """QEMU's ``pc_dimm_md_fill_device_info``: kind ``dimm`` (QEMU-SPEC 7.1)."""
-        return {"type": "dimm", "data": self.dimm_info()}
+        """QEMU's ``pc_dimm_md_fill_device_info``: kind ``dimm`` (QEMU-SPEC 7.1),
+        or the class's ``SLOT_MEMORY_DEVICE_KIND`` (a subtype's own kind)."""
+        kind = self.object_class.slots.get(SLOT_MEMORY_DEVICE_KIND, "dimm")
+        return {"type": kind, "data": self.dimm_info()}
 
     def dimm_info(self) -> dict[str, Any]:
         """The ``PCDIMMDeviceInfo`` members, in the schema's order."""

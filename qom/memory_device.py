@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from qom.object import Object
 
 TYPE_MEMORY_DEVICE: Final = "memory-device"
+#: class slot: the ``type`` of a DIMM's ``query-memory-devices`` entry; a
+#: ``pc-dimm`` subtype's ``class_init`` may set its own (QEMU's subtypes
+#: override ``MemoryDeviceClass.fill_device_info`` the same way)
+SLOT_MEMORY_DEVICE_KIND: Final = "memory_device_kind"
 
 
 class HostRegion(Protocol):

@@ -497,6 +497,9 @@ def hmp_info_status(session: HmpSession, args: dict[str, Any]) -> None:
 def hmp_info_memory_devices(session: HmpSession, args: dict[str, Any]) -> None:
     for entry in session.control.execute("query-memory-devices"):
         data = entry["data"]
+        if entry["type"] not in ("dimm", "nvdimm"):
+            _print_other_memory_device(session, entry["type"], data)
+            continue
         session.print(f"Memory device [{entry['type']}]: \"{data.get('id', '')}\"\n"
                       f"  addr: 0x{data['addr']:x}\n"
                       f"  slot: {data['slot']}\n"
@@ -505,6 +508,23 @@ def hmp_info_memory_devices(session: HmpSession, args: dict[str, Any]) -> None:
                       f"  memdev: {data['memdev']}\n"
                       f"  hotplugged: {_bool(data['hotplugged'])}\n"
                       f"  hotpluggable: {_bool(data['hotpluggable'])}\n")
+
+
+def _print_other_memory_device(session: HmpSession, kind: str, data: dict[str, Any]) -> None:
+    """A kind QEMU 7.2 does not have (a plugin's device): its members in order,
+    addresses in hex, as QEMU prints its own kinds (a pyqom addition)."""
+    lines = [f"Memory device [{kind}]: \"{data.get('id', '')}\""]
+    for key, value in data.items():
+        if key == "id":
+            continue
+        if isinstance(value, bool):
+            text = _bool(value)
+        elif isinstance(value, int) and key in ("addr", "memaddr"):
+            text = f"0x{value:x}"
+        else:
+            text = str(value)
+        lines.append(f"  {key}: {text}")
+    session.print("\n".join(lines) + "\n")
 
 
 def hmp_info_memdev(session: HmpSession, args: dict[str, Any]) -> None:

@@ -1,0 +1,1 @@
+"""Example devices for pyqom, built on the plugin contract alone."""
