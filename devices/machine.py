@@ -2,7 +2,7 @@
 
 :func:`create_pc_machine` does what QEMU 7.2's ``machine_run_board_init`` and
 ``pc_init1`` / ``pc_memory_init`` do for memory, in the same order and with
-the same fatal errors (QEMU-SPEC 1.4, 5):
+the same fatal errors:
 
 1. the main RAM backend ``/objects/pc.ram`` (a ``memory-backend-ram``,
    always busy);
@@ -282,7 +282,7 @@ def qom_register_types(registry: TypeRegistry) -> None:
                                impl=PcMachine, class_init=_pc_machine_class_init))
     registry.register(TypeInfo(name=TYPE_PC_I440FX_72, parent=TYPE_PC_MACHINE,
                                class_init=_versioned("pc-i440fx-7.2")))
-    # Legacy types matter here only for their memory flags (QEMU-SPEC 1.4, 5.2).
+    # Legacy types matter here only for their memory flags.
     registry.register(TypeInfo(
         name=TYPE_PC_I440FX_21, parent=TYPE_PC_MACHINE,
         class_init=_versioned("pc-i440fx-2.1", enforce_aligned_dimm=False,
@@ -388,7 +388,7 @@ def _create_main_ram(tree: ObjectTree, size: int, undo: UndoStack) -> MemoryBack
 
 
 def _split_ram(pc: PcMachine) -> None:
-    """The i440FX RAM split below and above 4 GiB (QEMU-SPEC 5.1)."""
+    """The i440FX RAM split below and above 4 GiB."""
     if not pc.max_ram_below_4g:
         pc.max_ram_below_4g = DEFAULT_MAX_RAM_BELOW_4G
     lowmem = pc.max_ram_below_4g

@@ -3,7 +3,7 @@ part of ``pc_dimm_pre_plug``, for the pc machine's hotplug handler.
 
 :func:`pre_plug` validates and places a memory device exactly as QEMU 7.2's
 ``pc_memory_pre_plug`` -> ``pc_dimm_pre_plug`` -> ``memory_device_pre_plug``
-do (QEMU-SPEC 4.2 step 4), writing the chosen slot (for a device that needs
+do, writing the chosen slot (for a device that needs
 one) and address into the device and changing nothing else.  Slots and
 ranges in use are derived from the plugged memory devices, so an unplug (or
 a failed plug) frees them with no bookkeeping to undo.

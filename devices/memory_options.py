@@ -1,6 +1,6 @@
 """``-m [size=]megs[,slots=n,maxmem=size]`` as QEMU 7.2 parses and checks it.
 
-Three stages, each with QEMU's messages (QEMU-SPEC 1.1-1.3):
+Three stages, each with QEMU's messages:
 
 1. :func:`parse_memory_option` - QemuOpts: keys ``size``, ``slots``,
    ``maxmem`` (``size`` implied); each value validated as a QemuOpts size or

@@ -1,6 +1,6 @@
 """``pc-dimm``: a DIMM whose memory is a memory backend (QEMU's ``hw/mem/pc-dimm.c``).
 
-Properties (QEMU-SPEC 4.1): ``memdev`` (``link<memory-backend>``), ``node``,
+Properties: ``memdev`` (``link<memory-backend>``), ``node``,
 ``addr`` (0 = let the machine choose), ``slot`` (-1 = let the machine
 choose), read-only ``size``.  The machine's hotplug handler picks the slot
 and address in pre_plug; :meth:`PcDimm.realize` checks the NUMA node and that
@@ -98,7 +98,7 @@ class PcDimm(Device, MemoryDevice):
         self.slot = slot
 
     def fill_device_info(self) -> dict[str, Any]:
-        """QEMU's ``pc_dimm_md_fill_device_info``: kind ``dimm`` (QEMU-SPEC 7.1),
+        """QEMU's ``pc_dimm_md_fill_device_info``: kind ``dimm``,
         or the class's ``SLOT_MEMORY_DEVICE_KIND`` (a subtype's own kind)."""
         kind = self.object_class.slots.get(SLOT_MEMORY_DEVICE_KIND, "dimm")
         return {"type": kind, "data": self.dimm_info()}

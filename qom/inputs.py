@@ -1,7 +1,7 @@
 """Inputs: where property values come from, each with QEMU 7.2's own wording.
 
 QEMU converts arguments with a different *visitor* on each path, and the error
-messages differ between them (QEMU-SPEC 2.2):
+messages differ between them:
 
 * :data:`JSON` - the strict QObject input visitor: QMP ``object-add`` and
   ``qom-set``.  ``"1G"`` for a size is an error (``Parameter 'size' expects

@@ -1,7 +1,7 @@
 """User-creatable objects: ``object-add`` and ``object-del`` as QEMU 7.2 does them.
 
 ``object-add`` runs in two phases, and the order of its errors follows them
-(QEMU-SPEC 2.6, checked against QEMU 7.2):
+(checked against QEMU 7.2):
 
 1. :func:`parse_object_options` - the QAPI phase.  ``qom-type`` must name a
    concrete user-creatable type, ``id`` must be there, then every member of

@@ -2,7 +2,7 @@
 
 :func:`build_tables` is the entry point: ``build_tables(machine)`` returns
 ``{signature: bytes}`` for RSDP, RSDT, FACP, FACS, DSDT, APIC, HPET, SRAT
-(only with a NUMA node, QEMU-SPEC 6.5) and WAET, each with its checksum
+(only with a NUMA node) and WAET, each with its checksum
 filled and its pointers set, as a firmware leaves them.  :func:`build_blob`
 gives the same tables as one contiguous image (QEMU's fw_cfg
 ``etc/acpi/tables`` order) plus the RSDP, which is what a placement step
@@ -16,9 +16,9 @@ What is reproduced from 7.2 (checked against real QEMU in
   HPET, [SRAT,] WAET; RSDP revision 0 points at the RSDT;
 * FACP (revision 1, PIIX4 PM blocks), FACS, APIC (one CPU), HPET, WAET byte
   for byte;
-* SRAT byte for byte (QEMU-SPEC 6.5);
-* in the DSDT, the memory-hotplug AML (QEMU-SPEC 6.4: ``\\_SB.PCI0.MHPD``,
-  ``\\_SB.MHPC`` and its methods and ``MPxx`` devices, ``\\_GPE._E03``) byte
+* SRAT byte for byte;
+* in the DSDT, the memory-hotplug AML (``\\_SB.PCI0.MHPD``, ``\\_SB.MHPC`` and
+  its methods and ``MPxx`` devices, ``\\_GPE._E03``) byte
   for byte, and ``\\_SB.PCI0._CRS`` with the 32- and 64-bit PCI holes.
 
 What the DSDT leaves out: everything else QEMU's pc DSDT holds (ISA devices,
@@ -94,7 +94,7 @@ MEM_AFFINITY_HOTPLUGGABLE: Final = 2
 #: the FACS must be 64-byte aligned; QEMU puts it first in the blob for that reason
 FACS_ALIGN: Final = 64
 
-#: ``etc/acpi/tables`` order (QEMU-SPEC 6.5); SRAT only when there is a NUMA node
+#: ``etc/acpi/tables`` order; SRAT only when there is a NUMA node
 BLOB_ORDER: Final = ("FACS", "DSDT", "FACP", "APIC", "HPET", "SRAT", "WAET", "RSDT")
 
 
@@ -184,7 +184,7 @@ def waet() -> bytes:
     return table(b"WAET", 1, struct.pack("<I", 2))
 
 
-# -- SRAT (QEMU-SPEC 6.5) ------------------------------------------------------------
+# -- SRAT ------------------------------------------------------------
 
 
 @attrs.frozen
@@ -239,7 +239,7 @@ def srat_memory_entries(machine: PcMachine, nodes: int = 1) -> list[MemoryAffini
             mem_len -= next_base - below
             if mem_len > 0:
                 entries.append(MemoryAffinity(mem_base, mem_len, node, MEM_AFFINITY_ENABLED))
-            # 7.2 puts the part above the PCI hole at 4 GiB (QEMU-SPEC 6.5).
+            # 7.2 puts the part above the PCI hole at 4 GiB.
             mem_base, mem_len = FOUR_GIB, next_base - below
             next_base = mem_base + mem_len
         if mem_len > 0:
@@ -361,7 +361,7 @@ def _slot_device(slot: int) -> bytes:
 
 
 def memory_hotplug_aml(slots: int) -> bytes:
-    """QEMU 7.2's ``build_memory_hotplug_aml`` for the pc machine (QEMU-SPEC 6.4).
+    """QEMU 7.2's ``build_memory_hotplug_aml`` for the pc machine.
 
     ``\\_SB.PCI0.MHPD`` (the 0x0A00 I/O block), ``\\_SB.MHPC`` (registers,
     lock, scan and slot helpers, one ``MPxx`` per slot, ``MTFY``) and

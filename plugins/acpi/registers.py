@@ -1,7 +1,7 @@
 """The ACPI memory-hotplug register block and the GPE0 block, live (used by
 :mod:`plugins.acpi.plugin`, which wires them to the machine).
 
-What the guest's AML talks to (QEMU-SPEC 6.2, 6.3, 8), served on the guest's
+What the guest's AML talks to, served on the guest's
 port-I/O registry with QEMU 7.2's exact semantics:
 
 * the memory-hotplug block at 0x0A00, 24 bytes: a slot selector, the

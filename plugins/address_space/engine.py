@@ -1,8 +1,8 @@
 """The guest's CPU and physical address space: one Unicorn x86-64 engine.
 
-This is the only module of pyqom that imports :mod:`unicorn` (DESIGN.md,
-"The guest side"; ``tests/test_layering.py`` enforces it).  Everything else
-talks to :class:`GuestAddressSpace`:
+This is the only module of pyqom that imports :mod:`unicorn`
+(``tests/test_layering.py`` enforces it).  Everything else talks to
+:class:`GuestAddressSpace`:
 
 * **RAM** - :meth:`GuestAddressSpace.map_ram` maps guest-physical
   ``[gpa, gpa+size)`` with ``mem_map_ptr`` straight over a backend's

@@ -1,4 +1,4 @@
-"""The common memory-backend properties, on memory-backend-ram (QEMU-SPEC 3.1, probes 2-7)."""
+"""The common memory-backend properties, on memory-backend-ram."""
 
 from __future__ import annotations
 

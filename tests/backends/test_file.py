@@ -1,4 +1,4 @@
-"""memory-backend-file on real files (QEMU-SPEC 3.3, rows 24, 53-55, 73)."""
+"""memory-backend-file on real files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""memory-backend-memfd (QEMU-SPEC 3.4, row 56)."""
+"""memory-backend-memfd."""
 
 from __future__ import annotations
 

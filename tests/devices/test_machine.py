@@ -1,4 +1,4 @@
-"""The pc machine: board-init checks and memory layout (QEMU-SPEC 1.4, 5.1-5.3; rows 8, 14, 15).
+"""The pc machine: board-init checks and memory layout.
 
 Every value here was observed on QEMU 7.2 (the worked examples of 5.3); the
 conformance suite re-checks the region sizes and DIMM addresses live.

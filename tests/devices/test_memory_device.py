@@ -1,4 +1,4 @@
-"""The memory hotplug handler: device_add errors of QEMU-SPEC 4.2 in 7.2's order, the
+"""The memory hotplug handler: device_add errors in 7.2's order, the
 placements of 4.3, and that a failed device_add changes nothing.
 """
 

@@ -1,4 +1,4 @@
-"""``-m [size=]megs[,slots=n,maxmem=size]``: QEMU-SPEC 1.1-1.3, rows 1-7, 9-13, 71.
+"""``-m [size=]megs[,slots=n,maxmem=size]``, as QEMU 7.2 parses and checks it.
 
 Messages and values are QEMU 7.2's (the conformance suite checks the same
 command lines against the real binary).

@@ -1,4 +1,4 @@
-"""pc-dimm: properties (QEMU-SPEC 4.1), read-only size, changes after realize, busy
+"""pc-dimm: properties, read-only size, changes after realize, busy
 memdev, and the peripheral-anon counter (probe notes 6-9)."""
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ def test_memory_hotplug_aml_is_qemus_byte_for_byte(vm_for, config):
                               (0x100000000, 0x40000000, 1), (0x140000000, 0x180000000, 3)]),
 ])
 def test_srat_memory_entries_of_the_spec(vm_for, memory, expected):
-    """QEMU-SPEC 6.5's observed tables, including the slot-less maxmem case."""
+    """The SRAT memory entries QEMU 7.2 builds, including the slot-less maxmem case."""
     entries = srat_memory_entries(vm_for(memory).machine)
     assert [(e.base, e.length, e.flags) for e in entries] == expected
     assert {e.proximity for e in entries} == {0}
@@ -132,7 +132,7 @@ def test_building_does_not_change_the_machine(vm_for):
     assert build_tables(vm.machine) == first
     vm.object_add("memory-backend-ram", "m1", size=GiB)
     vm.device_add("pc-dimm", "d1", memdev="m1")
-    # DIMM state lives in the I/O registers only: the tables do not change (QEMU-SPEC 6.4)
+    # DIMM state lives in the I/O registers only: the tables do not change
     assert build_tables(vm.machine) == first
 
 

@@ -130,7 +130,7 @@ def test_guest_scan_ost_and_eject_seen_on_qmp(tmp_path):
             ]
             assert client.execute("query-memory-devices") == {"return": []}
             assert client.execute("object-del", {"id": "mem1"}) == {"return": {}}
-            # the slot keeps its last _OST values, without a device (QEMU-SPEC 7.1)
+            # the slot keeps its last _OST values, without a device
             assert client.execute("query-acpi-ospm-status")["return"][0] == {
                 "slot": "0", "slot-type": "DIMM", "source": 3, "status": 128}
         finally:
