@@ -15,12 +15,9 @@ nobody wrote into pyqom is placed the same way as ``pc-dimm``.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from qom import MemoryDevice, QomError
-
-if TYPE_CHECKING:
-    from devices.machine import PcMachine
 
 U64_MASK: Final = (1 << 64) - 1
 TARGET_PAGE_SIZE: Final = 4096
@@ -28,6 +25,30 @@ TARGET_PAGE_SIZE: Final = 4096
 UNASSIGNED_SLOT: Final = -1
 
 log = logging.getLogger(__name__)
+
+
+class PcMachine(Protocol):
+    """What placing memory devices reads of the machine (``devices.machine.PcMachine``
+    is one); a protocol, so this module does not import the machine back."""
+
+    acpi: bool
+    memory_hotplug_support: bool
+    device_memory_base: int
+    device_memory_size: int
+
+    @property
+    def ram_size(self) -> int: ...
+
+    @property
+    def maxram_size(self) -> int: ...
+
+    @property
+    def ram_slots(self) -> int: ...
+
+    @property
+    def has_device_memory(self) -> bool: ...
+
+    def memory_devices(self) -> list[MemoryDevice]: ...
 
 
 def _used_slots(machine: PcMachine) -> set[int]:
