@@ -23,8 +23,8 @@ line (:class:`plugins.services.ServiceUnavailableError`).
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import os
+import sys
 from collections.abc import Iterable, Mapping
 
 import pluggy
@@ -79,6 +79,10 @@ def _one_line(err: BaseException) -> str:
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
     """pluggy's ``load_setuptools_entrypoints``, with a :class:`PluginLoadError`
     naming the entry point when one fails to import."""
+    if not _may_declare_entry_points():
+        return
+    import importlib.metadata  # about 10 ms to import: only when a [qom] group may exist
+
     for dist in importlib.metadata.distributions():
         for entry_point in dist.entry_points:
             if (entry_point.group != ENTRY_POINT_GROUP or pm.get_plugin(entry_point.name)
@@ -91,6 +95,41 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
                     entry_point.name,
                     f"cannot load {entry_point.value}: {_one_line(err)}") from err
             _register(pm, plugin, entry_point.name)
+
+
+def _may_declare_entry_points() -> bool:
+    """False only when no distribution on ``sys.path`` can declare a ``qom`` group.
+
+    A cheap scan (well under 1 ms) of the ``*.dist-info`` and ``*.egg-info``
+    directories' ``entry_points.txt`` for ``[qom]``, so the common case never
+    imports :mod:`importlib.metadata`.  Whatever the scan cannot see (a zip or
+    ``.egg`` path entry, a meta-path finder of its own that finds
+    distributions) answers True, and :mod:`importlib.metadata` decides.
+    """
+    for finder in sys.meta_path:
+        if (getattr(finder, "find_distributions", None) is not None
+                and getattr(finder, "__module__", None) != "_frozen_importlib_external"):
+            return True
+    for entry in sys.path:
+        if not isinstance(entry, str) or entry.lower().endswith(".egg"):
+            return True
+        try:
+            listing = os.scandir(entry or ".")
+        except NotADirectoryError:
+            return True  # a zip archive
+        except OSError:
+            continue  # missing or unreadable: importlib.metadata skips it too
+        with listing:
+            for item in listing:
+                if not item.name.lower().endswith((".dist-info", ".egg-info")):
+                    continue
+                try:
+                    with open(os.path.join(item.path, "entry_points.txt"), "rb") as text:
+                        if b"[qom]" in text.read():
+                            return True
+                except OSError:
+                    continue  # no entry points (or an .egg-info file)
+    return False
 
 
 def plugin_name(pm: pluggy.PluginManager, plugin: object) -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import queue
 import threading
 import time
@@ -39,6 +38,7 @@ from plugins.commands import (
     Command,
     CommandNotFoundError,
     CommandTable,
+    HmpCommand,
 )
 from plugins.services import ACPI, services_of
 
@@ -64,20 +64,15 @@ class VM(Protocol):
 #: The QEMU version pyqom answers as (``query-version``, the QMP greeting).
 QEMU_VERSION: dict[str, int] = {"major": 7, "minor": 2, "micro": 22}
 
-@functools.cache
+#: pyqom's own version; tests/plugins/monitor/test_commands.py checks that it
+#: equals pyproject.toml's ``version``.  A constant rather than an
+#: :mod:`importlib.metadata` lookup, which costs about 10 ms at start-up.
+PYQOM_VERSION = "0.1.0"
+
+
 def pyqom_version() -> str:
-    """The installed pyqom version (the source tree's when not installed).
-
-    Looked up once per process: every greeting and ``query-version`` needs it,
-    and the lookup scans ``sys.path``; :mod:`importlib.metadata` (15 ms to
-    import) is imported only then.
-    """
-    from importlib import metadata
-
-    try:
-        return metadata.version("pyqom")
-    except metadata.PackageNotFoundError:
-        return "0.1.0"
+    """pyqom's version (:data:`PYQOM_VERSION`), as the greeting and ``query-version`` show it."""
+    return PYQOM_VERSION
 
 
 def package_string() -> str:
@@ -435,14 +430,21 @@ BUILTIN_COMMANDS: tuple[Command, ...] = (
 """Module constant (immutable): the built-in QMP commands."""
 
 
-def build_command_table(vm: VM) -> CommandTable:
-    """A fresh table: the built-in QMP and HMP commands, then the plugins' ones."""
+def _builtin_hmp_commands() -> tuple[HmpCommand, ...]:
     from plugins.monitor.hmp import BUILTIN_HMP_COMMANDS
 
+    return BUILTIN_HMP_COMMANDS
+
+
+def build_command_table(vm: VM) -> CommandTable:
+    """A fresh table: the built-in QMP and HMP commands, then the plugins' ones.
+
+    The HMP built-ins (and :mod:`.hmp`, with readline and the help texts) are
+    loaded on the first HMP use: a QMP-only start-up does not need them.
+    """
     table = CommandTable()
     for command in BUILTIN_COMMANDS:
         table.register(command)
-    for hmp_command in BUILTIN_HMP_COMMANDS:
-        table.register_hmp(hmp_command)
+    table.hmp_builtins_from(_builtin_hmp_commands)
     vm.pm.hook.qom_register_monitor_commands(commands=table)
     return table

@@ -130,3 +130,22 @@ def test_late_plugin_still_registers_types() -> None:
 
 def test_hook_recorder_sees_calls(plugin_manager, hook_recorder, registry) -> None:
     assert "qom_register_types" in hook_recorder.names()
+
+
+def test_entry_point_prescan(tmp_path, monkeypatch) -> None:
+    # The scan that keeps importlib.metadata out of start-up must see a [qom] group.
+    from pyqom.manager import _may_declare_entry_points
+
+    monkeypatch.setattr("sys.path", [str(tmp_path / "missing"), str(tmp_path)])
+    other = tmp_path / "other-1.0.dist-info"
+    other.mkdir()
+    (other / "entry_points.txt").write_text("[console_scripts]\nother = other:main\n")
+    (tmp_path / "bare-1.0.egg-info").write_text("Metadata-Version: 2.1\n")  # a file
+    assert not _may_declare_entry_points()
+    plugin = tmp_path / "Plugin-1.0.EGG-INFO"
+    plugin.mkdir()
+    (plugin / "entry_points.txt").write_text("[qom]\nplugin = plugin.module\n")
+    assert _may_declare_entry_points()
+    monkeypatch.setattr("sys.path", [str(tmp_path / "archive.zip")])
+    (tmp_path / "archive.zip").write_bytes(b"")
+    assert _may_declare_entry_points()  # importlib.metadata looks inside zips

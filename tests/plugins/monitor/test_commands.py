@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 import qom
 from plugins.commands import CommandNotFoundError
 from plugins.monitor import Arg, Command, CommandTable, VmControl
+from plugins.monitor.commands import PYQOM_VERSION
 
 
 def _error(control: VmControl, name: str, arguments: dict[str, Any] | None = None) -> str:
@@ -131,7 +134,14 @@ def test_query_commands_and_version(control: VmControl) -> None:
         assert name in names
     version = control.execute("query-version")
     assert version["qemu"] == {"major": 7, "minor": 2, "micro": 22}
-    assert version["package"].startswith("pyqom ")
+    assert version["package"] == f"pyqom {PYQOM_VERSION}"
+
+
+def test_version_constant_matches_pyproject() -> None:
+    # PYQOM_VERSION stands in for an importlib.metadata lookup: keep it in step.
+    pyproject = Path(__file__).resolve().parents[3] / "pyproject.toml"
+    with pyproject.open("rb") as file:
+        assert tomllib.load(file)["project"]["version"] == PYQOM_VERSION
 
 
 def test_capabilities_command_after_negotiation(control: VmControl) -> None:
