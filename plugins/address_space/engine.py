@@ -39,6 +39,12 @@ Unicorn needs guest-physical ranges aligned to 4 KiB (its page size), so
 :meth:`~GuestAddressSpace.map_ram` refuses anything else instead of letting
 Unicorn answer ``UC_ERR_ARG``.
 
+The engine is created, and :mod:`unicorn` imported (about 9 ms), only when
+first needed: a read, a write, a run, a register.  Until then the address
+space keeps its ranges and port handlers in Python, and the engine maps the
+ranges when it is created; a machine that only starts and answers its monitor
+never loads Unicorn.
+
 Memory safety: Unicorn keeps only a raw host pointer, so while a range is
 mapped this class holds a slice of the backend's ``view``.  That pins the
 host mapping (``HostMapping.release`` cannot unmap it while the slice
@@ -50,43 +56,13 @@ from __future__ import annotations
 
 import bisect
 import enum
+import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
-from unicorn import (
-    UC_ARCH_X86,
-    UC_ERR_FETCH_PROT,
-    UC_ERR_FETCH_UNMAPPED,
-    UC_ERR_READ_PROT,
-    UC_ERR_READ_UNMAPPED,
-    UC_ERR_WRITE_PROT,
-    UC_ERR_WRITE_UNMAPPED,
-    UC_HOOK_INSN,
-    UC_HOOK_MEM_FETCH_PROT,
-    UC_HOOK_MEM_FETCH_UNMAPPED,
-    UC_HOOK_MEM_READ_PROT,
-    UC_HOOK_MEM_READ_UNMAPPED,
-    UC_HOOK_MEM_WRITE_PROT,
-    UC_HOOK_MEM_WRITE_UNMAPPED,
-    UC_MEM_FETCH_PROT,
-    UC_MEM_FETCH_UNMAPPED,
-    UC_MEM_READ_PROT,
-    UC_MEM_READ_UNMAPPED,
-    UC_MEM_WRITE_PROT,
-    UC_MEM_WRITE_UNMAPPED,
-    UC_MODE_64,
-    UC_PROT_EXEC,
-    UC_PROT_READ,
-    UC_PROT_WRITE,
-    UC_TLB_CPU,
-    UC_TLB_VIRTUAL,
-    Uc,
-    UcError,
-)
-from unicorn import x86_const as x86
 
 from plugins.address_space.errors import (
     AddressSpaceError,
@@ -97,6 +73,9 @@ from plugins.address_space.errors import (
 )
 from plugins.address_space.ports import IO_SPACE_SIZE, PortRange, PortRead, PortRegistry, PortWrite
 from qom import HostRegion
+
+if TYPE_CHECKING:
+    from unicorn import Uc
 
 __all__ = [
     "AddressSpaceError", "GuestAddressSpace", "GuestError", "GuestFault", "MappedRange",
@@ -117,33 +96,65 @@ DEFAULT_MAX_INSTRUCTIONS: Final = 10_000_000
 #: ``until`` address for ``emu_start`` that flat guest code never reaches.
 _NO_EXIT: Final = (1 << 64) - 1
 
-#: Register name -> Unicorn register id, for :class:`RunResult` and ``registers=``.
-REGISTERS: Final[Mapping[str, int]] = MappingProxyType({
-    "rax": x86.UC_X86_REG_RAX, "rbx": x86.UC_X86_REG_RBX, "rcx": x86.UC_X86_REG_RCX,
-    "rdx": x86.UC_X86_REG_RDX, "rsi": x86.UC_X86_REG_RSI, "rdi": x86.UC_X86_REG_RDI,
-    "rbp": x86.UC_X86_REG_RBP, "rsp": x86.UC_X86_REG_RSP, "r8": x86.UC_X86_REG_R8,
-    "r9": x86.UC_X86_REG_R9, "r10": x86.UC_X86_REG_R10, "r11": x86.UC_X86_REG_R11,
-    "r12": x86.UC_X86_REG_R12, "r13": x86.UC_X86_REG_R13, "r14": x86.UC_X86_REG_R14,
-    "r15": x86.UC_X86_REG_R15, "rip": x86.UC_X86_REG_RIP, "rflags": x86.UC_X86_REG_RFLAGS,
-})
-
-#: Unicorn memory-access type -> (access word used in errors, is it a protection fault?)
-_ACCESS: Final[Mapping[int, tuple[str, bool]]] = MappingProxyType({
-    UC_MEM_READ_UNMAPPED: ("read", False), UC_MEM_WRITE_UNMAPPED: ("write", False),
-    UC_MEM_FETCH_UNMAPPED: ("fetch", False), UC_MEM_READ_PROT: ("read", True),
-    UC_MEM_WRITE_PROT: ("write", True), UC_MEM_FETCH_PROT: ("fetch", True),
-})
-#: Unicorn errors that mean "a memory access faulted" -> access word.
-_FAULT_ERRORS: Final[Mapping[int, str]] = MappingProxyType({
-    UC_ERR_READ_UNMAPPED: "read", UC_ERR_WRITE_UNMAPPED: "write",
-    UC_ERR_FETCH_UNMAPPED: "fetch", UC_ERR_READ_PROT: "read", UC_ERR_WRITE_PROT: "write",
-    UC_ERR_FETCH_PROT: "fetch",
-})
 _ALL_ONES: Final[Mapping[int, int]] = MappingProxyType({1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF})
 
 TlbMode = Literal["virtual", "cpu"]
-_TLB_MODES: Final[Mapping[str, int]] = MappingProxyType(
-    {"virtual": UC_TLB_VIRTUAL, "cpu": UC_TLB_CPU})
+_TLB_MODE_NAMES: Final = ("virtual", "cpu")
+_REGISTER_NAMES: Final = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9",
+                          "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags")
+
+
+class _Unicorn:
+    """What this module uses of :mod:`unicorn`, imported with the first engine."""
+
+    def __init__(self) -> None:
+        import unicorn
+        from unicorn import x86_const as x86
+
+        self.Uc = unicorn.Uc
+        self.UcError = unicorn.UcError
+        self.arch, self.mode = unicorn.UC_ARCH_X86, unicorn.UC_MODE_64
+        self.tlb_modes: Mapping[str, int] = MappingProxyType(
+            {"virtual": unicorn.UC_TLB_VIRTUAL, "cpu": unicorn.UC_TLB_CPU})
+        self.prot_read, self.prot_write, self.prot_exec = (
+            unicorn.UC_PROT_READ, unicorn.UC_PROT_WRITE, unicorn.UC_PROT_EXEC)
+        self.hook_insn, self.ins_in, self.ins_out = (
+            unicorn.UC_HOOK_INSN, x86.UC_X86_INS_IN, x86.UC_X86_INS_OUT)
+        #: the hooks that see a faulting access (installed only by _locate_fault)
+        self.hook_bad_access = (
+            unicorn.UC_HOOK_MEM_READ_UNMAPPED | unicorn.UC_HOOK_MEM_WRITE_UNMAPPED
+            | unicorn.UC_HOOK_MEM_FETCH_UNMAPPED | unicorn.UC_HOOK_MEM_READ_PROT
+            | unicorn.UC_HOOK_MEM_WRITE_PROT | unicorn.UC_HOOK_MEM_FETCH_PROT)
+        #: register name -> Unicorn register id (the module's REGISTERS)
+        self.registers: Mapping[str, int] = MappingProxyType(
+            {name: getattr(x86, f"UC_X86_REG_{name.upper()}") for name in _REGISTER_NAMES})
+        #: Unicorn memory-access type -> (access word used in errors, is it a protection fault?)
+        self.access: Mapping[int, tuple[str, bool]] = MappingProxyType({
+            unicorn.UC_MEM_READ_UNMAPPED: ("read", False),
+            unicorn.UC_MEM_WRITE_UNMAPPED: ("write", False),
+            unicorn.UC_MEM_FETCH_UNMAPPED: ("fetch", False),
+            unicorn.UC_MEM_READ_PROT: ("read", True), unicorn.UC_MEM_WRITE_PROT: ("write", True),
+            unicorn.UC_MEM_FETCH_PROT: ("fetch", True),
+        })
+        #: Unicorn errors that mean "a memory access faulted" -> access word.
+        self.fault_errors: Mapping[int, str] = MappingProxyType({
+            unicorn.UC_ERR_READ_UNMAPPED: "read", unicorn.UC_ERR_WRITE_UNMAPPED: "write",
+            unicorn.UC_ERR_FETCH_UNMAPPED: "fetch", unicorn.UC_ERR_READ_PROT: "read",
+            unicorn.UC_ERR_WRITE_PROT: "write", unicorn.UC_ERR_FETCH_PROT: "fetch",
+        })
+
+
+@functools.cache
+def _unicorn() -> _Unicorn:
+    return _Unicorn()
+
+
+def __getattr__(name: str) -> Any:
+    # REGISTERS (register name -> Unicorn register id, for RunResult and
+    # ``registers=``) is built from unicorn's constants, so on first use.
+    if name == "REGISTERS":
+        return _unicorn().registers
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 
@@ -259,12 +270,12 @@ class GuestAddressSpace:
     """
 
     def __init__(self, *, tlb_mode: TlbMode = "virtual") -> None:
-        if tlb_mode not in _TLB_MODES:
+        if tlb_mode not in _TLB_MODE_NAMES:
             raise ValueError(f"tlb_mode must be 'virtual' or 'cpu', not {tlb_mode!r}")
         self.tlb_mode: TlbMode = tlb_mode
-        self._uc: Uc | None = Uc(UC_ARCH_X86, UC_MODE_64)
-        # The TLB mode must be set before the first translation.
-        _untyped(self._uc).ctl_set_tlb_mode(_TLB_MODES[tlb_mode])
+        # Created by _engine() when first needed (see the module's docstring).
+        self._uc: Uc | None = None
+        self._closed = False
         # Sorted by gpa; bisect keeps lookups O(log n) as DIMMs accumulate.
         self._ranges: list[MappedRange] = []
         self._starts: list[int] = []
@@ -278,11 +289,7 @@ class GuestAddressSpace:
         # Work a port handler asked to run outside the CPU loop (see call_outside).
         self._running = False
         self._deferred: list[Callable[[], object]] = []
-        self._hooks = [
-            _untyped(self._uc).hook_add(UC_HOOK_INSN, self._on_in, aux1=x86.UC_X86_INS_IN),
-            _untyped(self._uc).hook_add(UC_HOOK_INSN, self._on_out,
-                                        aux1=x86.UC_X86_INS_OUT),
-        ]
+        self._hooks: list[int] = []
         # No memory hook is installed while the guest runs: any UC_HOOK_MEM_*
         # hook (even one for unmapped accesses only) makes Unicorn translate
         # every load and store through its slow path, about 8x slower.  A
@@ -293,21 +300,52 @@ class GuestAddressSpace:
     @property
     def closed(self) -> bool:
         """True after :meth:`close`."""
-        return self._uc is None
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AddressSpaceError("the guest address space is closed")
 
     def _engine(self) -> Uc:
+        """The Unicorn engine, created (with the ranges mapped so far) on first use."""
+        self._check_open()
         if self._uc is None:
-            raise AddressSpaceError("the guest address space is closed")
+            self._uc = self._start_engine()
         return self._uc
+
+    def _start_engine(self) -> Uc:
+        u = _unicorn()
+        uc = u.Uc(u.arch, u.mode)
+        # The TLB mode must be set before the first translation.
+        _untyped(uc).ctl_set_tlb_mode(u.tlb_modes[self.tlb_mode])
+        for mapped in self._ranges:
+            self._map_into(uc, mapped)
+        self._hooks = [
+            _untyped(uc).hook_add(u.hook_insn, self._on_in, aux1=u.ins_in),
+            _untyped(uc).hook_add(u.hook_insn, self._on_out, aux1=u.ins_out),
+        ]
+        return uc
+
+    @staticmethod
+    def _map_into(uc: Uc, mapped: MappedRange) -> None:
+        u = _unicorn()
+        perms = u.prot_read | u.prot_exec | (0 if mapped.readonly else u.prot_write)
+        try:
+            uc.mem_map_ptr(mapped.gpa, mapped.size, perms, mapped.host_address)
+        except u.UcError as err:
+            raise MappingError(f"cannot map {mapped.name!r} at 0x{mapped.gpa:x}: {err}") from err
 
     def close(self) -> None:
         """Unmap every range, drop every port handler and release the engine (idempotent)."""
-        uc = self._uc
-        if uc is None:
+        if self._closed:
             return
         for mapped in list(self._ranges):
             self.unmap(mapped)
         self._ports.clear()
+        self._closed = True
+        uc = self._uc
+        if uc is None:
+            return
         # Deleting the hooks breaks the Uc <-> self reference cycle, so dropping
         # the last reference closes the engine now rather than at the next GC.
         for handle in self._hooks:
@@ -342,7 +380,7 @@ class GuestAddressSpace:
         :raises MappingError: misaligned, empty, beyond ``host``, beyond 2^52,
             overlapping another range, or the name is taken.
         """
-        uc = self._engine()
+        self._check_open()
         _check_page_aligned("guest-physical address", gpa)
         _check_page_aligned("offset", offset)
         available = -(-host.size // GUEST_PAGE_SIZE) * GUEST_PAGE_SIZE
@@ -368,14 +406,14 @@ class GuestAddressSpace:
             raise MappingError(
                 f"cannot map {name!r} at 0x{gpa:x}-0x{mapped.last:x}: it overlaps"
                 f" {clash.name!r} at 0x{clash.gpa:x}-0x{clash.last:x}")
-        perms = UC_PROT_READ | UC_PROT_EXEC | (0 if mapped.readonly else UC_PROT_WRITE)
         # Pin first: if Unicorn refuses, releasing the pin leaves nothing behind.
         pin = host.view[offset:min(offset + size, host.size)]
-        try:
-            uc.mem_map_ptr(gpa, size, perms, mapped.host_address)
-        except UcError as err:
-            pin.release()
-            raise MappingError(f"cannot map {name!r} at 0x{gpa:x}: {err}") from err
+        if self._uc is not None:  # else the engine maps it when it is created
+            try:
+                self._map_into(self._uc, mapped)
+            except MappingError:
+                pin.release()
+                raise
         index = bisect.bisect(self._starts, gpa)
         self._ranges.insert(index, mapped)
         self._starts.insert(index, gpa)
@@ -389,16 +427,19 @@ class GuestAddressSpace:
         :returns: the range removed.
         :raises UnknownMappingError: no such range is mapped.
         """
-        uc = self._engine()
+        self._check_open()
         mapped = self._find(range_or_name)
-        uc.mem_unmap(mapped.gpa, mapped.size)
+        uc = self._uc
+        if uc is not None:
+            uc.mem_unmap(mapped.gpa, mapped.size)
         index = self._ranges.index(mapped)
         del self._ranges[index]
         del self._starts[index]
         self._pins.pop(id(mapped)).release()
-        # Translated code may have been read from the range, and in the virtual
-        # TLB mode nothing else would forget it.
-        _untyped(uc).ctl_flush_tb()
+        if uc is not None:
+            # Translated code may have been read from the range, and in the
+            # virtual TLB mode nothing else would forget it.
+            _untyped(uc).ctl_flush_tb()
         return mapped
 
     def mappings(self) -> list[MappedRange]:
@@ -474,7 +515,7 @@ class GuestAddressSpace:
                        name: str, *, shadow: bool = False) -> PortRange:
         """Serve the guest's ``IN``/``OUT`` to ``[base, base+length)`` (see
         :meth:`PortRegistry.register <plugins.address_space.ports.PortRegistry.register>`)."""
-        self._engine()
+        self._check_open()
         return self._ports.register(base, length, read, write, name, shadow=shadow)
 
     def unregister_ports(self, handle: PortRange) -> None:
@@ -514,8 +555,9 @@ class GuestAddressSpace:
                        user_data: object) -> bool:
         # Unicorn may call this once per byte of a straddling access: keep the first.
         if self._fault is None:
-            word, protection = _ACCESS.get(access, ("access", False))
-            rip = uc.reg_read(x86.UC_X86_REG_RIP)
+            u = _unicorn()
+            word, protection = u.access.get(access, ("access", False))
+            rip = uc.reg_read(u.registers["rip"])
             self._fault = GuestFault(address, word, size=size, protection=protection, rip=rip)
         return False  # do not map anything: the access fails and emulation stops
 
@@ -569,20 +611,21 @@ class GuestAddressSpace:
         is reported as ``hlt`` too.
         """
         uc = self._engine()
+        u = _unicorn()
         try:
             self._check_access(load_at, len(code), "write")
         except GuestFault as err:
             raise MappingError(f"cannot load {len(code)} bytes of code at 0x{load_at:x}:"
                                f" 0x{err.address:x} is not writable mapped RAM") from err
-        unknown = set(registers or ()) - set(REGISTERS)
+        unknown = set(registers or ()) - set(u.registers)
         if unknown:
             raise ValueError(f"unknown registers: {', '.join(sorted(unknown))}")
         uc.mem_write(load_at, bytes(code))
         _untyped(uc).ctl_flush_tb()
         for reg, value in (registers or {}).items():
-            uc.reg_write(REGISTERS[reg], value)
+            uc.reg_write(u.registers[reg], value)
         if stack_top is not None:
-            uc.reg_write(x86.UC_X86_REG_RSP, stack_top)
+            uc.reg_write(u.registers["rsp"], stack_top)
         self._fault = None
         self._pending = None
         self._stop_requested = False
@@ -595,13 +638,13 @@ class GuestAddressSpace:
             self._running = True
             try:
                 uc.emu_start(start, _NO_EXIT, timeout=remaining_us, count=budget)
-            except UcError as err:
+            except u.UcError as err:
                 self._running = False
                 self._deferred.clear()
                 self._raise_pending()
-                rip = uc.reg_read(x86.UC_X86_REG_RIP)
-                if err.errno in _FAULT_ERRORS:
-                    raise self._locate_fault(uc, rip, _FAULT_ERRORS[err.errno]) from err
+                rip = uc.reg_read(u.registers["rip"])
+                if err.errno in u.fault_errors:
+                    raise self._locate_fault(uc, rip, u.fault_errors[err.errno]) from err
                 raise GuestError(f"guest stopped at rip 0x{rip:x}: {err}", rip=rip) from err
             finally:
                 self._running = False
@@ -614,7 +657,7 @@ class GuestAddressSpace:
             for action in actions:
                 action()
             _untyped(uc).ctl_flush_tb()
-            start = uc.reg_read(x86.UC_X86_REG_RIP)
+            start = uc.reg_read(u.registers["rip"])
         elapsed_us = (time.perf_counter() - started) * 1e6
         self._raise_pending()
         return self._result(self._stop_reason(uc, budget, timeout_us, elapsed_us))
@@ -630,21 +673,19 @@ class GuestAddressSpace:
         effects before the fault (a store's bytes in a mapped page, a string
         I/O's port accesses), which a faulting instruction may repeat anyway.
         """
+        u = _unicorn()
         self._fault = None
-        handle = uc.hook_add(
-            UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED | UC_HOOK_MEM_FETCH_UNMAPPED
-            | UC_HOOK_MEM_READ_PROT | UC_HOOK_MEM_WRITE_PROT | UC_HOOK_MEM_FETCH_PROT,
-            self._on_bad_access)
+        handle = uc.hook_add(u.hook_bad_access, self._on_bad_access)
         try:
             # Hooks take effect in newly translated code only.
             _untyped(uc).ctl_flush_tb()
             uc.emu_start(rip, _NO_EXIT, timeout=0, count=1)
-        except UcError:
+        except u.UcError:
             pass
         finally:
             uc.hook_del(handle)
             _untyped(uc).ctl_flush_tb()
-            uc.reg_write(x86.UC_X86_REG_RIP, rip)
+            uc.reg_write(u.registers["rip"], rip)
             self._pending = None
         fault, self._fault = self._fault, None
         if fault is None:  # did not fault again: report what is known
@@ -660,7 +701,7 @@ class GuestAddressSpace:
                      elapsed_us: float) -> StopReason:
         if self._stop_requested:
             return StopReason.STOPPED
-        rip = uc.reg_read(x86.UC_X86_REG_RIP)
+        rip = uc.reg_read(_unicorn().registers["rip"])
         # HLT ends its translation block and stops Unicorn with RIP after it.
         if rip > 0 and self.mapping_at(rip - 1) is not None \
                 and uc.mem_read(rip - 1, 1)[0] == HLT_OPCODE:
@@ -673,13 +714,14 @@ class GuestAddressSpace:
 
     def _result(self, reason: StopReason) -> RunResult:
         uc = self._engine()
-        values = {name: uc.reg_read(REGISTERS[name])
+        registers = _unicorn().registers
+        values = {name: uc.reg_read(registers[name])
                   for name in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rip")}
         return RunResult(reason=reason, **values)
 
     def reg_read(self, name: str) -> int:
         """The value of a register of :data:`REGISTERS` (between runs)."""
-        return int(self._engine().reg_read(REGISTERS[name]))
+        return int(self._engine().reg_read(_unicorn().registers[name]))
 
     def __iter__(self) -> Iterator[MappedRange]:
         return iter(list(self._ranges))

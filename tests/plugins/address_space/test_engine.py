@@ -600,3 +600,30 @@ def test_call_outside_runs_between_instructions_and_the_guest_goes_on(gas, objtr
     assert [m.name for m in gas.mappings()] == ["low"]
     gas.call_outside(lambda: done.append("now"))  # no guest running: at once
     assert done == ["unmapped", "now"]
+
+
+def test_the_engine_is_created_on_first_use_with_what_was_set_up_before(objtree):
+    """Start-up maps RAM and registers ports without Unicorn; the engine, made on
+    first use, maps those ranges and serves those ports."""
+    low, gone = ram_backend(objtree, "m1"), ram_backend(objtree, "m2")
+    space = GuestAddressSpace()
+    space.map_ram("low", 0, low)
+    space.map_ram("gone", 4 * GiB, gone)
+    space.unmap("gone")
+    seen: list[int] = []
+    space.register_ports(0x0A14, 1, lambda offset, size: 0, lambda o, s, v: seen.append(v),
+                         "probe")
+    low.view[0x1000:0x1004] = b"abcd"
+    assert space._uc is None  # nothing so far needed the engine
+    assert space.read(0x1000, 4) == b"abcd"
+    space.run(b"\x66\xba\x14\x0a\xb0\x07\xee\xf4", load_at=CODE)  # mov dx; mov al, 7; out
+    assert seen == [7]
+    with pytest.raises(GuestFault):
+        space.read(4 * GiB, 1)
+    space.close()
+    never = GuestAddressSpace()
+    never.map_ram("low", 0, ram_backend(objtree, "m3"))
+    never.close()  # closing without an engine unmaps too
+    assert never.closed and never._uc is None and never.mappings() == []
+    with pytest.raises(AddressSpaceError, match="closed"):
+        never.reg_read("rip")
