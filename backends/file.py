@@ -27,7 +27,6 @@ import contextlib
 import errno
 import os
 import stat
-import tempfile
 from typing import Any, Final
 
 import attrs
@@ -81,6 +80,8 @@ def file_ram_open(path: str, region_name: str, readonly: bool) -> tuple[int, boo
         elif failure.errno == errno.EISDIR:
             sanitized = region_name.replace("/", "_")
             try:
+                import tempfile  # with shutil, about 3 ms: only for a directory mem-path
+
                 fd, name = tempfile.mkstemp(prefix=f"qemu_back_mem.{sanitized}.", dir=path)
             except OSError as err:
                 failure = err

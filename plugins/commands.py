@@ -28,7 +28,7 @@ in QDict order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Protocol
 
 import attrs
@@ -171,7 +171,20 @@ class CommandTable:
 
     def __init__(self) -> None:
         self._qmp: dict[str, Command] = {}
-        self._hmp: list[HmpCommand] = []
+        self._hmp_commands: list[HmpCommand] | None = None
+        self._hmp_builtins: Callable[[], Iterable[HmpCommand]] = tuple
+
+    def hmp_builtins_from(self, loader: Callable[[], Iterable[HmpCommand]]) -> None:
+        """Where the built-in HMP commands come from: ``loader()`` is called on the
+        first HMP use (a lookup or a registration), and its commands come first.
+        A QMP-only monitor then never imports the human monitor."""
+        self._hmp_builtins = loader
+
+    @property
+    def _hmp(self) -> list[HmpCommand]:
+        if self._hmp_commands is None:
+            self._hmp_commands = list(self._hmp_builtins())
+        return self._hmp_commands
 
     # -- registration ----------------------------------------------------
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -34,6 +33,8 @@ from qom.keyval import qemu_opts_dict
 from qom.user_creatable import check_id
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pyqom.vm import VM
 
 Warn = Callable[[str], None]
@@ -471,6 +472,8 @@ def dump_acpi_tables(machine: qom.Object, directory: str | Path) -> list[Path]:
     state = services_of(machine).find(ACPI)
     if state is None:
         return []
+    from pathlib import Path  # only -dump-acpi needs it
+
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from fractions import Fraction
 
 U64_MAX = (1 << 64) - 1
 I64_MIN = -(1 << 63)
@@ -129,12 +128,12 @@ def parse_i64(text: str, base: int = 0) -> int:
     return value
 
 
-def _scan_fraction(text: str, pos: int) -> tuple[Fraction | None, int]:
+def _scan_fraction(text: str, pos: int) -> tuple[float | None, int]:
     """strtod() on ``text[pos:]`` where ``text[pos] == '.'``: (value, end).
 
     Returns ``(None, pos)`` when strtod converts nothing ("." alone).  An
     exponent makes the whole size invalid in QEMU, so it is reported as
-    ``Fraction(-1)``.
+    ``-1.0``.
     """
     end = pos + 1
     while end < len(text) and text[end].isdigit() and text[end].isascii():
@@ -146,9 +145,9 @@ def _scan_fraction(text: str, pos: int) -> tuple[Fraction | None, int]:
         if exp_end < len(text) and text[exp_end] in "+-":
             exp_end += 1
         if exp_end < len(text) and text[exp_end].isdigit():
-            return Fraction(-1), end
+            return -1.0, end
     # strtod: the nearest double (no big-number conversion of a long fraction).
-    return Fraction(float(text[pos:end])), end
+    return float(text[pos:end]), end
 
 
 def parse_size(text: str, *, default_suffix: str = "B",
@@ -168,7 +167,8 @@ def parse_size(text: str, *, default_suffix: str = "B",
     if integral > U64_MAX:
         raise NumberFormatError(text, out_of_range=True)
     is_hex = False
-    fraction = Fraction(0)
+    # The fraction in 64-bit fixed point (QEMU's), as an integer: fraction / 2**64.
+    fraction = 0
     if integral == 0 and text[end : end + 1] in ("x", "X"):
         integral, end, digits = _strtox(text, 16)
         if digits == 0:
@@ -188,8 +188,8 @@ def parse_size(text: str, *, default_suffix: str = "B",
             # QEMU computes (uint64_t)(strtod(...) * 0x1p64): the fraction is the
             # nearest C double, truncated to 64-bit fixed point.  A fraction that
             # rounds to 1.0 overflows the cast, which gives 0 on x86-64.
-            fixed = int(float(scanned) * 2.0**64)
-            fraction = Fraction(fixed if fixed < 1 << 64 else 0, 1 << 64)
+            fixed = int(scanned * 2.0**64)
+            fraction = fixed if fixed < 1 << 64 else 0
             end = frac_end
     suffix = text[end : end + 1].upper()
     if suffix and suffix in _SUFFIX_POWER:
@@ -205,8 +205,9 @@ def parse_size(text: str, *, default_suffix: str = "B",
         if fraction:
             raise NumberFormatError(text)
         return integral
-    scaled = integral * multiplier + fraction * multiplier
-    result = int(scaled) + (1 if scaled - int(scaled) >= Fraction(1, 2) else 0)
+    # integral + fraction / 2**64, times the multiplier, rounded half up (exactly).
+    whole, rest = divmod(fraction * multiplier, 1 << 64)
+    result = integral * multiplier + whole + (1 if 2 * rest >= 1 << 64 else 0)
     if result > U64_MAX:
         raise NumberFormatError(text, out_of_range=True)
     return result

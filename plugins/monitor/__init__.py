@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from plugins.commands import Arg, Command, CommandTable, HmpCommand, MonitorError
 from plugins.monitor.chardev import Chardev, ChardevError, parse_chardev
 from plugins.monitor.commands import VmControl
-from plugins.monitor.hmp import HmpConnection, HmpSession
 from plugins.monitor.qmp import QmpSession
 from plugins.monitor.transport import MonitorServer
 
 if TYPE_CHECKING:
     from plugins.monitor.commands import VM
+    from plugins.monitor.hmp import HmpConnection, HmpSession
 
 __all__ = [
     "Arg", "Command", "CommandTable", "HmpCommand", "HmpConnection", "HmpSession",
@@ -37,6 +37,15 @@ __all__ = [
     "control_quit", "hmp_server", "parse_chardev", "qmp_server", "run_monitors", "serve_hmp",
     "serve_qmp",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The human monitor (with readline and the help texts) is imported on first use.
+    if name in ("HmpConnection", "HmpSession"):
+        from plugins.monitor import hmp
+
+        return getattr(hmp, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def qmp_server(address: str | Chardev) -> MonitorServer:
@@ -58,6 +67,8 @@ def hmp_server(address: str | Chardev) -> MonitorServer:
 def _attach(server: MonitorServer, control: VmControl, *, hmp: bool,
             stderr: Callable[[str], Any] | None = None, prog: str = "pyqom") -> None:
     if hmp:
+        from plugins.monitor.hmp import HmpConnection
+
         server.factory = lambda write: HmpConnection(control, write, stderr=stderr, prog=prog)
     else:
         server.factory = lambda write: QmpSession(control, write)
