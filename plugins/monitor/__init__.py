@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from plugins.commands import Arg, Command, CommandTable, HmpCommand, MonitorError
 from plugins.monitor.chardev import Chardev, ChardevError, parse_chardev
-from plugins.monitor.commands import VmControl
+from plugins.monitor.control import VmControl
 from plugins.monitor.qmp import QmpSession
 from plugins.monitor.transport import MonitorServer
 
 if TYPE_CHECKING:
-    from plugins.monitor.commands import VM
+    from plugins.monitor.control import VM
     from plugins.monitor.hmp import HmpConnection, HmpSession
 
 __all__ = [

@@ -22,17 +22,11 @@ order within a hash bucket.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import queue
-import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import qom
 from backends.base import query_memdev
-from plugins import hookimpl
 from plugins.commands import (
     Arg,
     Command,
@@ -43,23 +37,8 @@ from plugins.commands import (
 from plugins.services import ACPI, services_of
 
 if TYPE_CHECKING:
-    import pluggy
+    from plugins.monitor.control import VM, VmControl
 
-    from devices.machine import PcMachine
-
-
-class VM(Protocol):
-    """The VM the monitors serve (``pyqom.VM`` is one): its plugin manager, tree
-    and machine.  A protocol, so the monitors never import the composition root."""
-
-    @property
-    def pm(self) -> pluggy.PluginManager: ...
-
-    @property
-    def tree(self) -> qom.ObjectTree: ...
-
-    @property
-    def machine(self) -> PcMachine: ...
 
 #: The QEMU version pyqom answers as (``query-version``, the QMP greeting).
 QEMU_VERSION: dict[str, int] = {"major": 7, "minor": 2, "micro": 22}
@@ -78,183 +57,6 @@ def pyqom_version() -> str:
 def package_string() -> str:
     """``package`` of ``query-version`` and the greeting: ``pyqom <version>``."""
     return f"pyqom {pyqom_version()}"
-
-
-# ---------------------------------------------------------------------------
-# The VM as the monitors see it
-# ---------------------------------------------------------------------------
-
-EventListener = Callable[[dict[str, Any]], None]
-
-
-class _EventRelay:
-    """A plugin instance forwarding the tree's events to one :class:`VmControl`."""
-
-    def __init__(self, control: VmControl) -> None:
-        self._control = control
-
-    @hookimpl
-    def qom_event(self, tree: qom.ObjectTree, name: str, data: dict[str, Any]) -> None:
-        """Forward events of this VM's tree to the monitors."""
-        if tree is self._control.vm.tree:
-            self._control.emit(name, data)
-
-
-class CommandThread:
-    """The one thread that runs monitor commands, so that a long one (a big
-    preallocation) leaves the event loop free: greetings, echo, other clients'
-    input and signals go on, and commands wait their turn in order.
-
-    A daemon thread (a command still running when pyqom ends does not hold the
-    exit up); results come back on the event loop.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], asyncio.Future[Any]] | None] = (
-            queue.SimpleQueue())
-        self._thread = threading.Thread(target=self._work, name="pyqom-commands", daemon=True)
-        self._thread.start()
-
-    def on_thread(self) -> bool:
-        """Whether the caller is this thread (a command running)."""
-        return threading.current_thread() is self._thread
-
-    def run(self, work: Callable[[], Any]) -> asyncio.Future[Any]:
-        """Run ``work`` after the commands queued before it; its result or error."""
-        future: asyncio.Future[Any] = self.loop.create_future()
-        self._queue.put((work, future))
-        return future
-
-    def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            work, future = item
-            try:
-                result = work()
-            except BaseException as err:  # handed to the awaiting session
-                self._deliver(future, None, err)
-            else:
-                self._deliver(future, result, None)
-
-    def _deliver(self, future: asyncio.Future[Any], result: Any,
-                 error: BaseException | None) -> None:
-        def settle() -> None:
-            if future.done():
-                return
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
-
-        with contextlib.suppress(RuntimeError):  # the loop is closed: pyqom is ending
-            self.loop.call_soon_threadsafe(settle)
-
-    def close(self) -> None:
-        """Let the thread end once the queued commands are done."""
-        self._queue.put(None)
-
-
-class VmControl:
-    """One VM as its monitors share it: run state, events, quit, and the command table.
-
-    Commands run where the session calls them, or, once :meth:`use_command_thread`
-    was called, on that thread; events raised there reach the listeners on the
-    event loop, in order, before the reply of the command that raised them.
-
-    :param vm: the machine.
-    :param paused: started with ``-S`` (status ``prelaunch``).
-    :param clock: seconds since the epoch, for event timestamps.
-    """
-
-    def __init__(self, vm: VM, *, paused: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.vm = vm
-        self.status = "prelaunch" if paused else "running"
-        self.clock = clock
-        self.quit_requested = False
-        self._listeners: list[EventListener] = []
-        self._quit_callbacks: list[Callable[[], None]] = []
-        self._relay = _EventRelay(self)
-        vm.pm.register(self._relay)
-        self.commands = build_command_table(vm)
-        self.command_thread: CommandThread | None = None
-
-    def use_command_thread(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Run commands on a :class:`CommandThread` from now on (the ``pyqom`` process)."""
-        if self.command_thread is None:
-            self.command_thread = CommandThread(loop)
-
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
-
-    # -- events ------------------------------------------------------------
-
-    def add_listener(self, listener: EventListener) -> None:
-        """Call ``listener`` with every event (a dict with timestamp, event, data)."""
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: EventListener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
-    def emit(self, name: str, data: dict[str, Any] | None = None) -> None:
-        """Send event ``name`` to every listener, with QEMU's timestamp."""
-        now = self.clock()
-        seconds = int(now)
-        event: dict[str, Any] = {
-            "event": name,
-            "timestamp": {"seconds": seconds, "microseconds": int((now - seconds) * 1e6)},
-        }
-        if data is not None:
-            event["data"] = data
-        thread = self.command_thread
-        if thread is not None and thread.on_thread():
-            # Listeners write to transports, which belong to the event loop.
-            thread.loop.call_soon_threadsafe(self._dispatch, event)
-        else:
-            self._dispatch(event)
-
-    def _dispatch(self, event: dict[str, Any]) -> None:
-        for listener in list(self._listeners):
-            listener(event)
-
-    # -- quit ----------------------------------------------------------------
-
-    def on_quit(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once ``quit`` has been answered."""
-        self._quit_callbacks.append(callback)
-
-    def request_quit(self) -> None:
-        """``quit``: the SHUTDOWN event now; the callbacks run after the reply."""
-        if not self.quit_requested:
-            self.quit_requested = True
-            self.emit("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"})
-
-    def shutdown(self, reason: str) -> None:
-        """The process ends for another reason (``host-signal``): SHUTDOWN, then the
-        quit callbacks, as for ``quit`` but with no reply to wait for."""
-        if not self.quit_requested:
-            self.quit_requested = True
-            self.emit("SHUTDOWN", {"guest": False, "reason": reason})
-        self.finish_quit()
-
-    def finish_quit(self) -> None:
-        """Run the quit callbacks (the transports call this once the reply is out)."""
-        callbacks, self._quit_callbacks = self._quit_callbacks, []
-        for callback in callbacks:
-            callback()
-
-    def close(self) -> None:
-        """Stop receiving the VM's events (and end the command thread)."""
-        if self.command_thread is not None:
-            self.command_thread.close()
-        if self.vm.pm.is_registered(self._relay):
-            self.vm.pm.unregister(self._relay)
-
-    def execute(self, name: str, arguments: Mapping[str, Any] | None = None) -> Any:
-        """Run a QMP command (see :meth:`CommandTable.execute`)."""
-        return self.commands.execute(self, name, arguments)
 
 
 # ---------------------------------------------------------------------------

@@ -29,7 +29,8 @@ from typing import Any
 import qom
 from plugins.commands import HmpCommand
 from plugins.monitor import qjson
-from plugins.monitor.commands import QEMU_VERSION, VmControl, package_string
+from plugins.monitor.commands import QEMU_VERSION, package_string
+from plugins.monitor.control import VmControl
 from plugins.monitor.help_text import (
     device_help_text,
     device_list_text,

@@ -30,12 +30,8 @@ from typing import Any
 import qom
 from plugins.commands import CommandNotFoundError
 from plugins.monitor import qjson
-from plugins.monitor.commands import (
-    QEMU_VERSION,
-    VmControl,
-    check_capabilities,
-    package_string,
-)
+from plugins.monitor.commands import QEMU_VERSION, check_capabilities, package_string
+from plugins.monitor.control import VmControl
 from qom.qdict import qdict_order
 
 log = logging.getLogger(__name__)
