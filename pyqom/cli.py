@@ -229,7 +229,7 @@ def serve(vm: VM, line: CommandLine, servers: list[tuple[MonitorServer, bool]],
 
     async def run() -> int:
         loop = asyncio.get_running_loop()
-        monitors = Monitors(vm, servers, paused=line.paused, prog=PROG)
+        monitors = Monitors(vm, servers, paused=None, prog=PROG)  # the VM knows (-S)
         signalled: asyncio.Future[tuple[int, int]] = loop.create_future()
 
         def on_signal(signum: int, pid: int) -> None:

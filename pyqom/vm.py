@@ -107,7 +107,10 @@ class VM:
         self.pm: pluggy.PluginManager = make_plugin_manager(
             autoload=autoload, plugins=[*plugins, self.chardevs])
         self.tree: qom.ObjectTree = make_tree(self.pm, make_registry(self.pm))
-        self.paused = False
+        #: QEMU's run state, the one the monitors report and change:
+        #: ``prelaunch`` until the machine is ready, then ``running`` (or still
+        #: ``prelaunch`` with ``-S``), ``paused`` after ``stop``
+        self.status = "prelaunch"
 
     @classmethod
     def empty(cls, *, plugins: Iterable[object] = (), autoload: bool | None = None) -> VM:
@@ -126,7 +129,7 @@ class VM:
 
     def machine_ready(self, *, paused: bool = False) -> None:
         """Cold plug is over: devices added from now on are hot-plugged."""
-        self.paused = paused
+        self.status = "prelaunch" if paused else "running"
         machine_ready(self.tree, self.machine)
 
     @classmethod

@@ -119,7 +119,7 @@ class Monitors:
     """
 
     def __init__(self, vm: VM, opened: Iterable[tuple[MonitorServer, bool]], *,
-                 paused: bool = True, prog: str = "pyqom") -> None:
+                 paused: bool | None = True, prog: str = "pyqom") -> None:
         self.control = VmControl(vm, paused=paused)
         self.servers = list(opened)
         self.prog = prog
@@ -161,7 +161,7 @@ class Monitors:
 
 
 async def run_monitors(vm: VM, *, qmp: Iterable[str] = (), hmp: Iterable[str] = (),
-                       paused: bool = True, prog: str = "pyqom") -> int:
+                       paused: bool | None = True, prog: str = "pyqom") -> int:
     """Open and serve QMP and HMP monitors of ``vm`` until ``quit``; close them;
     return the exit status (0).  The VM itself is left to the caller to close.
     """

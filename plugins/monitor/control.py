@@ -37,6 +37,9 @@ class VM(Protocol):
     @property
     def machine(self) -> PcMachine: ...
 
+    #: the run state (``prelaunch``, ``running``, ``paused``), owned by the VM
+    status: str
+
 EventListener = Callable[[dict[str, Any]], None]
 
 
@@ -115,14 +118,17 @@ class VmControl:
     event loop, in order, before the reply of the command that raised them.
 
     :param vm: the machine.
-    :param paused: started with ``-S`` (status ``prelaunch``).
+    :param paused: started with ``-S`` (status ``prelaunch``), else running; ``None``
+        keeps the VM's own status.  The run state lives on the VM (``vm.status``),
+        so every monitor of one VM, and the VM's own API, see the same one.
     :param clock: seconds since the epoch, for event timestamps.
     """
 
-    def __init__(self, vm: VM, *, paused: bool = True,
+    def __init__(self, vm: VM, *, paused: bool | None = True,
                  clock: Callable[[], float] = time.time) -> None:
         self.vm = vm
-        self.status = "prelaunch" if paused else "running"
+        if paused is not None:
+            vm.status = "prelaunch" if paused else "running"
         self.clock = clock
         self.quit_requested = False
         self._listeners: list[EventListener] = []
@@ -136,6 +142,15 @@ class VmControl:
         """Run commands on a :class:`CommandThread` from now on (the ``pyqom`` process)."""
         if self.command_thread is None:
             self.command_thread = CommandThread(loop)
+
+    @property
+    def status(self) -> str:
+        """QEMU's run state: ``prelaunch``, ``running`` or ``paused`` (the VM's)."""
+        return self.vm.status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self.vm.status = value
 
     @property
     def running(self) -> bool:

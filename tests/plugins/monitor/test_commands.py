@@ -163,3 +163,18 @@ def test_plugin_hook_adds_commands() -> None:
         assert VmControl(vm).execute("x-answer") == 42
     finally:
         vm.close()
+
+
+def test_the_run_state_lives_on_the_vm_and_every_monitor_sees_it() -> None:
+    from pyqom import VM
+
+    with VM("128M", autoload=False) as vm:
+        assert vm.status == "running"               # the Python API starts the VM
+        first, second = VmControl(vm, paused=None), VmControl(vm, paused=None)
+        first.execute("stop")
+        assert vm.status == "paused"
+        assert second.execute("query-status")["status"] == "paused"
+        second.execute("cont")
+        assert first.status == vm.status == "running"
+        first.close()
+        second.close()
