@@ -1,7 +1,7 @@
-"""``python -m pyqom``: the ``pyqom`` command (see :mod:`pyqom.cli`)."""
+"""``python -m pyqom``: the ``pyqom`` command (see :mod:`pyqom.launch`)."""
 
 import sys
 
-from pyqom.cli import main
+from pyqom.launch import main
 
 sys.exit(main())

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -253,4 +254,9 @@ def serve(vm: VM, line: CommandLine, servers: list[tuple[MonitorServer, bool]],
             await monitors.close()
         return 0
 
+    # Start-up is over (pyqom.launch held the collector off): what exists now lives
+    # as long as the process, so the collector skips it from here on.
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
     return asyncio.run(run())

@@ -135,3 +135,32 @@ def test_board_and_device_errors_come_after_the_stdio_monitor_greeting(monitor, 
         1, "", f"{PROG}: slots specified but no max-size\n")
     assert run("-m", "1G,slots=257,maxmem=2G") == (
         1, "", f"{PROG}: unsupported amount of memory slots: 257\n")
+
+
+def test_the_launcher_holds_the_collector_off_only_while_pyqom_starts(monkeypatch, capsys) -> None:
+    import gc
+
+    from pyqom import launch
+
+    seen: list[bool] = []
+    monkeypatch.setattr("sys.argv", ["pyqom", "-version"])
+    monkeypatch.setattr("pyqom.cli.parse_command_line",
+                        _recording(seen, gc.isenabled, "pyqom.cli.parse_command_line"))
+    assert gc.isenabled()
+    assert launch.main() == 0
+    assert seen == [False]          # off while starting
+    assert gc.isenabled()           # and given back
+    assert "QEMU emulator version 7.2.22" in capsys.readouterr().out
+
+
+def _recording(seen, probe, name):
+    import importlib
+
+    module, _, attribute = name.rpartition(".")
+    original = getattr(importlib.import_module(module), attribute)
+
+    def wrapper(*args, **kwargs):
+        seen.append(probe())
+        return original(*args, **kwargs)
+
+    return wrapper
