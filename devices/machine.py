@@ -38,7 +38,7 @@ from devices.memory_device import TARGET_PAGE_SIZE, U64_MASK
 from devices.memory_options import MemoryConfig
 from plugins import hookimpl
 from plugins.phases import call_each, run_plug_phases, run_unplug_phases
-from plugins.services import GUEST_MEMORY, services_of
+from plugins.services import ACPI, GUEST_MEMORY, services_of
 from qom import (
     SIZE,
     TYPE_OBJECT,
@@ -163,6 +163,12 @@ class PcMachine(Object):
         return self.device_memory_size > 0
 
     @property
+    def acpi_available(self) -> bool:
+        """ACPI is on (no ``-no-acpi``) and the ACPI plugin serves this machine;
+        without it nothing tells the guest about memory hotplug."""
+        return self.acpi and ACPI in services_of(self)
+
+    @property
     def reserved_memory_end(self) -> int | None:
         """The value of fw_cfg ``etc/reserved-memory-end``, or None without device memory."""
         if not self.object_class.slots[SLOT_HAS_RESERVED_MEMORY] or not self.device_memory_base:
@@ -184,6 +190,10 @@ class PcMachine(Object):
     def plugged_memory_size(self) -> int:
         """Bytes of plugged memory devices (``plugged-memory``)."""
         return memory_device.plugged_size(self)
+
+    def memory_size_summary(self) -> dict[str, int]:
+        """``query-memory-size-summary``: base RAM and what memory devices add."""
+        return {"base-memory": self.ram_size, "plugged-memory": self.plugged_memory_size()}
 
     def query_memory_devices(self) -> list[dict[str, Any]]:
         """``query-memory-devices``: each plugged memory device's own entry, by address."""
@@ -211,7 +221,7 @@ class PcMachine(Object):
         """``device_del``: QEMU's checks, then ``qom_device_unplug_request``."""
         memory = as_memory_device(device)
         if memory is not None:
-            memory_device.unplug_request(self, memory)
+            memory_device.unplug_request(self, memory, device.type_name)
         with UndoStack() as undo:
             self.hook.qom_device_unplug_request(machine=self, device=device, undo=undo)
 

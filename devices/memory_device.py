@@ -31,7 +31,6 @@ class PcMachine(Protocol):
     """What placing memory devices reads of the machine (``devices.machine.PcMachine``
     is one); a protocol, so this module does not import the machine back."""
 
-    acpi: bool
     memory_hotplug_support: bool
     device_memory_base: int
     device_memory_size: int
@@ -47,6 +46,11 @@ class PcMachine(Protocol):
 
     @property
     def has_device_memory(self) -> bool: ...
+
+    @property
+    def acpi_available(self) -> bool:
+        """ACPI is on and its plugin serves the machine (it tells the guest)."""
+        ...
 
     def memory_devices(self) -> list[MemoryDevice]: ...
 
@@ -149,7 +153,7 @@ def query_memory_devices(machine: PcMachine) -> list[dict[str, Any]]:
 def pre_plug(machine: PcMachine, device: MemoryDevice, *, enforce_aligned: bool) -> None:
     """Check that memory hotplug is on, then pick the slot (if the device needs
     one) and the address; QEMU's messages, in QEMU's order."""
-    if not machine.acpi:
+    if not machine.acpi_available:
         raise QomError("memory hotplug is not enabled: missing acpi device or acpi disabled")
     if not machine.memory_hotplug_support:
         raise QomError("memory hotplug is not enabled: "
@@ -161,7 +165,11 @@ def pre_plug(machine: PcMachine, device: MemoryDevice, *, enforce_aligned: bool)
     device.set_addr(find_address(machine, device, device.get_addr() or None, align, size))
 
 
-def unplug_request(machine: PcMachine, device: MemoryDevice) -> None:
-    """QEMU's ``pc_memory_unplug_request``: refuse when there is no ACPI to tell the guest."""
-    if not machine.acpi:
+def unplug_request(machine: PcMachine, device: MemoryDevice, type_name: str) -> None:
+    """QEMU's ``pc_memory_unplug_request``: refuse when there is no ACPI to tell the
+    guest, or when the guest could not eject the device (it has no ACPI slot:
+    ``piix4_device_unplug_request_cb``'s message)."""
+    if not machine.acpi_available:
         raise QomError("memory hotplug is not enabled: missing acpi device or acpi disabled")
+    if device.get_slot() is None:
+        raise QomError(f"acpi: device unplug request for not supported device type: {type_name}")

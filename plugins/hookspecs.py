@@ -148,8 +148,10 @@ def qom_machine_shutdown(machine: Object, reason: str) -> None:
 def qom_device_pre_plug(machine: Object, device: Device) -> None:
     """Validate a device before it is realized; raise to refuse it.
 
-    Called for cold- and hot-plugged devices alike; the first exception stops
-    the plug and is reported to the user.  Must not change anything.  For a
+    Called by the machine's handler for cold- and hot-plugged bus-less devices
+    alike (devices on the ISA bus have no hotplug handler, as in QEMU, and see
+    no plug hooks: they do their own set-up in ``realize``); the first
+    exception stops the plug and is reported to the user.  Must not change anything.  For a
     memory device the handler has already chosen its slot and address, so
     an implementation can check them.
 
@@ -261,9 +263,12 @@ def qom_acpi_build(machine: Object, tables: AcpiTableBuilder) -> None:
     """Contribute to the machine's ACPI tables: AML in the DSDT, an SSDT of your
     own, or a whole table (an NVDIMM's NFIT).
 
-    Called every time the tables are built: when the machine is ready, and
-    again after every plug and unplug, so what you add must follow from the
-    machine's state at that moment (a plugged device's presence).  Must not
+    Called every time the tables are built: when the machine is ready, in the
+    ``describe`` phase of every plug (after every ``claim``), and at the very
+    end of every unplug (after every ``unplug_claim``: the ACPI plugin rebuilds
+    there with ``trylast``).  So what you add must follow from what your
+    ``claim`` implementations record, and it is gone from the tables once
+    ``unplug_claim`` has forgotten it.  Must not
     change anything.  Not called for a machine without ACPI (``-no-acpi``).
 
     :param machine: the machine object at ``/machine``.

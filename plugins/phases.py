@@ -32,9 +32,14 @@ def run_plug_phases(hook: Any, machine: Object, device: Device, undo: UndoStack)
 
 
 def run_unplug_phases(hook: Any, machine: Object, device: Device) -> None:
-    """Call ``qom_device_unplug_<phase>`` for each of :data:`UNPLUG_PHASES`, in order."""
+    """Call ``qom_device_unplug_<phase>`` for each of :data:`UNPLUG_PHASES`, in order.
+
+    The guest has let the device go by then, so an unplug is never left half
+    done: every implementation of every phase runs (:func:`call_each`), and one
+    that raises is reported as a :class:`HookFailureWarning`.
+    """
     for phase in UNPLUG_PHASES:
-        getattr(hook, f"qom_device_unplug_{phase}")(machine=machine, device=device)
+        call_each(getattr(hook, f"qom_device_unplug_{phase}"), machine=machine, device=device)
 
 
 class HookFailureWarning(RuntimeWarning):
@@ -46,24 +51,32 @@ def call_each(caller: pluggy.HookCaller, **kwargs: Any) -> list[tuple[str, BaseE
     """Call every implementation of a hook, in pluggy's order, even when one raises.
 
     Each failure is reported as a :class:`HookFailureWarning` naming the plugin,
-    and returned; ``KeyboardInterrupt`` and ``SystemExit`` still propagate
-    after the remaining implementations ran.
+    and returned.  The call goes through pluggy as one hook call, so hook-call
+    monitoring (``pyqom.testing``'s ``hook_recorder``, pluggy's tracing) sees it
+    as it sees any other; ``KeyboardInterrupt`` and ``SystemExit`` still stop it.
 
     :returns: ``(plugin name, exception)`` of each implementation that raised.
     """
+    import functools
+
+    import pluggy
+
     failures: list[tuple[str, BaseException]] = []
-    pending: BaseException | None = None
-    # pluggy keeps implementations first-registered first and calls them in reverse.
-    for impl in reversed(caller.get_hookimpls()):
-        args = {name: kwargs[name] for name in impl.argnames}
-        try:
-            impl.function(**args)
-        except (KeyboardInterrupt, SystemExit) as err:
-            pending = pending or err
-        except Exception as err:
-            failures.append((impl.plugin_name, err))
-            warnings.warn(f"plugin '{impl.plugin_name}': {caller.name} failed: "
-                          f"{type(err).__name__}: {err}", HookFailureWarning, stacklevel=2)
-    if pending is not None:
-        raise pending
+
+    def guarded(impl: pluggy.HookImpl) -> pluggy.HookImpl:
+        @functools.wraps(impl.function)
+        def call(*args: Any, **kw: Any) -> object:
+            try:
+                return impl.function(*args, **kw)
+            except Exception as err:
+                failures.append((impl.plugin_name, err))
+                warnings.warn(f"plugin '{impl.plugin_name}': {caller.name} failed: "
+                              f"{type(err).__name__}: {err}", HookFailureWarning, stacklevel=2)
+                return None
+
+        return pluggy.HookImpl(impl.plugin, impl.plugin_name, call, impl.opts)
+
+    # HookCaller's executor runs a list of implementations as one monitored call.
+    caller._hookexec(caller.name, [guarded(impl) for impl in caller.get_hookimpls()],
+                     kwargs, False)
     return failures

@@ -26,6 +26,7 @@ key                    protocol                     provided by
 :data:`PORT_IO`        :class:`PortIO`              the address-space plugin
 :data:`GUEST_CPU`      :class:`GuestCpu`            the address-space plugin
 :data:`ACPI`           :class:`AcpiState`           the ACPI plugin
+:data:`CHARDEVS`       :class:`Chardevs`            the VM (``pyqom.chardevs``)
 =====================  ===========================  =============================
 """
 
@@ -331,9 +332,9 @@ class GuestExit(Exception):
     """The guest asked the machine to end the process with ``status``
     (``isa-debug-exit``: ``(value << 1) | 1``).
 
-    Raised from a port handler, it stops the guest; ``VM.run`` raises it, and
-    the ``pyqom`` process exits with ``status & 0xff``, printing nothing and
-    sending no SHUTDOWN event, as QEMU 7.2 does.
+    Raised from a port handler, it stops the guest and ``VM.run`` raises it;
+    the caller ends the process with ``status & 0xff`` if it wants QEMU 7.2's
+    behaviour (QEMU exits at once, printing nothing and sending no SHUTDOWN).
     """
 
     def __init__(self, status: int) -> None:

@@ -189,8 +189,7 @@ class VM:
 
     def query_memory_size_summary(self) -> dict[str, int]:
         """``query-memory-size-summary``."""
-        return {"base-memory": self.machine.ram_size,
-                "plugged-memory": self.machine.plugged_memory_size()}
+        return self.machine.memory_size_summary()
 
     def qom_get(self, path: str, prop: str) -> Any:
         return qom.qom_get(self.tree, path, prop)

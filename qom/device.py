@@ -7,7 +7,7 @@ object's class slot ``get_hotplug_handler``::
 
     handler.pre_plug(dev)        validate only; raise to refuse
     dev.realize()                the device's own checks and set-up
-    handler.plug(dev, undo)      record, map, announce; push undo steps
+    handler.plug(dev, undo)      the plug phases (see plugins.phases); push undo steps
     dev.realized = True
 
 Every step that changes state pushes its undo on the

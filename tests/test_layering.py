@@ -138,10 +138,10 @@ def test_only_the_engine_imports_unicorn() -> None:
 def test_the_checker_sees_violations(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
-                   "    from plugins.monitor.commands import VmControl\n"
+                   "    from plugins.monitor.control import VmControl\n"
                    "def f():\n    from plugins import aml\n")
-    assert {"plugins.monitor.commands", "plugins.aml"} <= _imports(bad)
-    assert not _allowed("plugins.acpi.plugin", "plugins.monitor.commands")
+    assert {"plugins.monitor.control", "plugins.aml"} <= _imports(bad)
+    assert not _allowed("plugins.acpi.plugin", "plugins.monitor.control")
     assert not _allowed("devices.machine", "pyqom.vm")
     assert not _allowed("devices.pc_dimm", "backends.ram")
     assert not _allowed("plugins.services", "devices.machine")

@@ -106,7 +106,13 @@ def _built(machine: PcMachine, base: int) -> TableBlob:
     return blob
 
 
-def _restore(machine: PcMachine, previous: TableBlob | None) -> None:
+def _restore(machine: PcMachine, previous: TableBlob | None,
+             layout: tuple[object, ...] | None) -> None:
+    """Put back the tables (and the key they were built from) of before a plug."""
+    if layout is None:
+        machine.stash.pop(ACPI_LAYOUT)
+    else:
+        machine.stash[ACPI_LAYOUT] = layout
     if previous is None:
         machine.stash.pop(ACPI_TABLES)
         return
@@ -196,9 +202,9 @@ def qom_device_plug_describe(machine: Object, device: Device, undo: UndoStack) -
 
         undo.push(restore, "acpi: restore the slot")
     if isinstance(machine, PcMachine) and tables_of(machine) is not None:
-        previous = tables_of(machine)
+        previous, layout = tables_of(machine), machine.stash.get(ACPI_LAYOUT)
         _place(machine)
-        undo.push(lambda: _restore(machine, previous), "acpi: previous tables")
+        undo.push(lambda: _restore(machine, previous, layout), "acpi: previous tables")
 
 
 def _slot_event(machine: Object, device: Device, flag: str, undo: UndoStack) -> None:
@@ -234,12 +240,18 @@ def qom_device_unplug_request(machine: Object, device: Device, undo: UndoStack) 
 
 @hookimpl
 def qom_device_unplug_describe(machine: Object, device: Device) -> None:
-    """The guest ejected the device: its slot is empty again (OST values stay), and
-    the tables are rebuilt."""
+    """The guest ejected the device: its slot is empty again (OST values stay)."""
     block = memory_hotplug_block(machine)
     slot = block.slot_of(device) if block is not None and block.slots else None
     if slot is not None:
         slot.device, slot.is_enabled = None, False
+
+
+@hookimpl(trylast=True)
+def qom_device_unplug_claim(machine: Object, device: Device) -> None:
+    """The tables are rebuilt once the device is gone: last of the last unplug phase,
+    so what other plugins freed there is no longer described (as a plug's rebuild,
+    in ``describe``, sees what they claimed)."""
     if isinstance(machine, PcMachine) and tables_of(machine) is not None:
         _place(machine)
 

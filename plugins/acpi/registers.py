@@ -165,7 +165,7 @@ class MemoryHotplugBlock:
     def _eject(self, device: Device) -> None:
         try:
             complete_unplug(device)
-        except QomError as err:
+        except Exception as err:  # a plugin's failure must not escape into the guest's OUT
             path = device.canonical_path
             self._emit("MEM_UNPLUG_ERROR", {"device": device.id or "", "msg": str(err)})
             data: dict[str, Any] = {"path": path}

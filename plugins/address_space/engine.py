@@ -640,7 +640,7 @@ class GuestAddressSpace:
                 uc.emu_start(start, _NO_EXIT, timeout=remaining_us, count=budget)
             except u.UcError as err:
                 self._running = False
-                self._deferred.clear()
+                self._run_deferred()   # what the guest asked for (an eject) still happens
                 self._raise_pending()
                 rip = uc.reg_read(u.registers["rip"])
                 if err.errno in u.fault_errors:
@@ -649,7 +649,7 @@ class GuestAddressSpace:
             finally:
                 self._running = False
             if not self._deferred or self._pending is not None or self._stop_requested:
-                self._deferred.clear()
+                self._run_deferred()   # the run ends; what the guest asked for still happens
                 break
             # A handler asked for work outside the CPU loop: do it, then go on
             # from the next instruction (with what is left of the timeout).
@@ -661,6 +661,11 @@ class GuestAddressSpace:
         elapsed_us = (time.perf_counter() - started) * 1e6
         self._raise_pending()
         return self._result(self._stop_reason(uc, budget, timeout_us, elapsed_us))
+
+    def _run_deferred(self) -> None:
+        actions, self._deferred = self._deferred, []
+        for action in actions:
+            action()
 
     def _locate_fault(self, uc: Uc, rip: int, access: str) -> GuestFault:
         """The fault at ``rip``, with the address: re-run that one instruction, hooked.

@@ -148,12 +148,11 @@ def query_memdev_command(control: VmControl) -> list[dict[str, Any]]:
 
 def query_memory_size_summary(control: VmControl) -> dict[str, int]:
     """``query-memory-size-summary``: base RAM and the sum of plugged devices."""
-    machine = control.vm.machine
-    return {"base-memory": machine.ram_size, "plugged-memory": machine.plugged_memory_size()}
+    return control.vm.machine.memory_size_summary()
 
 
 def query_acpi_ospm_status(control: VmControl) -> list[dict[str, Any]]:
-    """``query-acpi-ospm-status``: one entry per DIMM slot (spec 7.1)."""
+    """``query-acpi-ospm-status``: one entry per DIMM slot."""
     state = services_of(control.vm.machine).find(ACPI)
     if state is None:
         raise qom.QomError("command is not supported, missing ACPI device")

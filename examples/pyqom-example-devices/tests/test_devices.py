@@ -56,6 +56,12 @@ def test_a_slotless_memory_device_is_placed_mapped_and_listed(control) -> None:
     assert summary["return"] == {"base-memory": G, "plugged-memory": G}
 
 
+def test_a_slotless_device_cannot_be_unplugged_the_guest_has_no_slot_to_eject(control) -> None:
+    (reply,) = _qmp(control, {"execute": "device_del", "arguments": {"id": "x1"}})
+    assert reply["error"]["desc"] == (
+        "acpi: device unplug request for not supported device type: example-memdev")
+
+
 def test_a_hot_plugged_slotless_device_and_a_dimm_share_the_region(control) -> None:
     replies = _qmp(control,
                    {"execute": "object-add", "arguments": {

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from plugins import hookimpl
+from plugins.commands import Arg, Command, CommandTable, HmpCommand, HmpOutput, MonitorControl
 from qom import STR, UINT32, InvalidPropertyValue, Object, TypeInfo, TypeRegistry, qom_property
 
 TYPE_EXAMPLE_GREETER = "example-greeter"
@@ -70,22 +71,20 @@ def qom_register_types(registry: TypeRegistry) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _greet(control: Any, name: str = "world") -> dict[str, str]:
+def _greet(control: MonitorControl, name: str = "world") -> dict[str, str]:
     """QMP handler: the arguments arrive already checked (``name`` is a string)."""
     return {"greeting": f"Hello, {name}!"}
 
 
-def _hmp_greet(session: Any, args: dict[str, Any]) -> None:
+def _hmp_greet(session: HmpOutput, args: dict[str, Any]) -> None:
     """HMP handler: call the QMP command, print its result as a line."""
     arguments = {"name": args["name"]} if "name" in args else {}
     session.print(session.control.execute("x-example-greet", arguments)["greeting"] + "\n")
 
 
 @hookimpl
-def qom_register_monitor_commands(commands: Any) -> None:
+def qom_register_monitor_commands(commands: CommandTable) -> None:
     """Add ``x-example-greet`` to QMP and ``example_greet`` to HMP."""
-    from plugins.commands import Arg, Command, HmpCommand
-
     commands.register(Command("x-example-greet", _greet, (Arg("name", "str", optional=True),)))
     commands.register_hmp(HmpCommand("example_greet", "name:s?", "[name]",
                                      "say hello (example plugin)", _hmp_greet))
