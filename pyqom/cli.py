@@ -77,6 +77,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             out.flush()
         err.write(error.render(PROG))
         return 1
+    except Exception as error:  # a plugin's bug: one line naming it, not a traceback
+        for server, _ in servers:
+            server.close_sockets()
+        vm.close()
+        warn(f"start-up failed: {type(error).__name__}: {' '.join(str(error).split())}")
+        return 1
     try:
         return serve(vm, line, servers, err)
     finally:

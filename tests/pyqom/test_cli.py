@@ -164,3 +164,20 @@ def _recording(seen, probe, name):
         return original(*args, **kwargs)
 
     return wrapper
+
+
+def test_a_plugin_failing_at_machine_init_is_one_line_not_a_traceback(monkeypatch, capsys) -> None:
+    from plugins import hookimpl
+    from pyqom import cli
+
+    class Broken:
+        @hookimpl
+        def qom_machine_init(self, machine) -> None:
+            raise RuntimeError("the device is\nbroken")
+
+    real_empty = cli.VM.empty
+    monkeypatch.setattr(cli.VM, "empty", classmethod(
+        lambda cls, **kw: real_empty(plugins=[Broken()], autoload=False)))
+    assert cli.main(["-m", "128M", "-display", "none", "-nodefaults"]) == 1
+    assert capsys.readouterr().err == \
+        "pyqom: start-up failed: RuntimeError: the device is broken\n"
