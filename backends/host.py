@@ -30,6 +30,8 @@ from typing import Final
 
 import attrs
 
+from qom.reprs import FieldsRepr
+
 PAGE_SIZE: Final = mmap.PAGESIZE
 #: QEMU_VMALLOC_ALIGN on x86-64 Linux: anonymous RAM is aligned to 2 MiB.
 VMALLOC_ALIGN: Final = 2 * 1024 * 1024
@@ -146,8 +148,8 @@ def overcommit_mode() -> int | None:
         return None
 
 
-@attrs.frozen(eq=False)
-class HostMemory:
+@attrs.frozen(eq=False, repr=False)
+class HostMemory(FieldsRepr):
     """A backend's host memory, as other plugins see it; nothing here is copied.
 
     :ivar address: host virtual address of the first byte (for ``mem_map_ptr``).

@@ -56,6 +56,7 @@ from qom import (
     link_property,
 )
 from qom.device import SLOT_BUS, SLOT_GET_HOTPLUG_HANDLER
+from qom.reprs import FieldsRepr
 
 GiB: Final = 1 << 30
 TYPE_MACHINE: Final = "machine"
@@ -104,8 +105,8 @@ def round_up(value: int, align: int) -> int:
     return ((value + align - 1) // align * align) & U64_MASK
 
 
-@attrs.frozen
-class E820Entry:
+@attrs.frozen(repr=False)
+class E820Entry(FieldsRepr):
     """One entry of the firmware's memory map."""
 
     base: int

@@ -20,6 +20,7 @@ import attrs
 from qom import QomError, parse_qemu_opts
 from qom.errors import SIZE_SUFFIX_HINT, invalid_parameter, parameter_expects
 from qom.numbers import U64_MAX, NumberFormatError, parse_size, parse_u64
+from qom.reprs import FieldsRepr
 
 MEMORY_KEYS = ("size", "slots", "maxmem")
 DEFAULT_RAM_SIZE = 128 << 20
@@ -28,8 +29,8 @@ RAM_SIZE_ALIGN = 8192
 Warn = Callable[[str], None]
 
 
-@attrs.frozen
-class MemoryConfig:
+@attrs.frozen(repr=False)
+class MemoryConfig(FieldsRepr):
     """The machine's memory after ``machine_set_mem``.
 
     :ivar ram_size: initial RAM in bytes.
@@ -88,8 +89,8 @@ def parse_memory_option(text: str, merged: Mapping[str, str] | None = None,
     return result
 
 
-@attrs.frozen
-class MemoryOptions:
+@attrs.frozen(repr=False)
+class MemoryOptions(FieldsRepr):
     """Typed ``-m`` values before ``machine_set_mem``; ``None`` means not given."""
 
     size: int | None = None

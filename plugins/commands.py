@@ -35,6 +35,7 @@ import attrs
 
 import qom
 from qom.qdict import qdict_order
+from qom.reprs import FieldsRepr
 
 
 class MonitoredVm(Protocol):
@@ -97,8 +98,8 @@ class MonitorError(qom.QomError):
         self.error_class = error_class  # type: ignore[misc]
 
 
-@attrs.frozen
-class Arg:
+@attrs.frozen(repr=False)
+class Arg(FieldsRepr):
     """One declared QMP argument.
 
     :ivar name: the JSON member name.
@@ -118,8 +119,8 @@ class Arg:
 Handler = Callable[..., Any]
 
 
-@attrs.frozen
-class Command:
+@attrs.frozen(repr=False)
+class Command(FieldsRepr):
     """A QMP command.
 
     :ivar name: the QMP name (``query-memdev``).
@@ -135,8 +136,8 @@ class Command:
     boxed: bool = False
 
 
-@attrs.frozen
-class HmpCommand:
+@attrs.frozen(repr=False)
+class HmpCommand(FieldsRepr):
     """An HMP command (a row of QEMU's ``hmp-commands.hx``).
 
     :ivar name: the name, with aliases after ``|`` (``quit|q``).

@@ -19,6 +19,7 @@ import attrs
 from plugins import hookimpl
 from plugins.services import CHARDEVS, Services
 from qom import Object, QomError, parse_qemu_opts
+from qom.reprs import FieldsRepr
 
 PROVIDER: Final = "pyqom.chardevs"
 BACKENDS: Final = ("null", "file", "stdio")
@@ -65,8 +66,8 @@ def _open_file(path: str) -> FdBackend:
     return FdBackend(fd, owned=True)
 
 
-@attrs.frozen
-class ChardevSpec:
+@attrs.frozen(repr=False)
+class ChardevSpec(FieldsRepr):
     """A parsed ``-chardev`` (or ``-debugcon``) chardev, not opened yet."""
 
     id: str

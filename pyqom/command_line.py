@@ -30,6 +30,7 @@ from plugins.services import ACPI, services_of
 from pyqom.chardevs import ChardevSpec, parse_chardev_option, parse_legacy_chardev
 from qom.errors import QomError
 from qom.keyval import qemu_opts_dict
+from qom.reprs import FieldsRepr
 from qom.user_creatable import check_id
 
 if TYPE_CHECKING:
@@ -84,8 +85,8 @@ class StartupError(QomError):
         return text
 
 
-@attrs.define
-class CommandLine:
+@attrs.define(repr=False)
+class CommandLine(FieldsRepr):
     """What the options asked for, validated as far as QEMU validates while parsing."""
 
     machine: str = "pc"

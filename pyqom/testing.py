@@ -27,10 +27,11 @@ import pytest
 
 from pyqom.manager import make_plugin_manager, make_registry, make_tree
 from qom import ObjectTree, TypeRegistry
+from qom.reprs import FieldsRepr
 
 
-@attrs.frozen
-class HookCall:
+@attrs.frozen(repr=False)
+class HookCall(FieldsRepr):
     """One recorded hook call: its name, keyword arguments and whether it raised."""
 
     name: str
@@ -38,8 +39,8 @@ class HookCall:
     raised: BaseException | None = None
 
 
-@attrs.define
-class HookRecorder:
+@attrs.define(repr=False)
+class HookRecorder(FieldsRepr):
     """Records every hook call of a plugin manager (pytest's ``HookRecorder`` idea)."""
 
     calls: list[HookCall] = attrs.field(factory=list)

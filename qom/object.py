@@ -18,6 +18,7 @@ import attrs
 from qom import errors
 from qom.inputs import JSON, Input
 from qom.properties import Property
+from qom.reprs import FieldsRepr
 
 if TYPE_CHECKING:
     from qom.objectclass import ObjectClass
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-@attrs.frozen(eq=False)
-class StashKey(Generic[T]):
+@attrs.frozen(eq=False, repr=False)
+class StashKey(FieldsRepr, Generic[T]):
     """A key for :attr:`Object.stash`; define one per plugin module, compared by identity."""
 
     name: str

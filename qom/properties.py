@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from qom.reprs import FieldsRepr
 from qom.values import Kind, LinkKind
 
 if TYPE_CHECKING:
@@ -45,8 +46,8 @@ Resolver = Callable[["Object"], "Object | None"]
 Release = Callable[["Object"], None]
 
 
-@attrs.frozen(kw_only=True)
-class Property:
+@attrs.frozen(kw_only=True, repr=False)
+class Property(FieldsRepr):
     """One QOM property.
 
     :param name: the property name (``"mem-path"``).

@@ -19,6 +19,7 @@ from qom.core_types import TYPE_CONTAINER
 from qom.object import Object
 from qom.paths import resolve_path, resolve_path_at
 from qom.registry import TypeRegistry
+from qom.reprs import FieldsRepr
 from qom.typeinfo import TYPE_OBJECT
 
 EventSink = Callable[[str, dict[str, Any]], None]
@@ -31,8 +32,8 @@ def _no_events(name: str, data: dict[str, Any]) -> None:
     """The default sink: a tree without monitors drops its events."""
 
 
-@attrs.define(eq=False)
-class ObjectTree:
+@attrs.define(eq=False, repr=False)
+class ObjectTree(FieldsRepr):
     """A root container and what hangs from it.
 
     Make one with :meth:`create`.

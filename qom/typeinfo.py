@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from qom.errors import TypeRegistrationError
+from qom.reprs import FieldsRepr
 
 if TYPE_CHECKING:
     from qom.object import Object
@@ -56,8 +57,8 @@ def _check_callable(_: Any, attribute: attrs.Attribute[Any], value: object) -> N
         raise TypeRegistrationError(f"{attribute.name} must be callable, not {value!r}")
 
 
-@attrs.frozen(kw_only=True)
-class TypeInfo:
+@attrs.frozen(kw_only=True, repr=False)
+class TypeInfo(FieldsRepr):
     """Everything needed to register a QOM type; pure data, never mutated.
 
     :param name: the type name (``"memory-backend-ram"``).

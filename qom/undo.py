@@ -13,11 +13,13 @@ from types import TracebackType
 
 import attrs
 
+from qom.reprs import FieldsRepr
+
 log = logging.getLogger(__name__)
 
 
-@attrs.define
-class UndoStack:
+@attrs.define(repr=False)
+class UndoStack(FieldsRepr):
     """Reverse actions, run last-in first-out on :meth:`rollback`.
 
     Use it as a context manager: an exception inside the ``with`` block rolls

@@ -31,6 +31,7 @@ from qom.core_types import TYPE_USER_CREATABLE
 from qom.inputs import JSON, Input
 from qom.paths import resolve_component
 from qom.qdict import qdict_order
+from qom.reprs import FieldsRepr
 
 if TYPE_CHECKING:
     from qom.object import Object
@@ -75,8 +76,8 @@ def object_schema(klass: ObjectClass) -> list[str]:
             if prop.writable and prop.kind is not None]
 
 
-@attrs.frozen
-class ObjectOptions:
+@attrs.frozen(repr=False)
+class ObjectOptions(FieldsRepr):
     """``object-add`` arguments after the QAPI phase: typed and complete.
 
     :ivar qom_type: the type to create.

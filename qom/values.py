@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from qom.reprs import FieldsRepr
+
 if TYPE_CHECKING:
     from qom.inputs import Input
 
@@ -30,8 +32,8 @@ class Kind(Protocol):
         ...
 
 
-@attrs.frozen
-class BoolKind:
+@attrs.frozen(repr=False)
+class BoolKind(FieldsRepr):
     """``visit_type_bool``."""
 
     def read(self, source: Input, name: str, raw: object) -> bool:
@@ -41,8 +43,8 @@ class BoolKind:
         return bool(value)
 
 
-@attrs.frozen
-class StrKind:
+@attrs.frozen(repr=False)
+class StrKind(FieldsRepr):
     """``visit_type_str``."""
 
     def read(self, source: Input, name: str, raw: object) -> str:
@@ -52,8 +54,8 @@ class StrKind:
         return str(value)
 
 
-@attrs.frozen
-class IntKind:
+@attrs.frozen(repr=False)
+class IntKind(FieldsRepr):
     """``visit_type_intN`` / ``visit_type_uintN`` for N in 8, 16, 32, 64."""
 
     bits: int = attrs.field(validator=attrs.validators.in_((8, 16, 32, 64)))
@@ -79,8 +81,8 @@ class IntKind:
         return int(value)
 
 
-@attrs.frozen
-class SizeKind:
+@attrs.frozen(repr=False)
+class SizeKind(FieldsRepr):
     """``visit_type_size``: a byte count, suffixes allowed where the input parses strings."""
 
     def read(self, source: Input, name: str, raw: object) -> int:
@@ -90,8 +92,8 @@ class SizeKind:
         return int(value)
 
 
-@attrs.frozen
-class EnumKind:
+@attrs.frozen(repr=False)
+class EnumKind(FieldsRepr):
     """A QAPI enum: one of ``values``, reported under the enum's ``name``."""
 
     name: str
@@ -104,8 +106,8 @@ class EnumKind:
         return str(value)
 
 
-@attrs.frozen
-class ListKind:
+@attrs.frozen(repr=False)
+class ListKind(FieldsRepr):
     """A QAPI list of ``element`` values."""
 
     element: IntKind
@@ -117,8 +119,8 @@ class ListKind:
         return [self.element.to_json(item) for item in value]
 
 
-@attrs.frozen
-class LinkKind:
+@attrs.frozen(repr=False)
+class LinkKind(FieldsRepr):
     """``link<target>``: read as a path string; the link setter resolves it."""
 
     target: str

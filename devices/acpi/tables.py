@@ -39,6 +39,7 @@ import attrs
 
 from devices.machine import SLOT_MACHINE_NAME, PcMachine, pci_hole64_start
 from plugins import aml
+from qom.reprs import FieldsRepr
 
 # -- constants of QEMU 7.2's pc (hw/i386/acpi-build.c, hw/acpi/*) ----------------
 
@@ -187,8 +188,8 @@ def waet() -> bytes:
 # -- SRAT ------------------------------------------------------------
 
 
-@attrs.frozen
-class MemoryAffinity:
+@attrs.frozen(repr=False)
+class MemoryAffinity(FieldsRepr):
     """One SRAT Memory Affinity entry."""
 
     base: int
@@ -466,8 +467,8 @@ def _oem_table_id(text: str) -> bytes:
     return encoded.ljust(8)
 
 
-@attrs.define
-class Contributions:
+@attrs.define(repr=False)
+class Contributions(FieldsRepr):
     """What ``qom_acpi_build`` implementations added: implements
     :class:`plugins.services.AcpiTableBuilder`."""
 
@@ -504,8 +505,8 @@ BUILTIN_SIGNATURES: Final = frozenset(
 # -- the set ------------------------------------------------------------------------
 
 
-@attrs.frozen
-class TableBlob:
+@attrs.frozen(repr=False)
+class TableBlob(FieldsRepr):
     """The tables laid out as QEMU's ``etc/acpi/tables`` and linked for ``base``.
 
     :ivar base: guest-physical address of the blob (64-byte aligned: FACS first).

@@ -41,6 +41,7 @@ from plugins.acpi.registers import (
 from plugins.commands import Command, CommandTable, MonitorControl
 from plugins.services import ACPI, PORT_IO, Services, services_of
 from qom import Device, Object, QomError, StashKey, UndoStack
+from qom.reprs import FieldsRepr
 
 #: guest-physical address of the RSDP (16-byte aligned, inside 0xE0000-0xFFFFF)
 RSDP_ADDRESS: Final = 0xF0000
@@ -136,8 +137,8 @@ def table_list(blob: TableBlob) -> list[tuple[str, bytes]]:
     return tables
 
 
-@attrs.define(eq=False)
-class _AcpiState:
+@attrs.define(eq=False, repr=False)
+class _AcpiState(FieldsRepr):
     """The ``acpi`` service of one machine."""
 
     machine: PcMachine

@@ -28,6 +28,7 @@ import attrs
 from devices.machine import PcMachine
 from plugins.services import GUEST_MEMORY, services_of
 from qom import Device, QomError, as_memory_device, complete_unplug
+from qom.reprs import FieldsRepr
 
 GPE0_BASE: Final = 0xAFE0
 GPE0_LENGTH: Final = 4
@@ -44,8 +45,8 @@ CONTROL_EJECT: Final = 8
 _U32: Final = 0xFFFFFFFF
 
 
-@attrs.define
-class SlotStatus:
+@attrs.define(repr=False)
+class SlotStatus(FieldsRepr):
     """One DIMM slot as the register block sees it (QEMU's ``MemStatus``)."""
 
     device: Device | None = None
@@ -56,8 +57,8 @@ class SlotStatus:
     ost_status: int = 0
 
 
-@attrs.define
-class Gpe0Block:
+@attrs.define(repr=False)
+class Gpe0Block(FieldsRepr):
     """PIIX4's GPE0: status word (write 1 to clear), then enable word; byte registers."""
 
     status: bytearray = attrs.field(factory=lambda: bytearray(GPE0_LENGTH // 2))
@@ -96,8 +97,8 @@ class Gpe0Block:
                 self.enable[byte_offset - half] = byte
 
 
-@attrs.define(eq=False)
-class MemoryHotplugBlock:
+@attrs.define(eq=False, repr=False)
+class MemoryHotplugBlock(FieldsRepr):
     """The 0x0A00 register block of one machine and its slots."""
 
     machine: PcMachine

@@ -73,6 +73,7 @@ from plugins.address_space.errors import (
 )
 from plugins.address_space.ports import IO_SPACE_SIZE, PortRange, PortRead, PortRegistry, PortWrite
 from qom import HostRegion
+from qom.reprs import FieldsRepr
 
 if TYPE_CHECKING:
     from unicorn import Uc
@@ -168,8 +169,8 @@ def __getattr__(name: str) -> Any:
 # ---------------------------------------------------------------------------
 
 
-@attrs.frozen(eq=False)
-class MappedRange:
+@attrs.frozen(eq=False, repr=False)
+class MappedRange(FieldsRepr):
     """One RAM range of the guest-physical address space (identity-compared).
 
     :ivar name: unique name (the memory region's name in :meth:`~GuestAddressSpace.mtree`).
@@ -217,8 +218,8 @@ class StopReason(enum.StrEnum):
     STOPPED = "stopped"
 
 
-@attrs.frozen
-class RunResult:
+@attrs.frozen(repr=False)
+class RunResult(FieldsRepr):
     """The CPU state of interest after :meth:`GuestAddressSpace.run`.
 
     ``rip`` is the address after the ``HLT`` when ``reason`` is ``hlt``, else

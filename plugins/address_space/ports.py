@@ -13,6 +13,7 @@ from typing import Final
 import attrs
 
 from plugins.address_space.errors import MappingError, UnknownMappingError
+from qom.reprs import FieldsRepr
 
 #: The x86 I/O space: ports 0-0xffff.
 IO_SPACE_SIZE: Final = 0x10000
@@ -21,8 +22,8 @@ PortRead = Callable[[int, int], int]
 PortWrite = Callable[[int, int, int], None]
 
 
-@attrs.frozen(eq=False)
-class PortRange:
+@attrs.frozen(eq=False, repr=False)
+class PortRange(FieldsRepr):
     """A registered port-I/O range; the handle :meth:`PortRegistry.register` returns.
 
     :ivar name: shown by ``info mtree``.

@@ -27,6 +27,8 @@ from typing import Any
 
 import attrs
 
+from qom.reprs import FieldsRepr
+
 #: QEMU's compat prefixes that take an address
 _SOCKET_KINDS = ("unix", "tcp", "telnet")
 #: option names QEMU's socket chardev takes after the address
@@ -48,8 +50,8 @@ class ChardevError(Exception):
         self.lines = lines
 
 
-@attrs.frozen
-class Chardev:
+@attrs.frozen(repr=False)
+class Chardev(FieldsRepr):
     """A parsed monitor chardev.
 
     :ivar kind: ``stdio``, ``null``, ``unix``, ``tcp`` or ``telnet``.

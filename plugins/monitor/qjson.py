@@ -28,6 +28,8 @@ from typing import Any
 
 import attrs
 
+from qom.reprs import FieldsRepr
+
 #: QEMU's limits on one top-level value (json-streamer.c).
 MAX_TOKEN_SIZE = 64 << 20
 MAX_TOKEN_COUNT = 2 << 20
@@ -62,8 +64,8 @@ _ESCAPES = {"\"": "\"", "'": "'", "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n
             "r": "\r", "t": "\t"}
 
 
-@attrs.frozen
-class Parsed:
+@attrs.frozen(repr=False)
+class Parsed(FieldsRepr):
     """One top-level JSON value read from the stream, or QEMU's error for it.
 
     :ivar value: the value (dicts, lists, str, int, float, bool, None).
