@@ -56,7 +56,7 @@ from qom import (
     link_property,
 )
 from qom.device import SLOT_BUS, SLOT_GET_HOTPLUG_HANDLER
-from qom.reprs import FieldsRepr
+from qom.reprs import FieldsValue
 
 GiB: Final = 1 << 30
 TYPE_MACHINE: Final = "machine"
@@ -105,8 +105,8 @@ def round_up(value: int, align: int) -> int:
     return ((value + align - 1) // align * align) & U64_MASK
 
 
-@attrs.frozen(repr=False)
-class E820Entry(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class E820Entry(FieldsValue):
     """One entry of the firmware's memory map."""
 
     base: int

@@ -20,7 +20,7 @@ import attrs
 from qom import QomError, parse_qemu_opts
 from qom.errors import SIZE_SUFFIX_HINT, invalid_parameter, parameter_expects
 from qom.numbers import U64_MAX, NumberFormatError, parse_size, parse_u64
-from qom.reprs import FieldsRepr
+from qom.reprs import FieldsValue
 
 MEMORY_KEYS = ("size", "slots", "maxmem")
 DEFAULT_RAM_SIZE = 128 << 20
@@ -29,8 +29,8 @@ RAM_SIZE_ALIGN = 8192
 Warn = Callable[[str], None]
 
 
-@attrs.frozen(repr=False)
-class MemoryConfig(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class MemoryConfig(FieldsValue):
     """The machine's memory after ``machine_set_mem``.
 
     :ivar ram_size: initial RAM in bytes.
@@ -89,8 +89,8 @@ def parse_memory_option(text: str, merged: Mapping[str, str] | None = None,
     return result
 
 
-@attrs.frozen(repr=False)
-class MemoryOptions(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class MemoryOptions(FieldsValue):
     """Typed ``-m`` values before ``machine_set_mem``; ``None`` means not given."""
 
     size: int | None = None

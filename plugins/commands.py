@@ -35,7 +35,7 @@ import attrs
 
 import qom
 from qom.qdict import qdict_order
-from qom.reprs import FieldsRepr
+from qom.reprs import FieldsValue
 
 
 class MonitoredVm(Protocol):
@@ -98,8 +98,8 @@ class MonitorError(qom.QomError):
         self.error_class = error_class  # type: ignore[misc]
 
 
-@attrs.frozen(repr=False)
-class Arg(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class Arg(FieldsValue):
     """One declared QMP argument.
 
     :ivar name: the JSON member name.
@@ -119,8 +119,8 @@ class Arg(FieldsRepr):
 Handler = Callable[..., Any]
 
 
-@attrs.frozen(repr=False)
-class Command(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class Command(FieldsValue):
     """A QMP command.
 
     :ivar name: the QMP name (``query-memdev``).
@@ -136,8 +136,8 @@ class Command(FieldsRepr):
     boxed: bool = False
 
 
-@attrs.frozen(repr=False)
-class HmpCommand(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class HmpCommand(FieldsValue):
     """An HMP command (a row of QEMU's ``hmp-commands.hx``).
 
     :ivar name: the name, with aliases after ``|`` (``quit|q``).

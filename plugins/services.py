@@ -38,7 +38,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import attrs
 
 from qom import HostRegion, Object, QomError, StashKey
-from qom.reprs import FieldsRepr
+from qom.reprs import FieldsValue
 
 T = TypeVar("T")
 
@@ -48,8 +48,8 @@ PortRead = Callable[[int, int], int]
 PortWrite = Callable[[int, int, int], None]
 
 
-@attrs.frozen(repr=False)
-class ServiceKey(FieldsRepr, Generic[T]):
+@attrs.frozen(repr=False, eq=False)
+class ServiceKey(FieldsValue, Generic[T]):
     """The typed name of a service: ``services.get(KEY)`` is a ``T``.
 
     :ivar name: what messages call it (``"guest-memory"``).

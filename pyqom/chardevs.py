@@ -19,7 +19,7 @@ import attrs
 from plugins import hookimpl
 from plugins.services import CHARDEVS, Services
 from qom import Object, QomError, parse_qemu_opts
-from qom.reprs import FieldsRepr
+from qom.reprs import FieldsValue
 
 PROVIDER: Final = "pyqom.chardevs"
 BACKENDS: Final = ("null", "file", "stdio")
@@ -66,8 +66,8 @@ def _open_file(path: str) -> FdBackend:
     return FdBackend(fd, owned=True)
 
 
-@attrs.frozen(repr=False)
-class ChardevSpec(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class ChardevSpec(FieldsValue):
     """A parsed ``-chardev`` (or ``-debugcon``) chardev, not opened yet."""
 
     id: str

@@ -27,11 +27,11 @@ import pytest
 
 from pyqom.manager import make_plugin_manager, make_registry, make_tree
 from qom import ObjectTree, TypeRegistry
-from qom.reprs import FieldsRepr
+from qom.reprs import FieldsRepr, FieldsValue
 
 
-@attrs.frozen(repr=False)
-class HookCall(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class HookCall(FieldsValue):
     """One recorded hook call: its name, keyword arguments and whether it raised."""
 
     name: str

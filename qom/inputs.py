@@ -24,7 +24,7 @@ import attrs
 
 from qom import errors
 from qom.numbers import I64_MIN, U64_MAX, NumberFormatError, parse_i64, parse_size, parse_u64
-from qom.reprs import FieldsRepr
+from qom.reprs import FieldsValue
 
 if TYPE_CHECKING:
     from qom.errors import ParameterError
@@ -59,8 +59,8 @@ def _is_json_int(raw: object) -> bool:
     return isinstance(raw, int) and not isinstance(raw, bool)
 
 
-@attrs.frozen(repr=False)
-class Input(FieldsRepr, abc.ABC):
+@attrs.frozen(repr=False, eq=False)
+class Input(FieldsValue, abc.ABC):
     """Shared behaviour; subclasses override the readers whose wording differs."""
 
     name: str
@@ -117,7 +117,7 @@ class Input(FieldsRepr, abc.ABC):
         return f"{name}[{index}]"
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class JsonInput(Input):
     """The strict QObject input visitor (QMP)."""
 
@@ -146,7 +146,7 @@ class JsonInput(Input):
         raise errors.parameter_expects(name, "uint64")
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class KeyvalInput(Input):
     """The QObject input visitor in keyval mode: every scalar is a string."""
 
@@ -170,7 +170,7 @@ class KeyvalInput(Input):
             raise errors.parameter_expects(name, "size") from None
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class OptsInput(Input):
     """QemuOpts and the opts visitor (the command line's ``-object``)."""
 

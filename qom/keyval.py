@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from qom import errors
-from qom.reprs import FieldsRepr
+from qom.reprs import FieldsValue
 
 # A key fragment is a QAPI name (a letter, then letters, digits, '-', '_');
 # fragments after the first may also be list indexes (decimal digits).
@@ -133,8 +133,8 @@ def _gap(indexes: list[int]) -> int:
     return len(indexes)
 
 
-@attrs.frozen(repr=False)
-class QemuOpt(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class QemuOpt(FieldsValue):
     """One ``name=value`` of a QemuOpts string."""
 
     name: str

@@ -31,7 +31,7 @@ from qom.core_types import TYPE_USER_CREATABLE
 from qom.inputs import JSON, Input
 from qom.paths import resolve_component
 from qom.qdict import qdict_order
-from qom.reprs import FieldsRepr
+from qom.reprs import FieldsValue
 
 if TYPE_CHECKING:
     from qom.object import Object
@@ -76,8 +76,8 @@ def object_schema(klass: ObjectClass) -> list[str]:
             if prop.writable and prop.kind is not None]
 
 
-@attrs.frozen(repr=False)
-class ObjectOptions(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class ObjectOptions(FieldsValue):
     """``object-add`` arguments after the QAPI phase: typed and complete.
 
     :ivar qom_type: the type to create.

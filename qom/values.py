@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from qom.reprs import FieldsRepr
+from qom.reprs import FieldsValue
 
 if TYPE_CHECKING:
     from qom.inputs import Input
@@ -32,8 +32,8 @@ class Kind(Protocol):
         ...
 
 
-@attrs.frozen(repr=False)
-class BoolKind(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class BoolKind(FieldsValue):
     """``visit_type_bool``."""
 
     def read(self, source: Input, name: str, raw: object) -> bool:
@@ -43,8 +43,8 @@ class BoolKind(FieldsRepr):
         return bool(value)
 
 
-@attrs.frozen(repr=False)
-class StrKind(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class StrKind(FieldsValue):
     """``visit_type_str``."""
 
     def read(self, source: Input, name: str, raw: object) -> str:
@@ -54,8 +54,8 @@ class StrKind(FieldsRepr):
         return str(value)
 
 
-@attrs.frozen(repr=False)
-class IntKind(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class IntKind(FieldsValue):
     """``visit_type_intN`` / ``visit_type_uintN`` for N in 8, 16, 32, 64."""
 
     bits: int = attrs.field(validator=attrs.validators.in_((8, 16, 32, 64)))
@@ -81,8 +81,8 @@ class IntKind(FieldsRepr):
         return int(value)
 
 
-@attrs.frozen(repr=False)
-class SizeKind(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class SizeKind(FieldsValue):
     """``visit_type_size``: a byte count, suffixes allowed where the input parses strings."""
 
     def read(self, source: Input, name: str, raw: object) -> int:
@@ -92,8 +92,8 @@ class SizeKind(FieldsRepr):
         return int(value)
 
 
-@attrs.frozen(repr=False)
-class EnumKind(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class EnumKind(FieldsValue):
     """A QAPI enum: one of ``values``, reported under the enum's ``name``."""
 
     name: str
@@ -106,8 +106,8 @@ class EnumKind(FieldsRepr):
         return str(value)
 
 
-@attrs.frozen(repr=False)
-class ListKind(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class ListKind(FieldsValue):
     """A QAPI list of ``element`` values."""
 
     element: IntKind
@@ -119,8 +119,8 @@ class ListKind(FieldsRepr):
         return [self.element.to_json(item) for item in value]
 
 
-@attrs.frozen(repr=False)
-class LinkKind(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class LinkKind(FieldsValue):
     """``link<target>``: read as a path string; the link setter resolves it."""
 
     target: str

@@ -39,7 +39,7 @@ import attrs
 
 from devices.machine import SLOT_MACHINE_NAME, PcMachine, pci_hole64_start
 from plugins import aml
-from qom.reprs import FieldsRepr
+from qom.reprs import FieldsRepr, FieldsValue
 
 # -- constants of QEMU 7.2's pc (hw/i386/acpi-build.c, hw/acpi/*) ----------------
 
@@ -188,8 +188,8 @@ def waet() -> bytes:
 # -- SRAT ------------------------------------------------------------
 
 
-@attrs.frozen(repr=False)
-class MemoryAffinity(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class MemoryAffinity(FieldsValue):
     """One SRAT Memory Affinity entry."""
 
     base: int
@@ -505,8 +505,8 @@ BUILTIN_SIGNATURES: Final = frozenset(
 # -- the set ------------------------------------------------------------------------
 
 
-@attrs.frozen(repr=False)
-class TableBlob(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class TableBlob(FieldsValue):
     """The tables laid out as QEMU's ``etc/acpi/tables`` and linked for ``base``.
 
     :ivar base: guest-physical address of the blob (64-byte aligned: FACS first).

@@ -73,7 +73,7 @@ from plugins.address_space.errors import (
 )
 from plugins.address_space.ports import IO_SPACE_SIZE, PortRange, PortRead, PortRegistry, PortWrite
 from qom import HostRegion
-from qom.reprs import FieldsRepr
+from qom.reprs import FieldsRepr, FieldsValue
 
 if TYPE_CHECKING:
     from unicorn import Uc
@@ -218,8 +218,8 @@ class StopReason(enum.StrEnum):
     STOPPED = "stopped"
 
 
-@attrs.frozen(repr=False)
-class RunResult(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class RunResult(FieldsValue):
     """The CPU state of interest after :meth:`GuestAddressSpace.run`.
 
     ``rip`` is the address after the ``HLT`` when ``reason`` is ``hlt``, else

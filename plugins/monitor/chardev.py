@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from qom.reprs import FieldsRepr
+from qom.reprs import FieldsValue
 
 #: QEMU's compat prefixes that take an address
 _SOCKET_KINDS = ("unix", "tcp", "telnet")
@@ -50,8 +50,8 @@ class ChardevError(Exception):
         self.lines = lines
 
 
-@attrs.frozen(repr=False)
-class Chardev(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class Chardev(FieldsValue):
     """A parsed monitor chardev.
 
     :ivar kind: ``stdio``, ``null``, ``unix``, ``tcp`` or ``telnet``.

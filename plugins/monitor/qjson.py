@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 
-from qom.reprs import FieldsRepr
+from qom.reprs import FieldsValue
 
 #: QEMU's limits on one top-level value (json-streamer.c).
 MAX_TOKEN_SIZE = 64 << 20
@@ -64,8 +64,8 @@ _ESCAPES = {"\"": "\"", "'": "'", "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n
             "r": "\r", "t": "\t"}
 
 
-@attrs.frozen(repr=False)
-class Parsed(FieldsRepr):
+@attrs.frozen(repr=False, eq=False)
+class Parsed(FieldsValue):
     """One top-level JSON value read from the stream, or QEMU's error for it.
 
     :ivar value: the value (dicts, lists, str, int, float, bool, None).
