@@ -188,6 +188,12 @@ class GuestMemory(Protocol):
         """Run ``action`` now, or, while guest code runs, once the CPU has stopped."""
         ...
 
+    def before_first_access(self, action: Callable[[], object]) -> None:
+        """Run ``action`` just before guest memory is first read, written or run
+        (or now, if it already was): for what a firmware would have put in RAM
+        before the guest starts."""
+        ...
+
 
 class PortRange(Protocol):
     """A claimed range of I/O ports."""

@@ -37,6 +37,7 @@ from typing import Final
 
 import attrs
 
+from devices.acpi import MEMORY_HOTPLUG_IO_BASE, MEMORY_HOTPLUG_IO_LEN
 from devices.machine import SLOT_MACHINE_NAME, PcMachine, pci_hole64_start
 from plugins import aml
 from qom.reprs import FieldsRepr, FieldsValue
@@ -50,8 +51,6 @@ CREATOR_ID: Final = b"BXPC"
 CREATOR_REVISION: Final = 1
 HEADER_SIZE: Final = 36
 
-MEMORY_HOTPLUG_IO_BASE: Final = 0x0A00
-MEMORY_HOTPLUG_IO_LEN: Final = 0x18
 #: AML path of the memory-hotplug resource device and its I/O region
 MEMORY_HOTPLUG_DEVICE: Final = "\\_SB.PCI0.MHPD"
 MEMORY_HOTPLUG_REGION: Final = "\\_SB.PCI0.MHPD.HPMR"

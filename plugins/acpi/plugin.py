@@ -17,17 +17,11 @@
 from __future__ import annotations
 
 import base64
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from devices.acpi.tables import (
-    MEMORY_HOTPLUG_IO_BASE,
-    MEMORY_HOTPLUG_IO_LEN,
-    Contributions,
-    TableBlob,
-    build_blob,
-)
+from devices.acpi import MEMORY_HOTPLUG_IO_BASE, MEMORY_HOTPLUG_IO_LEN
 from devices.machine import PcMachine
 from plugins import hookimpl
 from plugins.acpi.registers import (
@@ -39,8 +33,11 @@ from plugins.acpi.registers import (
     SlotStatus,
 )
 from plugins.commands import Command, CommandTable, MonitorControl
-from plugins.services import ACPI, PORT_IO, Services, services_of
+from plugins.services import ACPI, GUEST_MEMORY, PORT_IO, Services, services_of
 from qom import Device, Object, QomError, StashKey, UndoStack
+
+if TYPE_CHECKING:
+    from devices.acpi.tables import Contributions, TableBlob
 from qom.reprs import FieldsRepr
 
 #: guest-physical address of the RSDP (16-byte aligned, inside 0xE0000-0xFFFFF)
@@ -52,11 +49,26 @@ PLUGIN_NAME = "plugins.acpi.plugin"
 ACPI_TABLES: StashKey[TableBlob] = StashKey("acpi-tables")
 ACPI_LAYOUT: StashKey[tuple[object, ...]] = StashKey("acpi-tables-layout")
 MEMORY_HOTPLUG: StashKey[MemoryHotplugBlock] = StashKey("acpi-memory-hotplug")
+#: set while the tables are due: built and placed when first needed
+ACPI_DUE: StashKey[bool] = StashKey("acpi-tables-due")
 
 
 def tables_of(machine: Object) -> TableBlob | None:
-    """The tables currently in the guest's memory, or ``None`` (no ACPI)."""
+    """The tables in the guest's memory (placed now if they were due), or ``None``
+    (no ACPI)."""
+    _ensure(machine)
     return machine.stash.get(ACPI_TABLES)
+
+
+def _due(machine: Object) -> bool:
+    due = machine.stash.get(ACPI_DUE)
+    return due is True
+
+
+def _ensure(machine: Object) -> None:
+    """Build and place the tables if they are due (see ``qom_machine_ready``)."""
+    if machine.stash.pop(ACPI_DUE) and isinstance(machine, PcMachine):
+        _place(machine)
 
 
 def _place(machine: PcMachine) -> TableBlob | None:
@@ -96,7 +108,9 @@ def _layout(machine: PcMachine, base: int, extra: Contributions) -> tuple[object
 def _built(machine: PcMachine, base: int) -> TableBlob:
     """The tables for the machine as it is, rebuilt only when their inputs changed
     (building the AML of 256 slots takes longer than the rest of a hotplug)."""
-    previous = tables_of(machine)
+    from devices.acpi.tables import Contributions, build_blob  # only once tables are wanted
+
+    previous = machine.stash.get(ACPI_TABLES)
     extra = Contributions()
     machine.hook.qom_acpi_build(machine=machine, tables=extra)
     key = _layout(machine, base, extra)
@@ -184,9 +198,23 @@ def qom_machine_init(machine: Object) -> None:
 
 @hookimpl
 def qom_machine_ready(machine: Object) -> None:
-    """Cold plug is over: build and place the tables, as the firmware would at boot."""
-    if isinstance(machine, PcMachine):
+    """Cold plug is over: the tables are due.
+
+    As in QEMU, where the firmware copies them from fw_cfg into RAM once the
+    guest runs, they go into guest memory just before it is first used (a
+    read, a write, guest code), or when asked for (``x-query-acpi-tables``,
+    ``-dump-acpi``, a plug after boot), built from the machine as it is then.
+    Without a ``guest-memory`` service nothing can observe RAM, so they are
+    placed at once.
+    """
+    if not isinstance(machine, PcMachine) or not machine.acpi:
+        return
+    memory = services_of(machine).find(GUEST_MEMORY)
+    if memory is None:
         _place(machine)
+        return
+    machine.stash[ACPI_DUE] = True
+    memory.before_first_access(lambda: _ensure(machine))
 
 
 @hookimpl
@@ -202,8 +230,9 @@ def qom_device_plug_describe(machine: Object, device: Device, undo: UndoStack) -
             slot.device, slot.is_enabled = before.device, before.is_enabled
 
         undo.push(restore, "acpi: restore the slot")
-    if isinstance(machine, PcMachine) and tables_of(machine) is not None:
-        previous, layout = tables_of(machine), machine.stash.get(ACPI_LAYOUT)
+    if (isinstance(machine, PcMachine) and not _due(machine)
+            and machine.stash.get(ACPI_TABLES) is not None):
+        previous, layout = machine.stash.get(ACPI_TABLES), machine.stash.get(ACPI_LAYOUT)
         _place(machine)
         undo.push(lambda: _restore(machine, previous, layout), "acpi: previous tables")
 
@@ -253,7 +282,8 @@ def qom_device_unplug_claim(machine: Object, device: Device) -> None:
     """The tables are rebuilt once the device is gone: last of the last unplug phase,
     so what other plugins freed there is no longer described (as a plug's rebuild,
     in ``describe``, sees what they claimed)."""
-    if isinstance(machine, PcMachine) and tables_of(machine) is not None:
+    if (isinstance(machine, PcMachine) and not _due(machine)
+            and machine.stash.get(ACPI_TABLES) is not None):
         _place(machine)
 
 

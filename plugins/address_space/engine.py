@@ -291,6 +291,8 @@ class GuestAddressSpace:
         self._running = False
         self._deferred: list[Callable[[], object]] = []
         self._hooks: list[int] = []
+        # What must happen before the guest's memory is first used (before_first_access).
+        self._before_first_use: list[Callable[[], object]] = []
         # No memory hook is installed while the guest runs: any UC_HOOK_MEM_*
         # hook (even one for unmapped accesses only) makes Unicorn translate
         # every load and store through its slow path, about 8x slower.  A
@@ -311,8 +313,19 @@ class GuestAddressSpace:
         """The Unicorn engine, created (with the ranges mapped so far) on first use."""
         self._check_open()
         if self._uc is None:
+            while self._before_first_use:
+                self._before_first_use.pop(0)()
             self._uc = self._start_engine()
         return self._uc
+
+    def before_first_access(self, action: Callable[[], object]) -> None:
+        """Run ``action`` just before guest memory is first read, written or run
+        (now, if it already was): what a firmware puts in RAM before the guest
+        starts (the ACPI tables) goes in then."""
+        if self._uc is not None:
+            action()
+        else:
+            self._before_first_use.append(action)
 
     def _start_engine(self) -> Uc:
         u = _unicorn()
