@@ -134,7 +134,13 @@ def parse_legacy_chardev(chardev_id: str, text: str) -> ChardevSpec:
 
 
 class HostChardevs:
-    """The chardevs of one VM, by id; the ``chardev`` service of its machine."""
+    """The chardevs of one VM, by id; the ``chardev`` service of its machine.
+
+    Registered as the plugin ``pyqom.chardevs``, which cannot be disabled.
+    """
+
+    #: the plugin name it registers under (``pyqom.manager.plugin_name``)
+    __name__ = PROVIDER
 
     def __init__(self) -> None:
         self._backends: dict[str, Backend] = {}

@@ -50,9 +50,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.acpi.plugin",
 )
 
-#: Built-ins no machine can do without (the pc machine types and the RAM
-#: backend of ``pc.ram``): blocking one is a :class:`PluginLoadError`.
-ESSENTIAL_PLUGINS: frozenset[str] = frozenset({"backends.ram", "devices.machine"})
+#: Plugins no machine can do without (the pc machine types, the RAM backend of
+#: ``pc.ram``, and the VM's chardevs): blocking one is a :class:`PluginLoadError`.
+ESSENTIAL_PLUGINS: frozenset[str] = frozenset({"backends.ram", "devices.machine",
+                                               "pyqom.chardevs"})
 
 AUTOLOAD_OFF_ENV = "PYQOM_DISABLE_PLUGIN_AUTOLOAD"
 DISABLED_PLUGINS_ENV = "PYQOM_DISABLED_PLUGINS"
