@@ -31,6 +31,7 @@ import bisect
 from typing import Any, Final
 
 import attrs
+import pluggy
 
 from backends.base import TYPE_MEMORY_BACKEND, MemoryBackend
 from devices import memory_device
@@ -126,7 +127,14 @@ class PcMachine(Object):
     max_ram_below_4g: int = 0
     acpi: bool = True
     memory_hotplug_support: bool = True
-    hook: Any = None
+    hook: pluggy.HookRelay | None = None
+
+    @property
+    def relay(self) -> pluggy.HookRelay:
+        """The plugin manager's hook relay (every board-built machine has one)."""
+        if self.hook is None:
+            raise QomError("this machine was not built with plugins (create_pc_machine)")
+        return self.hook
     below_4g_mem_size: int = 0
     above_4g_mem_size: int = 0
     above_4g_mem_start: int = FOUR_GIB
@@ -208,7 +216,7 @@ class PcMachine(Object):
         if memory is not None:
             memory_device.pre_plug(self, memory, enforce_aligned=bool(
                 self.object_class.slots[SLOT_ENFORCE_ALIGNED_DIMM]))
-        self.hook.qom_device_pre_plug(machine=self, device=device)
+        self.relay.qom_device_pre_plug(machine=self, device=device)
 
     def plug(self, device: Device, undo: UndoStack) -> None:
         """Record a memory device's slot and range as taken, then the plug phases."""
@@ -216,7 +224,7 @@ class PcMachine(Object):
         if memory is not None:
             bisect.insort(self._plugged, memory, key=lambda dev: dev.get_addr())
             undo.push(lambda: self._forget(memory), "forget memory device")
-        run_plug_phases(self.hook, self, device, undo)
+        run_plug_phases(self.relay, self, device, undo)
 
     def unplug_request(self, device: Device) -> None:
         """``device_del``: QEMU's checks, then ``qom_device_unplug_request``."""
@@ -224,11 +232,11 @@ class PcMachine(Object):
         if memory is not None:
             memory_device.unplug_request(self, memory, device.type_name)
         with UndoStack() as undo:
-            self.hook.qom_device_unplug_request(machine=self, device=device, undo=undo)
+            self.relay.qom_device_unplug_request(machine=self, device=device, undo=undo)
 
     def unplug(self, device: Device) -> None:
         """The unplug phases (the plug's in reverse), then the slot and range are free."""
-        run_unplug_phases(self.hook, self, device)
+        run_unplug_phases(self.relay, self, device)
         memory = as_memory_device(device)
         if memory is not None:
             self._forget(memory)
@@ -320,7 +328,7 @@ def machine_type_for(name: str) -> str:
                    hint="Use -machine help to list supported machines")
 
 
-def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: Any,
+def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.HookRelay,
                       machine: str = "pc", phys_bits: int = DEFAULT_PHYS_BITS,
                       max_ram_below_4g: int = 0, acpi: bool = True,
                       memory_hotplug_support: bool = True) -> PcMachine:
@@ -364,7 +372,7 @@ def shutdown_machine(pc: PcMachine, reason: str) -> None:
     if pc.shut_down:
         return
     pc.shut_down = True
-    call_each(pc.hook.qom_machine_shutdown, machine=pc, reason=reason)
+    call_each(pc.relay.qom_machine_shutdown, machine=pc, reason=reason)
 
 
 def _map_main_ram(pc: PcMachine) -> None:
@@ -474,4 +482,4 @@ def _memory_init(pc: PcMachine) -> None:
 def machine_ready(tree: ObjectTree, pc: PcMachine) -> None:
     """Cold plug is over: from now on devices are hot-plugged; ``qom_machine_ready`` runs."""
     tree.machine_ready = True
-    pc.hook.qom_machine_ready(machine=pc)
+    pc.relay.qom_machine_ready(machine=pc)

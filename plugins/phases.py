@@ -22,7 +22,8 @@ PLUG_PHASES: Final = ("claim", "map", "describe", "announce")
 UNPLUG_PHASES: Final = ("describe", "map", "claim")
 
 
-def run_plug_phases(hook: Any, machine: Object, device: Device, undo: UndoStack) -> None:
+def run_plug_phases(hook: pluggy.HookRelay, machine: Object, device: Device,
+                    undo: UndoStack) -> None:
     """Call ``qom_device_plug_<phase>`` for each of :data:`PLUG_PHASES`, in order.
 
     :param hook: the plugin manager's hook relay (``pm.hook``).
@@ -31,7 +32,7 @@ def run_plug_phases(hook: Any, machine: Object, device: Device, undo: UndoStack)
         getattr(hook, f"qom_device_plug_{phase}")(machine=machine, device=device, undo=undo)
 
 
-def run_unplug_phases(hook: Any, machine: Object, device: Device) -> None:
+def run_unplug_phases(hook: pluggy.HookRelay, machine: Object, device: Device) -> None:
     """Call ``qom_device_unplug_<phase>`` for each of :data:`UNPLUG_PHASES`, in order.
 
     The guest has let the device go by then, so an unplug is never left half

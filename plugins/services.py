@@ -32,7 +32,7 @@ key                    protocol                     provided by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
@@ -172,7 +172,7 @@ class GuestMemory(Protocol):
         """Remove a range (what :meth:`map_ram` returned, or its name)."""
         ...
 
-    def mappings(self) -> list[Any]:
+    def mappings(self) -> Sequence[MappedRegion]:
         """Every mapped range, by address."""
         ...
 
@@ -228,7 +228,7 @@ class PortIO(Protocol):
         """Give a range back."""
         ...
 
-    def port_ranges(self) -> list[Any]:
+    def port_ranges(self) -> Sequence[PortRange]:
         """Every claimed range, by first port, the newest first among equals."""
         ...
 

@@ -112,7 +112,7 @@ def _built(machine: PcMachine, base: int) -> TableBlob:
 
     previous = machine.stash.get(ACPI_TABLES)
     extra = Contributions()
-    machine.hook.qom_acpi_build(machine=machine, tables=extra)
+    machine.relay.qom_acpi_build(machine=machine, tables=extra)
     key = _layout(machine, base, extra)
     if previous is not None and machine.stash.get(ACPI_LAYOUT) == key:
         return previous
