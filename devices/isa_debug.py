@@ -19,6 +19,7 @@ An ``iobase`` the guest cannot reach (a range beyond 0xffff) and an
 
 from __future__ import annotations
 
+import abc
 from typing import Any, Final
 
 import attrs
@@ -50,21 +51,24 @@ IO_SPACE_END: Final = 0x10000
 
 
 @attrs.define(eq=False, repr=False)
-class IsaPortDevice(Device):
-    """An ISA device with one range of I/O ports, claimed while realized."""
+class IsaPortDevice(Device, abc.ABC):
+    """An ISA device with one range of I/O ports, claimed while realized (the
+    implementation of the abstract ``isa-device``)."""
 
     _ports: Any = attrs.field(default=None, init=False)
     _port_io: Any = attrs.field(default=None, init=False)
 
+    @abc.abstractmethod
     def port_range(self) -> tuple[int, int]:
         """(first port, number of ports) of the region."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def read_port(self, offset: int, size: int) -> int:
-        raise NotImplementedError
+        """A guest ``IN`` of ``size`` bytes at ``offset`` into the region."""
 
+    @abc.abstractmethod
     def write_port(self, offset: int, size: int, value: int) -> None:
-        raise NotImplementedError
+        """A guest ``OUT`` of ``size`` bytes at ``offset`` into the region."""
 
     def claim_ports(self) -> None:
         base, length = self.port_range()
