@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 
 from qom import errors
+from qom.qdict import qdict_order
 from qom.reprs import FieldsValue
 
 # A key fragment is a QAPI name (a letter, then letters, digits, '-', '_');
@@ -117,20 +118,29 @@ def _listify(root: dict[str, Any], prefix: str) -> Any:
 
 
 def _as_list(node: dict[str, Any], prefix: str) -> Any:
+    """An object whose keys are all indexes, as keyval's ``keyval_listify`` lists it.
+
+    The index of a key is its decimal value (``00`` is 0).  Of ``n`` keys, only
+    indexes below ``n`` are kept (a later one in QDict order replaces an earlier
+    one with the same index); every index from 0 up to the highest seen, but at
+    most ``n``, must be there, else ``Parameter 'a.I' missing`` for the first gap.
+    """
     keys = list(node)
-    if keys and all(k.isdigit() for k in keys):
-        indexes = sorted(int(k) for k in keys)
-        if indexes != list(range(len(indexes))):
-            raise errors.QomError(f"Parameter '{prefix}{_gap(indexes)}' missing")
-        return [node[str(i)] for i in indexes]
-    return node
-
-
-def _gap(indexes: list[int]) -> int:
-    for expected, actual in enumerate(indexes):
-        if expected != actual:
-            return expected
-    return len(indexes)
+    if not keys or not all(k.isdigit() and k.isascii() for k in keys):
+        return node
+    count, highest = len(keys), -1
+    elements: dict[int, Any] = {}
+    for key in qdict_order(keys):
+        index = int(key)
+        highest = max(highest, index)
+        if index < count:
+            elements[index] = node[key]
+    listed = []
+    for index in range(min(count + 1, highest + 1)):
+        if index not in elements:
+            raise errors.QomError(f"Parameter '{prefix}{index}' missing")
+        listed.append(elements[index])
+    return listed
 
 
 @attrs.frozen(repr=False, eq=False)

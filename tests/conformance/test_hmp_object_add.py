@@ -44,6 +44,12 @@ LINES = [
     "memory-backend-ram,id=h5,size=1M,prealloc-threads=0x2",
     "memory-backend-ram,id=h6,size=1M,prealloc-threads=010",
     "memory-backend-ram,id=h7,size=1M,prealloc-threads=08",
+    # keyval lists: decimal indexes ("00" is 0), gaps, indexes beyond the count
+    "memory-backend-ram,id=h1,size=1M,a.00=",
+    "memory-backend-ram,id=h1,size=1M,a.0=x,a.00=y",
+    "memory-backend-ram,id=h1,size=1M,a.01=x",
+    "memory-backend-ram,id=h1,size=1M,a.0=x,a.2=y",
+    "memory-backend-ram,id=h1,size=1M,a.1=x,a.0=y,a.2=z",
 ]
 
 
