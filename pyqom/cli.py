@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     except StartupError as error:
         for server, _ in servers:
             server.close_sockets()
+        vm.shutdown_reason = "host-error"
         vm.close()
         if error.monitors_open:
             out.write(stdio_monitor_greeting(line))
@@ -80,6 +81,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     except Exception as error:  # a plugin's bug: one line naming it, not a traceback
         for server, _ in servers:
             server.close_sockets()
+        vm.shutdown_reason = "host-error"
         vm.close()
         warn(f"start-up failed: {type(error).__name__}: {' '.join(str(error).split())}")
         return 1

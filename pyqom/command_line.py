@@ -463,6 +463,7 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
         if line.dump_acpi is not None:
             dump_acpi_tables(vm.machine, line.dump_acpi)
     except BaseException:
+        vm.shutdown_reason = "host-error"
         vm.close()
         raise
 

@@ -111,6 +111,10 @@ class VM:
         #: ``prelaunch`` until the machine is ready, then ``running`` (or still
         #: ``prelaunch`` with ``-S``), ``paused`` after ``stop``
         self.status = "prelaunch"
+        #: QEMU's ShutdownCause given to ``qom_machine_shutdown`` by :meth:`close`:
+        #: ``host-qmp-quit`` unless the monitors or the command say otherwise
+        #: (``host-signal``, ``host-error``)
+        self.shutdown_reason = "host-qmp-quit"
 
     @classmethod
     def empty(cls, *, plugins: Iterable[object] = (), autoload: bool | None = None) -> VM:
@@ -232,7 +236,7 @@ class VM:
         """Shut down: plugins release what they hold, then every object is finalized."""
         machine = getattr(self, "machine", None)
         if machine is not None and not machine.finalized:
-            shutdown_machine(machine, "host-qmp-quit")
+            shutdown_machine(machine, self.shutdown_reason)
         self._teardown()
 
     def _teardown(self) -> None:

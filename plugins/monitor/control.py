@@ -39,6 +39,8 @@ class VM(Protocol):
 
     #: the run state (``prelaunch``, ``running``, ``paused``), owned by the VM
     status: str
+    #: why the VM ends (QEMU's ShutdownCause), what ``qom_machine_shutdown`` is told
+    shutdown_reason: str
 
 EventListener = Callable[[dict[str, Any]], None]
 
@@ -197,6 +199,7 @@ class VmControl:
         """``quit``: the SHUTDOWN event now; the callbacks run after the reply."""
         if not self.quit_requested:
             self.quit_requested = True
+            self.vm.shutdown_reason = "host-qmp-quit"
             self.emit("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"})
 
     def shutdown(self, reason: str) -> None:
@@ -204,6 +207,7 @@ class VmControl:
         quit callbacks, as for ``quit`` but with no reply to wait for."""
         if not self.quit_requested:
             self.quit_requested = True
+            self.vm.shutdown_reason = reason
             self.emit("SHUTDOWN", {"guest": False, "reason": reason})
         self.finish_quit()
 

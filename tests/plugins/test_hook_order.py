@@ -151,3 +151,24 @@ def test_shutdown_runs_every_implementation_even_when_one_raises() -> None:
     shutdown_machine(machine, "host-qmp-quit")  # at most once
     assert ran == ["breaks", "after"]
     tree.root.finalize()
+
+
+def test_plugins_are_told_why_the_machine_ends(monkeypatch) -> None:
+    from plugins.monitor import VmControl
+    from pyqom import VM, StartupError
+
+    reasons: list[str] = []
+
+    class Told:
+        @hookimpl
+        def qom_machine_shutdown(self, machine: Any, reason: str) -> None:
+            reasons.append(reason)
+
+    vm = VM("128M", plugins=[Told()], autoload=False)
+    control = VmControl(vm)
+    control.shutdown("host-signal")
+    control.close()
+    vm.close()
+    with pytest.raises(StartupError):
+        VM.from_args(["-m", "128M", "-device", "nosuch"], plugins=[Told()], autoload=False)
+    assert reasons == ["host-signal", "host-error"]
