@@ -95,9 +95,10 @@ def qom_machine_init(machine: Object) -> None:
 def qom_machine_ready(machine: Object) -> None:
     """Every cold-plugged device is in place; the guest is about to run.
 
-    From now on added devices are hot-plugged.  Build what describes the
-    final configuration here (the ACPI plugin builds the tables, asking every
-    plugin through ``qom_acpi_build``).
+    From now on added devices are hot-plugged.  Prepare what describes the
+    final configuration here (the ACPI plugin marks its tables due: they are
+    built, asking every plugin through ``qom_acpi_build``, just before guest
+    memory is first used or when first asked for).
 
     :param machine: the machine object at ``/machine``.
     """
@@ -263,8 +264,10 @@ def qom_acpi_build(machine: Object, tables: AcpiTableBuilder) -> None:
     """Contribute to the machine's ACPI tables: AML in the DSDT, an SSDT of your
     own, or a whole table (an NVDIMM's NFIT).
 
-    Called every time the tables are built: when the machine is ready, in the
-    ``describe`` phase of every plug (after every ``claim``), and at the very
+    Called every time the tables are built: once after the machine is ready,
+    just before guest memory is first used or the tables are first asked for
+    (``x-query-acpi-tables``, ``-dump-acpi``); from then on in the ``describe``
+    phase of every plug (after every ``claim``), and at the very
     end of every unplug (after every ``unplug_claim``: the ACPI plugin rebuilds
     there with ``trylast``).  So what you add must follow from what your
     ``claim`` implementations record, and it is gone from the tables once

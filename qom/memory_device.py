@@ -121,9 +121,10 @@ class MemoryDevice(abc.ABC):
         return None
 
     def set_slot(self, slot: int) -> None:
-        """Record the slot the handler chose (only called when :meth:`get_slot`
-        is not ``None``)."""
-        raise NotImplementedError(f"{type(self).__name__} has no slot")
+        """Record the slot the handler chose.  Called only for a device whose
+        :meth:`get_slot` is not ``None``, which must then override this; for
+        the others there is nothing to record, and a call is a handler bug."""
+        raise TypeError(f"{type(self).__name__} reports no slot, so it cannot be given one")
 
     @abc.abstractmethod
     def fill_device_info(self) -> dict[str, Any]:

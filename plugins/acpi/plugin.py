@@ -1,6 +1,7 @@
 """Built-in plugin: ACPI for the pc machine, as the guest sees it.
 
-* the tables (:mod:`devices.acpi.tables`), built when the machine is ready,
+* the tables (:mod:`devices.acpi.tables`), due once the machine is ready and
+  built just before guest memory is first used (or when first asked for),
   with what every plugin adds through ``qom_acpi_build``, copied near the top
   of RAM below 4 GiB with the RSDP in the BIOS area (``0xF0000``), as a
   firmware would, and rebuilt after every plug and unplug (only if what they
