@@ -15,16 +15,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pyqom-example-devi
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not EXAMPLE.is_dir():
-        pytest.skip("the examples/ folder is not next to the tests")
-    target = tmp_path_factory.mktemp("site")
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--no-build-isolation", "--target", str(target), str(EXAMPLE)],
-        capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return target
+def installed(pip_install_example) -> Path:
+    return pip_install_example(EXAMPLE.name)
 
 
 def _env(site: Path, **overrides: str) -> dict[str, str]:

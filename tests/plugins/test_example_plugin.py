@@ -28,17 +28,9 @@ USE_IT = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def installed_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def installed_example(pip_install_example) -> Path:
     """The example distribution pip-installed (no dependencies) into a fresh directory."""
-    if not EXAMPLE.is_dir():
-        pytest.skip("the examples/ folder is not next to the tests")
-    target = tmp_path_factory.mktemp("site")
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--no-build-isolation", "--target", str(target), str(EXAMPLE)],
-        capture_output=True, text=True,
-    )
-    assert done.returncode == 0, done.stderr
+    target = pip_install_example(EXAMPLE.name)
     assert list(target.glob("pyqom_example_plugin-*.dist-info/entry_points.txt"))
     return target
 
