@@ -378,8 +378,7 @@ def _apply_global(line: CommandLine, value: str) -> None:
 
 def _claim_stdio(line: CommandLine, option: str, value: str) -> None:
     """stdio serves one chardev: a monitor or a device's, not both."""
-    if any(chardev.kind == "stdio" for _, _, chardev in line.monitors) or any(
-            spec.uses_stdio for _, spec in line.chardevs):
+    if _stdio_taken(line):
         raise StartupError("cannot use stdio by multiple character devices",
                            location=f"{option} {value}")
 
@@ -431,8 +430,6 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
     except QomError as err:
         raise StartupError.unlocated(err) from None
     try:
-        vm.stdio_taken = any(chardev.kind == "stdio" for _, _, chardev in line.monitors) or any(
-            spec.uses_stdio for _, spec in line.chardevs)
         for text, spec in line.chardevs:
             try:
                 vm.chardevs.open(spec)
@@ -444,8 +441,8 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
                 qom.object_add(vm.tree, arguments, source)
             except QomError as err:
                 raise StartupError.unlocated(err) from None
-        for text in line.debugcons:
-            _open_debugcon(vm, line, text)
+        for index, text in enumerate(line.debugcons):
+            _open_debugcon(vm, line, text, first=index == 0)
         try:
             vm.create_machine(config, machine=line.machine, phys_bits=line.phys_bits,
                               max_ram_below_4g=line.max_ram_below_4g, acpi=line.acpi,
@@ -500,19 +497,28 @@ def _check_globals(vm: VM, line: CommandLine, warn: Warn) -> None:
         vm.tree.globals.append((driver, prop, setting))
 
 
-def _open_debugcon(vm: VM, line: CommandLine, text: str) -> None:
+def _stdio_taken(line: CommandLine) -> bool:
+    """Whether a monitor or a ``-chardev`` uses stdio already."""
+    return (any(chardev.kind == "stdio" for _, _, chardev in line.monitors)
+            or any(spec.uses_stdio for _, spec in line.chardevs))
+
+
+def _open_debugcon(vm: VM, line: CommandLine, text: str, *, first: bool) -> None:
     """``-debugcon``, first half (QEMU's late back ends, before board init): chardev
-    ``debugcon``, and the device's id checked against the ``-device`` ids."""
+    ``debugcon``, and the device's id checked against the ``-device`` ids.
+
+    :param first: no ``-debugcon`` came before (a second one clashes with the
+        first one's chardev in QEMU's container, not with a ``-chardev``).
+    """
     location = f"-debugcon {text}"
     try:
         spec = parse_legacy_chardev("debugcon", text)
         if spec.id in vm.chardevs.ids():
-            raise QomError("attempt to add duplicate property 'debugcon' to object "
-                           "(type 'container')" if vm.debugcon_seen
-                           else "Duplicate ID 'debugcon' for chardev")
-        if spec.uses_stdio and vm.stdio_taken:
+            raise QomError("Duplicate ID 'debugcon' for chardev" if first else
+                           "attempt to add duplicate property 'debugcon' to object "
+                           "(type 'container')")
+        if spec.uses_stdio and _stdio_taken(line):
             raise QomError("cannot use stdio by multiple character devices")
-        vm.debugcon_seen = True
         vm.chardevs.open(spec)
     except QomError as err:
         raise StartupError(str(err), location=location,

@@ -102,8 +102,6 @@ class VM:
     def _start(self, plugins: Iterable[object], autoload: bool | None) -> None:
         #: the chardevs devices write to (``-chardev``, ``-debugcon``)
         self.chardevs = HostChardevs()
-        self.stdio_taken = False
-        self.debugcon_seen = False
         self.pm: pluggy.PluginManager = make_plugin_manager(
             autoload=autoload, plugins=[*plugins, self.chardevs])
         self.tree: qom.ObjectTree = make_tree(self.pm, make_registry(self.pm))
