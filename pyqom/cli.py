@@ -19,18 +19,23 @@ words, never ignored.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
-import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TextIO
+from typing import TextIO
 
-from plugins.monitor import ChardevError, Monitors, MonitorServer, hmp_server, qmp_server
+from plugins.monitor import (
+    ChardevError,
+    EventLoop,
+    Monitors,
+    MonitorServer,
+    hmp_server,
+    qmp_server,
+)
 from pyqom.command_line import CommandLine, StartupError, parse_command_line, start
 from pyqom.manager import PluginLoadError
 from pyqom.vm import VM
@@ -126,6 +131,8 @@ def open_monitors(line: CommandLine, warn: Callable[[str], None]
 def show_prealloc_progress(err: TextIO) -> None:
     """``-x-prealloc-progress``: the ``backends.prealloc`` logger's lines (every 10 %
     of a preallocation of 1 GiB or more) on stderr, as ``pyqom: prealloc: ...``."""
+    import logging  # only with this option: logging is off the start-up path
+
     handler = logging.StreamHandler(err)
     handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
     progress = logging.getLogger("backends.prealloc")
@@ -182,7 +189,7 @@ class SignalWatcher:
     signalled during a slow command.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[int, int], None],
+    def __init__(self, loop: EventLoop, callback: Callable[[int, int], None],
                  emergency: Callable[[], None], err: TextIO) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, TERMINATING_SIGNALS)
         self._loop = loop
@@ -236,35 +243,29 @@ def serve(vm: VM, line: CommandLine, servers: list[tuple[MonitorServer, bool]],
     exit status 0.  Without monitors pyqom runs until it is signalled, as a
     ``-display none`` QEMU does."""
 
-    async def run() -> int:
-        loop = asyncio.get_running_loop()
-        monitors = Monitors(vm, servers, paused=None, prog=PROG)  # the VM knows (-S)
-        signalled: asyncio.Future[tuple[int, int]] = loop.create_future()
+    loop = EventLoop()
+    monitors = Monitors(vm, servers, loop=loop, paused=None, prog=PROG)  # the VM knows (-S)
+    signalled: list[tuple[int, int]] = []
 
-        def on_signal(signum: int, pid: int) -> None:
-            if not signalled.done():
-                signalled.set_result((signum, pid))
-
-        # The signals stay blocked to the end: one arriving during the clean-up
-        # must not interrupt it with a traceback.
-        SignalWatcher(loop, on_signal, lambda: _restore_terminals(servers), err)
-        try:
-            await monitors.start()
-            quitting: asyncio.Future[None] = asyncio.ensure_future(monitors.quit())
-            waiters: list[asyncio.Future[Any]] = [quitting, signalled]
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            if signalled.done() and not quitting.done():
-                err.write(f"{PROG}: {termination_message(*signalled.result())}\n")
-                err.flush()
-                monitors.shutdown("host-signal")
-            quitting.cancel()
-        finally:
-            await monitors.close()
-        return 0
+    def on_signal(signum: int, pid: int) -> None:
+        signalled.append((signum, pid))
 
     # Start-up is over (pyqom.launch held the collector off): what exists now lives
     # as long as the process, so the collector skips it from here on.
     if not gc.isenabled():
         gc.freeze()
         gc.enable()
-    return asyncio.run(run())
+    # The signals stay blocked to the end: one arriving during the clean-up
+    # must not interrupt it with a traceback.
+    SignalWatcher(loop, on_signal, lambda: _restore_terminals(servers), err)
+    try:
+        monitors.start()
+        loop.run_until(lambda: monitors.quit_done or bool(signalled))
+        if signalled and not monitors.quit_done:
+            err.write(f"{PROG}: {termination_message(*signalled[0])}\n")
+            err.flush()
+            monitors.shutdown("host-signal")
+    finally:
+        monitors.close()
+        loop.close()
+    return 0

@@ -6,7 +6,6 @@ commands themselves are in :mod:`plugins.monitor.commands`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import queue
 import threading
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import qom
 from plugins import hookimpl
 from plugins.monitor.commands import build_command_table
+from plugins.monitor.loop import EventLoop, Outcome
 
 if TYPE_CHECKING:
     import pluggy
@@ -67,9 +67,9 @@ class CommandThread:
     exit up); results come back on the event loop.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: EventLoop) -> None:
         self.loop = loop
-        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], asyncio.Future[Any]] | None] = (
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Outcome[Any]] | None] = (
             queue.SimpleQueue())
         self._thread = threading.Thread(target=self._work, name="pyqom-commands", daemon=True)
         self._thread.start()
@@ -78,9 +78,10 @@ class CommandThread:
         """Whether the caller is this thread (a command running)."""
         return threading.current_thread() is self._thread
 
-    def run(self, work: Callable[[], Any]) -> asyncio.Future[Any]:
-        """Run ``work`` after the commands queued before it; its result or error."""
-        future: asyncio.Future[Any] = self.loop.create_future()
+    def run(self, work: Callable[[], Any]) -> Outcome[Any]:
+        """Run ``work`` after the commands queued before it; its result or error,
+        settled on the event loop."""
+        future: Outcome[Any] = Outcome()
         self._queue.put((work, future))
         return future
 
@@ -94,7 +95,7 @@ class CommandThread:
             else:
                 self._deliver(future, result, None)
 
-    def _deliver(self, future: asyncio.Future[Any], result: Any,
+    def _deliver(self, future: Outcome[Any], result: Any,
                  error: BaseException | None) -> None:
         def settle() -> None:
             if future.done():
@@ -140,7 +141,7 @@ class VmControl:
         self.commands = build_command_table(vm)
         self.command_thread: CommandThread | None = None
 
-    def use_command_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+    def use_command_thread(self, loop: EventLoop) -> None:
         """Run commands on a :class:`CommandThread` from now on (the ``pyqom`` process)."""
         if self.command_thread is None:
             self.command_thread = CommandThread(loop)

@@ -19,11 +19,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import functools
 import json
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,9 +30,11 @@ from plugins.commands import CommandNotFoundError
 from plugins.monitor import qjson
 from plugins.monitor.commands import QEMU_VERSION, check_capabilities, package_string
 from plugins.monitor.control import VmControl
+from plugins.monitor.loop import Outcome
+from qom.logs import LazyLogger
 from qom.qdict import qdict_order
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)
 
 NEGOTIATION_MESSAGE = "Expecting capabilities negotiation with 'qmp_capabilities'"
 
@@ -158,7 +158,7 @@ class QmpSession:
         #: the transport's "has the client hung up already?" (sockets set it)
         self.peer_gone: Callable[[], bool] = lambda: False
         self._pending: collections.deque[qjson.Parsed] = collections.deque()
-        self._draining: asyncio.Future[None] | None = None
+        self._busy = False   # a request of this session is on the command thread
         control.add_listener(self._on_event)
 
     # -- the transport's side ----------------------------------------------
@@ -177,8 +177,8 @@ class QmpSession:
             values = [qjson.Parsed(error=str(err) or type(err).__name__)]
         if self.control.command_thread is not None:
             self._pending.extend(values)
-            if self._draining is None or self._draining.done():
-                self._draining = asyncio.ensure_future(self._drain())
+            if not self._busy:
+                self._answer_next()
             return
         for parsed in values:
             if not self._may_answer():
@@ -194,8 +194,9 @@ class QmpSession:
         in QEMU), not once the client has hung up (QEMU drops what was queued)."""
         return not (self.closed or self.control.quit_requested or self.peer_gone())
 
-    async def _drain(self) -> None:
-        """Answer queued requests in order, each command on the command thread."""
+    def _answer_next(self) -> None:
+        """Answer queued requests in order, each command on the command thread
+        (the next one once the reply of the one before is out)."""
         thread = self.control.command_thread
         assert thread is not None
         while self._pending:
@@ -205,12 +206,27 @@ class QmpSession:
                 return
             if parsed.error is not None:
                 self._send(error_response("GenericError", parsed.error))
-            else:
-                self._send(await thread.run(functools.partial(self.handle, parsed.value)))
-            if self.control.quit_requested:
-                self._pending.clear()
-                self.control.finish_quit()
-                return
+                if self._quit_answered():
+                    return
+                continue
+            self._busy = True
+            thread.run(functools.partial(self.handle, parsed.value)).add_done_callback(
+                self._answered)
+            return
+
+    def _answered(self, done: Outcome[dict[str, Any]]) -> None:
+        self._busy = False
+        self._send(done.result())
+        if not self._quit_answered():
+            self._answer_next()
+
+    def _quit_answered(self) -> bool:
+        """After a reply: if the VM quit, nothing more is answered (True)."""
+        if not self.control.quit_requested:
+            return False
+        self._pending.clear()
+        self.control.finish_quit()
+        return True
 
     def close(self) -> None:
         """The client went away: stop sending it events."""

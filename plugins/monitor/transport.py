@@ -17,19 +17,16 @@ before the machine, as QEMU opens its chardevs), then served by
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import enum
-import functools
 import os
 import select
-import socket
 import stat
 import sys
 import termios
 from collections.abc import Callable
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from plugins.monitor.chardev import (
     Chardev,
@@ -41,6 +38,10 @@ from plugins.monitor.chardev import (
 from plugins.monitor.chardev import (
     connect as chardev_connect,
 )
+from plugins.monitor.loop import EventLoop, Timer
+
+if TYPE_CHECKING:
+    import socket
 
 
 class Session(Protocol):
@@ -108,36 +109,47 @@ class TelnetFilter:
         return bytes(out)
 
 
-class _StreamProtocol(asyncio.Protocol):
-    """One client connection: bytes in to the session, bytes out to the socket."""
+class _Connection:
+    """One client connection: bytes in to the session, bytes out to the socket.
 
-    def __init__(self, server: MonitorServer, lost: asyncio.Future[None],
-                 sock: socket.socket) -> None:
+    Output that the socket does not take at once is kept and sent as the socket
+    drains; closing from the server side sends what is kept first, as QEMU
+    does before it drops a client.
+    """
+
+    def __init__(self, server: MonitorServer, loop: EventLoop, sock: socket.socket) -> None:
         self._server = server
-        self._lost = lost
+        self._loop = loop
         self._sock = sock
-        self._transport: asyncio.Transport | None = None
+        self._fd = sock.fileno()
+        self._out = bytearray()
+        self._open = True        # reading, and writes are taken
+        self._closing = False    # closing once the kept output is sent
         self._session: Session | None = None
         self._telnet = TelnetFilter() if server.chardev.telnet else None
+        sock.setblocking(False)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+    def start(self) -> None:
+        """The client is there: greet it (telnet negotiation first) and read from it."""
+        server = self._server
         if self._telnet is not None:
-            transport.write(TELNET_INIT)
-        assert self._server.factory is not None  # start() checked
-        self._session = self._server.factory(self._write)
+            self._write(TELNET_INIT)
+        assert server.factory is not None  # start() checked
+        self._session = server.factory(self._write)
         if hasattr(self._session, "peer_gone"):
             self._session.peer_gone = self._peer_gone
-        self._server.sessions.add(self._session)
-        self._server.connections.add(self)
+        server.sessions.add(self._session)
+        server.connections.add(self)
+        self._loop.add_reader(self._fd, self._readable)
         self._session.start()
 
     def _peer_gone(self) -> bool:
         """Whether the client has closed its end (a zero-length peek: EOF and no
         more data)."""
-        if self._transport is None:
+        if not self._open:
             return True
+        import socket  # loaded already: this is a socket connection
+
         try:
             return self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
         except BlockingIOError:
@@ -146,10 +158,47 @@ class _StreamProtocol(asyncio.Protocol):
             return True
 
     def _write(self, data: bytes) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
+        if not self._open or self._closing:
+            return
+        if not self._out:
+            try:
+                sent = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:   # the client is gone (EPIPE, ECONNRESET)
+                self._lost()
+                return
+            data = data[sent:]
+            if not data:
+                return
+            self._loop.add_writer(self._fd, self._writable)
+        self._out += data
 
-    def data_received(self, data: bytes) -> None:
+    def _writable(self) -> None:
+        try:
+            sent = self._sock.send(self._out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._lost()
+            return
+        del self._out[:sent]
+        if not self._out:
+            self._loop.remove_writer(self._fd)
+            if self._closing:
+                self._lost()
+
+    def _readable(self) -> None:
+        try:
+            data = self._sock.recv(262144)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._lost()
+            return
+        if not data:     # the client closed its end: close ours too
+            self.close()
+            return
         assert self._session is not None
         if self._telnet is not None:
             data = self._telnet.feed(data)
@@ -158,22 +207,40 @@ class _StreamProtocol(asyncio.Protocol):
             # QEMU keeps it until the process is gone; further input is ignored.
             self._session.feed(data)
 
-    def eof_received(self) -> bool | None:
-        return False  # close our side too
+    def close(self) -> None:
+        """Close the connection from the server side, once the kept output is sent."""
+        if not self._open or self._closing:
+            return
+        self._closing = True
+        self._loop.remove_reader(self._fd)
+        if not self._out:
+            self._lost()
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def flush_and_close(self, timeout: float) -> None:
+        """The server is closing: send the kept output (``timeout`` seconds at most),
+        then close."""
+        if self._open and self._out:
+            with contextlib.suppress(OSError):
+                self._sock.settimeout(timeout)
+                self._sock.sendall(self._out)
+            self._out.clear()
+        self._lost(serve_next=False)
+
+    def _lost(self, *, serve_next: bool = True) -> None:
+        """The connection ends: the session is told, the socket closed, and the
+        next client (waiting in the listen queue) is served."""
+        if not self._open:
+            return
+        self._open = False
+        self._loop.remove_reader(self._fd)
+        self._loop.remove_writer(self._fd)
+        self._sock.close()
         if self._session is not None:
             self._session.close()
             self._server.sessions.discard(self._session)
         self._server.connections.discard(self)
-        self._transport = None
-        if not self._lost.done():
-            self._lost.set_result(None)
-
-    def close(self) -> None:
-        """Close the connection from the server side."""
-        if self._transport is not None:
-            self._transport.close()
+        if serve_next:
+            self._server._serve_next()
 
 
 class TerminalMode:
@@ -184,8 +251,8 @@ class TerminalMode:
     ...) off, keeps ``ISIG`` (Ctrl-C still signals) and output processing,
     reads byte by byte (``VMIN`` 1, ``VTIME`` 0), and puts everything back at
     exit; an HMP monitor keeps that mode, a QMP monitor turns echo back on
-    (the terminal stays as it was).  The file status flags (asyncio makes the
-    descriptor non-blocking) are restored too, so the shell gets its terminal
+    (the terminal stays as it was).  The file status flags (the event loop makes
+    the descriptor non-blocking) are restored too, so the shell gets its terminal
     back as it left it, whichever way pyqom ends.
     """
 
@@ -256,13 +323,14 @@ class MonitorServer:
         self.terminal: TerminalMode | None = None
         self.state = RunState.IDLE
         self.sessions: set[Session] = set()
-        self.connections: set[_StreamProtocol] = set()
+        self.connections: set[_Connection] = set()
         self._listener: socket.socket | None = None
         self._connected: socket.socket | None = None   # a client that is there already
         self._opened = False
-        self._serving: asyncio.Task[None] | None = None
-        self._stdio_transport: asyncio.BaseTransport | None = None
-        self._stdio_reader: asyncio.Task[None] | None = None
+        self._loop: EventLoop | None = None
+        self._stdio_fd: int | None = None       # stdin, read through the loop
+        self._stdio_blocking: bool | None = None
+        self._file_reader: Timer | None = None  # stdin as a plain file, chunk by chunk
 
     def _require(self, state: RunState) -> None:
         if self.state is not state:
@@ -289,40 +357,46 @@ class MonitorServer:
                 self._listener, bound_port(chardev, self._listener),
                 info or _to_stderr)
 
-    async def start(self, *, stdin: BinaryIO | None = None,
-                    stdout: BinaryIO | None = None) -> None:
-        """Serve (opening first if :meth:`open` was not called); returns once clients
-        can connect."""
+    def start(self, loop: EventLoop, *, stdin: BinaryIO | None = None,
+              stdout: BinaryIO | None = None) -> None:
+        """Serve on ``loop`` (opening first if :meth:`open` was not called); clients
+        can connect once this returns."""
         self._require(RunState.IDLE)
         if self.factory is None:
             raise RuntimeError("monitor server started without a session factory")
         self.open()
-        if self.chardev.kind == "stdio":
-            await self._start_stdio(stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
-        elif self.chardev.is_socket:
-            for sock in (self._listener, self._connected):
-                if sock is not None:
-                    sock.setblocking(False)  # asyncio's socket calls need that
-            self._serving = asyncio.get_running_loop().create_task(self._serve())
+        self._loop = loop
         self.state = RunState.RUNNING
+        if self.chardev.kind == "stdio":
+            self._start_stdio(loop, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+        elif self.chardev.is_socket:
+            if self._listener is not None:
+                self._listener.setblocking(False)
+            self._serve_next()
 
-    async def _serve(self) -> None:
-        """One client at a time: serve it until it leaves, then take the next."""
-        loop = asyncio.get_running_loop()
-        while True:
-            sock, self._connected = self._connected, None
-            if sock is None:
-                if self._listener is None:
-                    return  # a client chardev whose peer left: QEMU carries on without it
-                sock, _ = await loop.sock_accept(self._listener)
-            lost: asyncio.Future[None] = loop.create_future()
-            await loop.connect_accepted_socket(
-                functools.partial(_StreamProtocol, self, lost, sock), sock)
-            await lost
+    def _serve_next(self) -> None:
+        """One client at a time: the one there already, else wait for the next."""
+        loop = self._loop
+        if self.state is not RunState.RUNNING or loop is None:
+            return
+        sock, self._connected = self._connected, None
+        if sock is not None:
+            _Connection(self, loop, sock).start()
+        elif self._listener is not None:
+            loop.add_reader(self._listener.fileno(), self._accept)
+        # else a client chardev whose peer left: QEMU carries on without it
 
-    async def _start_stdio(self, stdin: BinaryIO, stdout: BinaryIO) -> None:
-        loop = asyncio.get_running_loop()
+    def _accept(self) -> None:
+        assert self._listener is not None and self._loop is not None
+        try:
+            sock, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        # The next client waits in the listen queue until this one leaves.
+        self._loop.remove_reader(self._listener.fileno())
+        _Connection(self, self._loop, sock).start()
 
+    def _start_stdio(self, loop: EventLoop, stdin: BinaryIO, stdout: BinaryIO) -> None:
         if self.raw_terminal and _is_terminal(stdin):
             self.terminal = TerminalMode(stdin.fileno())
             self.terminal.make_raw()
@@ -335,8 +409,9 @@ class MonitorServer:
 
         def write(data: bytes) -> None:
             # Whole writes keep QEMU's ordering on a pipe or terminal; stdout may
-            # share the terminal's open file with stdin, which asyncio makes
-            # non-blocking.  A reader that went away (EPIPE, EIO) ends nothing.
+            # share the terminal's open file with stdin, which is non-blocking
+            # while the loop reads it.  A reader that went away (EPIPE, EIO) ends
+            # nothing.
             with contextlib.suppress(ValueError, OSError):
                 if out_fd is None:
                     stdout.write(data)
@@ -347,27 +422,41 @@ class MonitorServer:
         assert self.factory is not None
         session = self.factory(write)
         self.sessions.add(session)
-        class _Stdin(asyncio.Protocol):
-            def data_received(self, data: bytes) -> None:
-                session.feed(data)
+        session.start()
+        fd = stdin.fileno()
+        if _is_plain_file(stdin):
+            # ``pyqom -qmp stdio < commands.json`` (or ``< /dev/null``): QEMU reads a
+            # file as it reads a pipe; epoll refuses regular files and /dev/null, so
+            # they are read chunk by chunk, one chunk per pass of the loop.
+            def read_chunk() -> None:
+                self._file_reader = None
+                chunk = os.read(fd, 65536)
+                if chunk and self.state is RunState.RUNNING:
+                    session.feed(chunk)
+                    self._file_reader = loop.call_later(0, read_chunk)
 
-            def eof_received(self) -> bool | None:
-                return None
+            self._file_reader = loop.call_later(0, read_chunk)
+            return
 
-            def connection_lost(self, exc: Exception | None) -> None:
+        def readable() -> None:
+            try:
+                data = os.read(fd, 262144)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:   # EIO: the terminal is gone
+                data = b""
+            if not data:
                 # The end of stdin ends nothing else: as with QEMU, the monitor's
                 # output (events, SHUTDOWN) goes on until the process ends, and
                 # the session is closed with the server.
-                pass
+                loop.remove_reader(fd)
+                return
+            session.feed(data)
 
-        session.start()
-        if _is_plain_file(stdin):
-            # ``pyqom -qmp stdio < commands.json`` (or ``< /dev/null``): QEMU reads a
-            # file as it reads a pipe, but asyncio's pipe transport refuses regular
-            # files, and epoll refuses /dev/null.
-            self._stdio_reader = loop.create_task(_feed_file(stdin, _Stdin()))
-        else:
-            self._stdio_transport, _ = await loop.connect_read_pipe(_Stdin, stdin)
+        self._stdio_fd = fd
+        self._stdio_blocking = os.get_blocking(fd)
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, readable)
 
     @property
     def sockname(self) -> str | tuple[str, int] | None:
@@ -377,35 +466,28 @@ class MonitorServer:
         name = self._listener.getsockname()
         return name if isinstance(name, str) else (name[0], name[1])
 
-    async def clients_gone(self, timeout: float) -> None:
-        """Wait (at most ``timeout`` seconds) for socket clients to hang up by themselves.
-
-        After ``quit`` QEMU leaves connections open until the process is gone,
-        so a client that disconnects right after the reply (qmp-shell, qemu.qmp)
-        never sees its connection dropped under it.
-        """
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self.connections and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
-
-    async def close(self) -> None:
-        """Stop listening and drop every client."""
+    def close(self) -> None:
+        """Stop listening and drop every client (what was still to send goes first)."""
         if self.state is RunState.CLOSED:
             return
         self.state = RunState.CLOSED
-        if self._serving is not None:
-            self._serving.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._serving
+        loop = self._loop
+        if loop is not None and self._listener is not None:
+            loop.remove_reader(self._listener.fileno())
         for connection in list(self.connections):
-            connection.close()
+            connection.flush_and_close(0.5)
         for session in list(self.sessions):
             session.close()
         self.sessions.clear()
-        if self._stdio_transport is not None:
-            self._stdio_transport.close()
-        if self._stdio_reader is not None:
-            self._stdio_reader.cancel()
+        if self._stdio_fd is not None:
+            if loop is not None:
+                loop.remove_reader(self._stdio_fd)
+            with contextlib.suppress(OSError):
+                if self._stdio_blocking is not None:
+                    os.set_blocking(self._stdio_fd, self._stdio_blocking)
+            self._stdio_fd = None
+        if self._file_reader is not None:
+            self._file_reader.cancel()
         if self.terminal is not None:
             self.terminal.restore()
         self.close_sockets()
@@ -443,13 +525,3 @@ def _is_plain_file(stream: BinaryIO) -> bool:
     except (OSError, ValueError):  # no file descriptor (io.UnsupportedOperation too)
         return False
     return stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd))
-
-
-async def _feed_file(stream: BinaryIO, protocol: asyncio.Protocol) -> None:
-    """Feed a regular file to ``protocol`` chunk by chunk, then report end of input."""
-    fd = stream.fileno()
-    while chunk := os.read(fd, 65536):
-        protocol.data_received(chunk)
-        await asyncio.sleep(0)
-    protocol.eof_received()
-    protocol.connection_lost(None)

@@ -8,12 +8,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from qemu.qmp import ExecuteError, QMPClient
 
-from plugins.monitor import VmControl, control_quit, serve_qmp
+from plugins.monitor import EventLoop, VmControl, serve_qmp
 
 NEG = '{"error": {"class": "CommandNotFound", "desc": "Expecting capabilities negotiation with \'qmp_capabilities\'"}}\r\n'
 
@@ -85,79 +87,91 @@ def test_unnegotiated_sessions_get_no_events(control: VmControl, wire) -> None:
 # -- real clients over sockets ----------------------------------------------------
 
 
+@contextlib.contextmanager
+def serving(control: VmControl, *addresses: str) -> Iterator[list]:
+    """QMP monitors on ``addresses``, served by their event loop on a thread of its
+    own (the clients below run asyncio on this one)."""
+    loop = EventLoop()
+    servers = [serve_qmp(control, loop, address) for address in addresses]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield servers
+    finally:
+        loop.stop()
+        thread.join(10)
+        for server in servers:
+            server.close()
+        loop.close()
+
+
 def test_qemu_qmp_client_over_unix_sockets(control: VmControl, tmp_path: Path) -> None:
     """Two monitors (``-qmp unix:a -qmp unix:b``) share one VM; a second client of
     one monitor waits, as in QEMU, until the first leaves."""
     paths = [str(tmp_path / "a.sock"), str(tmp_path / "b.sock")]
+    quit_answered = threading.Event()
+    control.on_quit(quit_answered.set)
 
     async def scenario() -> None:
-        servers = [await serve_qmp(control, f"unix:{path},server=on,wait=off")
-                   for path in paths]
-        try:
-            first, second = QMPClient("one"), QMPClient("two")
-            await first.connect(paths[0])
-            await second.connect(paths[1])
-            await first.execute("object-add", {"qom-type": "memory-backend-ram", "id": "m1",
-                                               "size": 1 << 30})
-            await second.execute("device_add", {"driver": "pc-dimm", "id": "d1",
-                                                "memdev": "m1"})
-            devices = await first.execute("query-memory-devices")
-            assert devices[0]["data"]["addr"] == 1 << 32
-            with pytest.raises(ExecuteError) as err:
-                await second.execute("device_del", {"id": "nosuch"})
-            assert err.value.error_class == "DeviceNotFound"
-            text = await first.execute("human-monitor-command",
-                                       {"command-line": "info memory_size_summary"})
-            assert text == "base memory: 1073741824\r\nplugged memory: 1073741824\r\n"
-            # A client queued behind ``second`` gets nothing until it leaves.
-            reader, writer = await asyncio.open_unix_connection(paths[1])
-            with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(reader.readline(), 0.2)
-            await second.disconnect()
-            assert b'"QMP"' in await asyncio.wait_for(reader.readline(), 5)
-            # A client that leaves in the middle of a message harms no one.
-            writer.write(b'{"execute": "qmp_capabilities"}\n{"execute": "query-st')
-            await writer.drain()
-            writer.close()
-            await second.connect(paths[1])
-            assert (await second.execute("query-status"))["status"] == "prelaunch"
-            quitting = asyncio.ensure_future(control_quit(control))
-            with second.listener("SHUTDOWN") as listener:
-                await first.execute("quit")
-                event = await asyncio.wait_for(listener.get(), 5)
-            assert event["data"] == {"guest": False, "reason": "host-qmp-quit"}
-            await asyncio.wait_for(quitting, 5)
-            for client in (first, second):
-                with contextlib.suppress(EOFError):  # the server hung up, as QEMU does
-                    await client.disconnect()
-        finally:
-            for server in servers:
-                await server.close()
+        first, second = QMPClient("one"), QMPClient("two")
+        await first.connect(paths[0])
+        await second.connect(paths[1])
+        await first.execute("object-add", {"qom-type": "memory-backend-ram", "id": "m1",
+                                           "size": 1 << 30})
+        await second.execute("device_add", {"driver": "pc-dimm", "id": "d1",
+                                            "memdev": "m1"})
+        devices = await first.execute("query-memory-devices")
+        assert devices[0]["data"]["addr"] == 1 << 32
+        with pytest.raises(ExecuteError) as err:
+            await second.execute("device_del", {"id": "nosuch"})
+        assert err.value.error_class == "DeviceNotFound"
+        text = await first.execute("human-monitor-command",
+                                   {"command-line": "info memory_size_summary"})
+        assert text == "base memory: 1073741824\r\nplugged memory: 1073741824\r\n"
+        # A client queued behind ``second`` gets nothing until it leaves.
+        reader, writer = await asyncio.open_unix_connection(paths[1])
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(reader.readline(), 0.2)
+        await second.disconnect()
+        assert b'"QMP"' in await asyncio.wait_for(reader.readline(), 5)
+        # A client that leaves in the middle of a message harms no one.
+        writer.write(b'{"execute": "qmp_capabilities"}\n{"execute": "query-st')
+        await writer.drain()
+        writer.close()
+        await second.connect(paths[1])
+        assert (await second.execute("query-status"))["status"] == "prelaunch"
+        with second.listener("SHUTDOWN") as listener:
+            await first.execute("quit")
+            event = await asyncio.wait_for(listener.get(), 5)
+        assert event["data"] == {"guest": False, "reason": "host-qmp-quit"}
+        assert await asyncio.get_running_loop().run_in_executor(
+            None, quit_answered.wait, 5)
+        for client in (first, second):
+            with contextlib.suppress(EOFError):  # the server hung up, as QEMU does
+                await client.disconnect()
 
-    asyncio.run(scenario())
+    with serving(control, *(f"unix:{path},server=on,wait=off" for path in paths)):
+        asyncio.run(scenario())
 
 
 def test_tcp_on_loopback(control: VmControl) -> None:
-    async def scenario() -> None:
-        server = await serve_qmp(control, "tcp:127.0.0.1:0,server=on,wait=off")
-        try:
-            client = QMPClient("tcp")
-            await client.connect(server.sockname)
-            assert (await client.execute("query-version"))["qemu"]["major"] == 7
-            await client.disconnect()
-        finally:
-            await server.close()
+    async def scenario(address: tuple[str, int]) -> None:
+        client = QMPClient("tcp")
+        await client.connect(address)
+        assert (await client.execute("query-version"))["qemu"]["major"] == 7
+        await client.disconnect()
 
-    asyncio.run(scenario())
+    with serving(control, "tcp:127.0.0.1:0,server=on,wait=off") as (server,):
+        asyncio.run(scenario(server.sockname))
 
 
 STDIO_SERVER = """
-import asyncio, sys
+import sys
 from pyqom.vm import VM
 from plugins.monitor import run_monitors
 vm = VM("1G", slots=3, maxmem="4G", autoload=False)
 try:
-    sys.exit(asyncio.run(run_monitors(vm, qmp=["stdio"])))
+    sys.exit(run_monitors(vm, qmp=["stdio"]))
 finally:
     vm.close()
 """
