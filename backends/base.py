@@ -32,7 +32,6 @@ Deviations from QEMU 7.2, on purpose:
 from __future__ import annotations
 
 import errno
-import logging
 import os
 from collections.abc import Callable
 from typing import Any, Final
@@ -60,6 +59,7 @@ from qom import (
     TypeRegistry,
     link_property,
 )
+from qom.logs import LazyLogger
 from qom.properties import Property
 from qom.values import Kind
 
@@ -72,7 +72,7 @@ HOST_MEM_POLICY: Final = EnumKind("HostMemPolicy", ("default", "preferred", "bin
 MPOL_MODES: Final = {"default": 0, "preferred": 1, "bind": 2, "interleave": 3}
 HOST_NODES: Final = ListKind(UINT16)
 
-_log = logging.getLogger("backends")
+_log = LazyLogger("backends")
 
 
 class MemoryBackendError(QomError):

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import logging
 import os
 import threading
 from collections.abc import Callable
 from typing import Final
 
 from backends.host import MADV_POPULATE_READ, MADV_POPULATE_WRITE, libc, os_error
+from qom.logs import LazyLogger
 
 #: QEMU's MAX_MEM_PREALLOC_THREAD_COUNT.
 MAX_PREALLOC_THREADS: Final = 16
@@ -32,7 +32,7 @@ PROGRESS_MIN_SIZE: Final = 1024 * 1024 * 1024
 
 Progress = Callable[[int, int], None]
 
-_log = logging.getLogger("backends.prealloc")
+_log = LazyLogger("backends.prealloc")
 
 
 def memset_num_threads(page_size: int, num_pages: int, max_threads: int) -> int:

@@ -14,17 +14,17 @@ nobody wrote into pyqom is placed the same way as ``pc-dimm``.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Final, Protocol
 
 from qom import MemoryDevice, QomError
+from qom.logs import LazyLogger
 
 U64_MASK: Final = (1 << 64) - 1
 TARGET_PAGE_SIZE: Final = 4096
 #: ``slot`` value meaning "any free slot"
 UNASSIGNED_SLOT: Final = -1
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)
 
 
 class PcMachine(Protocol):

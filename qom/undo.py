@@ -7,15 +7,15 @@ on; on success it is simply dropped.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from types import TracebackType
 
 import attrs
 
+from qom.logs import LazyLogger
 from qom.reprs import FieldsRepr
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)
 
 
 @attrs.define(repr=False)

@@ -21,7 +21,6 @@ prompts; stderr lines carry the program prefix, as QEMU's do).
 from __future__ import annotations
 
 import functools
-import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -39,9 +38,10 @@ from plugins.monitor.help_text import (
 )
 from plugins.monitor.readline import Readline
 from qom.device import SLOT_HOTPLUGGABLE, SLOT_USER_CREATABLE
+from qom.logs import LazyLogger
 from qom.qdict import qdict_ordered_deep
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)
 
 #: QEMU's get_str buffer (1024 bytes with the NUL): longer words are cut.
 _STR_BUFFER = 1023
