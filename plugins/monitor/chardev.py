@@ -20,14 +20,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import socket
 import stat
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from qom.reprs import FieldsValue
+
+# socket is imported by the functions that open sockets: a stdio-only start-up
+# does without it.
+if TYPE_CHECKING:
+    import socket
 
 #: QEMU's compat prefixes that take an address
 _SOCKET_KINDS = ("unix", "tcp", "telnet")
@@ -141,6 +145,8 @@ def _strerror(err: OSError) -> str:
 
 
 def _resolve(chardev: Chardev, *, passive: bool) -> list[tuple[Any, ...]]:
+    import socket
+
     try:
         return socket.getaddrinfo(chardev.host or None, chardev.port, socket.AF_UNSPEC,
                                   socket.SOCK_STREAM, 0, socket.AI_PASSIVE if passive else 0)
@@ -152,6 +158,8 @@ def _resolve(chardev: Chardev, *, passive: bool) -> list[tuple[Any, ...]]:
 def _remove_stale_socket(path: str) -> None:
     """Only a socket nobody listens on may go; anything else at ``path`` stays (QEMU
     would replace a regular file there: pyqom refuses, and bind says why)."""
+    import socket
+
     with contextlib.suppress(FileNotFoundError):
         if not stat.S_ISSOCK(os.lstat(path).st_mode):
             return
@@ -172,6 +180,8 @@ def open_listener(chardev: Chardev) -> socket.socket:
     :raises ChardevError: QEMU's "Failed to bind socket to ..." or "Failed to find
         an available port: ..." messages.
     """
+    import socket
+
     if chardev.kind == "unix":
         _remove_stale_socket(chardev.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -205,6 +215,8 @@ def connect(chardev: Chardev) -> socket.socket:
 
     :raises ChardevError: QEMU's "Failed to connect to '...': ..." message.
     """
+    import socket
+
     if chardev.kind == "unix":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
