@@ -269,8 +269,8 @@ def hotplug_of(mark: int) -> Callable[[Figures], list[float]]:
 
 
 ROWS = [
-    Row("start -> QMP greeting", "ms", lambda f: f.to_greeting, 1e3, "<= 3x QEMU",
-        lambda ratio: ratio <= 3),
+    # No target: QEMU greets before its board is built, and answers once it is.
+    Row("start -> QMP greeting", "ms", lambda f: f.to_greeting, 1e3, "-", None),
     Row("start -> capabilities answered", "ms", lambda f: f.to_ready, 1e3, "<= 3x QEMU",
         lambda ratio: ratio <= 3),
     *(Row(f"object-add+device_add, DIMM #{mark}", "ms", hotplug_of(mark), 1e3, "<= QEMU",
@@ -308,7 +308,8 @@ def table(figures: dict[str, Figures], runs: int) -> Iterator[str]:
         if qemu is not None:
             theirs = median(row.values(qemu)) * row.scale
             ratio = mine / theirs
-            verdict = "PASS" if row.passes and row.passes(ratio) else "MISS"
+            verdict = ("" if row.passes is None
+                       else "PASS" if row.passes(ratio) else "MISS")
             line += (f" {theirs:9.{format_digits(theirs)}f} {ratio:6.2f}  {row.target:<11} "
                      f"{verdict}")
         yield line
