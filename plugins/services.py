@@ -251,6 +251,49 @@ class GuestCpu(Protocol):
         """Stop the running guest as soon as possible (from any thread)."""
         ...
 
+    def boot_protected_mode(self, entry: int, registers: Mapping[str, int], *,
+                            scratch: int, paging: bool = True) -> None:
+        """Start the guest, when it first runs, in 32-bit protected mode at ``entry``
+        (paging off, flat code selector 0x08 and data 0x10, interrupts off) with
+        ``registers`` (``{"rax": 0x2BADB002, "rbx": info}``): a Multiboot hand-over.
+
+        :param scratch: 64 bytes of guest RAM the CPU may use to get there.
+        :param paging: the guest may turn on its own paging (the engine then
+            honours its page tables).
+        """
+        ...
+
+    def resume(self) -> None:
+        """Run the booted guest on the CPU thread (``cont``); nothing if none was booted."""
+        ...
+
+    def pause(self) -> None:
+        """Stop running guest code (``stop``); returns once the CPU is between slices."""
+        ...
+
+    @property
+    def booted(self) -> bool:
+        """Whether there is guest code to run."""
+        ...
+
+    def idle_poll(self) -> None:
+        """A port handler's hint, on the CPU thread: the guest polled and found
+        nothing new.  After a few such polls in a row the CPU waits (up to
+        10 ms, outside the machine lock) before going on, so a polling guest
+        does not burn a host core; :meth:`kick` or any ``OUT`` ends the wait."""
+        ...
+
+    def kick(self) -> None:
+        """Something a polling guest looks for has changed (an event was raised):
+        end an idle wait now (any thread)."""
+        ...
+
+    def set_event_handler(self, handler: Callable[[str, Any], None]) -> None:
+        """Call ``handler(kind, detail)`` on the CPU thread when the guest ends its run:
+        ``("exit", status)`` (``isa-debug-exit``), ``("error", exception)`` (a fault
+        the CPU cannot go on from; the CPU is paused)."""
+        ...
+
 
 GUEST_MEMORY: ServiceKey[GuestMemory] = ServiceKey("guest-memory")
 PORT_IO: ServiceKey[PortIO] = ServiceKey("port-io")

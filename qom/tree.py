@@ -9,6 +9,7 @@ through which core events (``DEVICE_DELETED``) leave for the monitors.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +57,10 @@ class ObjectTree(FieldsRepr):
     globals: list[tuple[str, str, str]] = attrs.field(factory=list)
     anon_device_count: int = 0
     unattached_count: int = 0
+    #: the machine lock (QEMU's big lock): whoever changes the machine holds it,
+    #: a monitor command on the command thread, a guest's port access on the
+    #: CPU thread; re-entrant, so a command may call into code that takes it too
+    lock: threading.RLock = attrs.field(factory=threading.RLock, init=False)
     #: child name -> objects that are a child of that name somewhere (for partial paths)
     _children_named: dict[str, list[Object]] = attrs.field(factory=dict, init=False)
     #: names of link properties: class ones (cached per number of built classes), instance ones

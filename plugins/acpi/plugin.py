@@ -34,7 +34,7 @@ from plugins.acpi.registers import (
     SlotStatus,
 )
 from plugins.commands import Command, CommandTable, MonitorControl
-from plugins.services import ACPI, GUEST_MEMORY, PORT_IO, Services, services_of
+from plugins.services import ACPI, GUEST_CPU, GUEST_MEMORY, PORT_IO, Services, services_of
 from qom import Device, Object, QomError, StashKey, UndoStack
 
 if TYPE_CHECKING:
@@ -189,7 +189,13 @@ def qom_machine_init(machine: Object) -> None:
              ] if machine.memory_hotplug_support else []
     block = MemoryHotplugBlock(machine=machine, gpe=gpe, slots=slots)
     machine.stash[MEMORY_HOTPLUG] = block
-    ports = services_of(machine).find(PORT_IO)
+    services = services_of(machine)
+    cpu = services.find(GUEST_CPU)
+    if cpu is not None:
+        # A guest polling GPE0 with nothing pending waits a little (it does not
+        # burn a host core), and a raised event wakes it at once.
+        gpe.on_idle_read, gpe.on_raise = cpu.idle_poll, cpu.kick
+    ports = services.find(PORT_IO)
     if ports is not None:
         ports.register_ports(GPE0_BASE, GPE0_LENGTH, gpe.read, gpe.write, "acpi-gpe0")
         if slots:

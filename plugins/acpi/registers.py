@@ -21,6 +21,7 @@ range freed, backend released, ``DEVICE_DELETED``), which QEMU 7.2 also does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import attrs
@@ -63,9 +64,16 @@ class Gpe0Block(FieldsRepr):
 
     status: bytearray = attrs.field(factory=lambda: bytearray(GPE0_LENGTH // 2))
     enable: bytearray = attrs.field(factory=lambda: bytearray(GPE0_LENGTH // 2))
+    #: told when the guest read a status with nothing pending (a polling guest
+    #: that may be let wait: the CPU's ``idle_poll``)
+    on_idle_read: Callable[[], None] | None = None
+    #: told when an event is raised (wakes a waiting poller: the CPU's ``kick``)
+    on_raise: Callable[[], None] | None = None
 
     def raise_event(self, bit: int) -> None:
         self.status[bit // 8] |= 1 << (bit % 8)
+        if self.on_raise is not None:
+            self.on_raise()
 
     @property
     def sci_level(self) -> bool:
@@ -85,6 +93,8 @@ class Gpe0Block(FieldsRepr):
             else:
                 byte = 0
             value |= byte << (8 * index)
+        if offset < GPE0_LENGTH // 2 and not any(self.status) and self.on_idle_read is not None:
+            self.on_idle_read()
         return value
 
     def write(self, offset: int, size: int, value: int) -> None:

@@ -57,8 +57,10 @@ from __future__ import annotations
 import bisect
 import enum
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -94,6 +96,10 @@ HLT_OPCODE: Final = 0xF4
 DEFAULT_TIMEOUT_US: Final = 10_000_000
 #: Default instruction budget of :meth:`GuestAddressSpace.run`.
 DEFAULT_MAX_INSTRUCTIONS: Final = 10_000_000
+#: idle polls in a row before a polling guest is made to wait (GuestAddressSpace.idle_poll)
+IDLE_POLLS: Final = 3
+#: the longest idle wait (seconds): the latency a missed kick could add
+IDLE_WAIT: Final = 0.01
 #: ``until`` address for ``emu_start`` that flat guest code never reaches.
 _NO_EXIT: Final = (1 << 64) - 1
 
@@ -126,6 +132,9 @@ class _Unicorn:
             unicorn.UC_HOOK_MEM_READ_UNMAPPED | unicorn.UC_HOOK_MEM_WRITE_UNMAPPED
             | unicorn.UC_HOOK_MEM_FETCH_UNMAPPED | unicorn.UC_HOOK_MEM_READ_PROT
             | unicorn.UC_HOOK_MEM_WRITE_PROT | unicorn.UC_HOOK_MEM_FETCH_PROT)
+        #: the system registers a boot sets (enter_protected_mode)
+        self.reg_gdtr, self.reg_cr0, self.reg_cr4, self.reg_msr = (
+            x86.UC_X86_REG_GDTR, x86.UC_X86_REG_CR0, x86.UC_X86_REG_CR4, x86.UC_X86_REG_MSR)
         #: register name -> Unicorn register id (the module's REGISTERS)
         self.registers: Mapping[str, int] = MappingProxyType(
             {name: getattr(x86, f"UC_X86_REG_{name.upper()}") for name in _REGISTER_NAMES})
@@ -293,6 +302,16 @@ class GuestAddressSpace:
         self._hooks: list[int] = []
         # What must happen before the guest's memory is first used (before_first_access).
         self._before_first_use: list[Callable[[], object]] = []
+        #: held around every port handler call when set (the machine lock: a
+        #: guest's port access and a monitor command change the machine in turn)
+        self.io_lock: AbstractContextManager[object] | None = None
+        #: runs engine changes on the CPU thread when one runs the guest
+        #: (``Vcpu.run_on_cpu``); ``None``: the caller's thread is the only one
+        self.cpu_runner: Callable[[Callable[[], Any]], Any] | None = None
+        # Idle throttling of a polling guest (idle_poll, kick).
+        self._idle_polls = 0
+        self._idle_due = False
+        self._wake = threading.Event()
         # No memory hook is installed while the guest runs: any UC_HOOK_MEM_*
         # hook (even one for unmapped accesses only) makes Unicorn translate
         # every load and store through its slow path, about 8x slower.  A
@@ -317,6 +336,27 @@ class GuestAddressSpace:
                 self._before_first_use.pop(0)()
             self._uc = self._start_engine()
         return self._uc
+
+    def set_tlb_mode(self, tlb_mode: TlbMode) -> None:
+        """Choose the TLB mode before the engine exists (a booted kernel with its own
+        page tables needs ``"cpu"``).
+
+        :raises AddressSpaceError: the engine runs already (Unicorn fixes the
+            mode before the first translation).
+        """
+        if tlb_mode not in _TLB_MODE_NAMES:
+            raise ValueError(f"tlb_mode must be 'virtual' or 'cpu', not {tlb_mode!r}")
+        if self._uc is not None and tlb_mode != self.tlb_mode:
+            raise AddressSpaceError("the TLB mode is fixed once the engine runs")
+        self.tlb_mode = tlb_mode
+
+    def _on_cpu(self, action: Callable[[], object]) -> None:
+        """Do ``action`` (a change to the engine) where it is safe: on the CPU thread
+        between two instructions when one runs the guest, else here."""
+        if self.cpu_runner is None:
+            action()
+        else:
+            self.cpu_runner(action)
 
     def before_first_access(self, action: Callable[[], object]) -> None:
         """Run ``action`` just before guest memory is first read, written or run
@@ -422,9 +462,10 @@ class GuestAddressSpace:
                 f" {clash.name!r} at 0x{clash.gpa:x}-0x{clash.last:x}")
         # Pin first: if Unicorn refuses, releasing the pin leaves nothing behind.
         pin = host.view[offset:min(offset + size, host.size)]
-        if self._uc is not None:  # else the engine maps it when it is created
+        uc = self._uc
+        if uc is not None:  # else the engine maps it when it is created
             try:
-                self._map_into(self._uc, mapped)
+                self._on_cpu(lambda: self._map_into(uc, mapped))
             except MappingError:
                 pin.release()
                 raise
@@ -445,15 +486,17 @@ class GuestAddressSpace:
         mapped = self._find(range_or_name)
         uc = self._uc
         if uc is not None:
-            uc.mem_unmap(mapped.gpa, mapped.size)
+            def unmap_from_engine() -> None:
+                uc.mem_unmap(mapped.gpa, mapped.size)
+                # Translated code may have been read from the range, and in the
+                # virtual TLB mode nothing else would forget it.
+                _untyped(uc).ctl_flush_tb()
+
+            self._on_cpu(unmap_from_engine)
         index = self._ranges.index(mapped)
         del self._ranges[index]
         del self._starts[index]
         self._pins.pop(id(mapped)).release()
-        if uc is not None:
-            # Translated code may have been read from the range, and in the
-            # virtual TLB mode nothing else would forget it.
-            _untyped(uc).ctl_flush_tb()
         return mapped
 
     def mappings(self) -> list[MappedRange]:
@@ -521,7 +564,15 @@ class GuestAddressSpace:
         if not data:
             return
         self._check_access(gpa, len(data), "write")
-        uc.mem_write(gpa, bytes(data))
+        payload = bytes(data)
+
+        def store() -> None:
+            uc.mem_write(gpa, payload)
+            # Code translated from these bytes is stale now (Unicorn does not see
+            # its own mem_write as a code change).
+            _untyped(uc).ctl_remove_cache(gpa, gpa + len(payload))
+
+        self._on_cpu(store)
 
     # -- port I/O --------------------------------------------------------------
 
@@ -546,17 +597,27 @@ class GuestAddressSpace:
         if handler is None:
             return ones  # a PC's floating bus: nothing drives the data lines
         try:
-            return int(handler.read(port - handler.base, size)) & ones
+            with self.io_lock or nullcontext():
+                value = int(handler.read(port - handler.base, size)) & ones
         except BaseException as err:  # re-raised by run(); Unicorn cannot carry it
             self._abort(uc, err)
             return ones
+        if self._idle_due:
+            # The guest polls and nothing changes: let it wait a little, outside
+            # the machine lock (what it polls for can change meanwhile).
+            self._idle_due = False
+            self._wake.wait(IDLE_WAIT)
+            self._wake.clear()
+        return value
 
     def _on_out(self, uc: Uc, port: int, size: int, value: int, user_data: object) -> None:
+        self._idle_polls = 0   # the guest is doing something: no idle waits
         handler = self._ports.find(port)
         if handler is None:
             return  # nothing listens: the write is lost, as on a PC
         try:
-            handler.write(port - handler.base, size, value & _ALL_ONES.get(size, 0xFFFF_FFFF))
+            with self.io_lock or nullcontext():
+                handler.write(port - handler.base, size, value & _ALL_ONES.get(size, 0xFFFF_FFFF))
         except BaseException as err:
             self._abort(uc, err)
 
@@ -640,12 +701,27 @@ class GuestAddressSpace:
             uc.reg_write(u.registers[reg], value)
         if stack_top is not None:
             uc.reg_write(u.registers["rsp"], stack_top)
+        budget = max_instructions or 0
+        started = time.perf_counter()
+        self._execute(load_at, timeout_us=timeout_us, budget=budget)
+        elapsed_us = (time.perf_counter() - started) * 1e6
+        return self._result(self._stop_reason(uc, budget, timeout_us, elapsed_us))
+
+    def _execute(self, start: int, *, timeout_us: int = 0, budget: int = 0) -> None:
+        """Run guest code from ``start`` until it stops (HLT, :meth:`request_stop`,
+        a handler's error, the budget or the timeout), doing the work port
+        handlers asked for between instructions (:meth:`call_outside`).
+
+        :raises GuestFault: an access to unmapped or read-only memory.
+        :raises GuestError: Unicorn stopped the guest otherwise.
+        :raises Exception: whatever a port handler raised.
+        """
+        uc = self._engine()
+        u = _unicorn()
         self._fault = None
         self._pending = None
         self._stop_requested = False
-        budget = max_instructions or 0
         started = time.perf_counter()
-        start = load_at
         while True:
             remaining_us = max(timeout_us - int((time.perf_counter() - started) * 1e6), 1) \
                 if timeout_us > 0 else 0
@@ -672,9 +748,7 @@ class GuestAddressSpace:
                 action()
             _untyped(uc).ctl_flush_tb()
             start = uc.reg_read(u.registers["rip"])
-        elapsed_us = (time.perf_counter() - started) * 1e6
         self._raise_pending()
-        return self._result(self._stop_reason(uc, budget, timeout_us, elapsed_us))
 
     def _run_deferred(self) -> None:
         actions, self._deferred = self._deferred, []
@@ -741,6 +815,86 @@ class GuestAddressSpace:
     def reg_read(self, name: str) -> int:
         """The value of a register of :data:`REGISTERS` (between runs)."""
         return int(self._engine().reg_read(_unicorn().registers[name]))
+
+    def reg_write(self, name: str, value: int) -> None:
+        """Set a register of :data:`REGISTERS` (between runs)."""
+        self._engine().reg_write(_unicorn().registers[name], value)
+
+    def enter_protected_mode(self, entry: int, registers: Mapping[str, int], *,
+                             scratch: int) -> int:
+        """Make the next run enter 32-bit protected mode at ``entry`` with paging off,
+        flat 4 GiB code (selector 0x08) and data (0x10) segments, interrupts off,
+        and ``registers`` (``{"rax": 0x2BADB002, "rbx": info}``): the state a
+        Multiboot loader hands over.
+
+        Unicorn's x86-64 engine cannot load a code segment descriptor by register
+        write, so a GDT and a five-instruction trampoline go at guest-physical
+        ``scratch`` (64 bytes of RAM the guest does not expect to keep): the
+        trampoline loads the data selectors, sets the registers Unicorn would
+        not keep, and far-returns to ``entry`` through selector 0x08.
+
+        :returns: the address to start running at (the trampoline).
+        """
+        u = _unicorn()
+        gdt = (0).to_bytes(8, "little") + (0x00CF9A000000FFFF).to_bytes(8, "little") \
+            + (0x00CF92000000FFFF).to_bytes(8, "little")
+        eax = registers.get("rax", 0) & 0xFFFF_FFFF
+        trampoline = (
+            b"\x66\xb8\x10\x00"                          # mov ax, 0x10
+            b"\x8e\xd8\x8e\xc0\x8e\xd0\x8e\xe0\x8e\xe8"      # mov ds/es/ss/fs/gs, ax
+            + b"\xb8" + eax.to_bytes(4, "little")          # mov eax, imm32
+            + b"\x6a\x08"                                   # push 0x08
+            + b"\x68" + (entry & 0xFFFF_FFFF).to_bytes(4, "little")  # push entry
+            + b"\x48\xcb")                                  # retfq
+        self.write(scratch, gdt + trampoline)
+        uc = self._engine()
+        _untyped(uc).ctl_flush_tb()
+        uc.reg_write(u.reg_gdtr, (0, scratch, len(gdt) - 1, 0))
+        uc.reg_write(u.reg_cr4, 0)        # Unicorn's reset value is 0x50200
+        uc.reg_write(u.reg_cr0, 0x11)     # PE and ET, paging off
+        uc.reg_write(u.reg_msr, (0xC0000080, 0))   # EFER: no long mode
+        for name, value in registers.items():
+            if name not in ("rax", "rflags"):
+                uc.reg_write(u.registers[name], value & 0xFFFF_FFFF)
+        # IF stays clear whatever is asked: the guest enables interrupts itself.
+        uc.reg_write(u.registers["rflags"], (registers.get("rflags", 0x2) | 0x2) & ~0x200)
+        return scratch + len(gdt)
+
+    def execute(self, start: int) -> StopReason:
+        """Run guest code from ``start`` with no budget and no timeout until it halts
+        (``hlt``) or is stopped (``stopped``: :meth:`request_stop` or another
+        thread's ``emu_stop``); the CPU thread's slice.
+
+        :raises GuestFault, GuestError: as :meth:`run`; whatever a port handler raised.
+        """
+        uc = self._engine()
+        self._execute(start)
+        return self._stop_reason(uc, 0, 0, 0.0)
+
+    def interrupts_enabled(self) -> bool:
+        """RFLAGS.IF (between runs): whether a halted CPU can be woken."""
+        return bool(self.reg_read("rflags") & 0x200)
+
+    def interrupt_engine(self) -> None:
+        """``emu_stop`` from any thread: the running slice ends after the current
+        instruction (a stop while no slice runs is lost; the caller re-sends)."""
+        self._wake.set()   # a guest waiting in an idle poll goes on to the stop
+        uc = self._uc
+        if uc is not None:
+            uc.emu_stop()
+
+    def idle_poll(self) -> None:
+        """A port handler's hint: the guest polled and nothing was new.  After
+        :data:`IDLE_POLLS` in a row, the ``IN`` waits up to :data:`IDLE_WAIT`
+        seconds (outside the machine lock) or until :meth:`kick`."""
+        self._idle_polls += 1
+        if self._idle_polls >= IDLE_POLLS:
+            self._idle_due = True
+
+    def kick(self) -> None:
+        """End an idle wait now (any thread): what the guest polls for changed."""
+        self._idle_polls = 0
+        self._wake.set()
 
     def __iter__(self) -> Iterator[MappedRange]:
         return iter(list(self._ranges))

@@ -147,14 +147,17 @@ class Monitors:
         """End without ``quit``: negotiated QMP clients get QEMU's SHUTDOWN event."""
         self.control.shutdown(reason)
 
-    def close(self) -> None:
+    def close(self, *, linger: bool = True) -> None:
         """Let socket clients hang up by themselves (0.5 s at most: after ``quit``
         QEMU leaves connections open until the process is gone, so a client that
         disconnects right after the reply never sees its connection dropped under
-        it), then close every monitor."""
+        it), then close every monitor.  ``linger=False`` closes them at once (the
+        guest ended the process, as QEMU's ``exit`` would)."""
         try:
-            self.loop.run_until(
-                lambda: not any(server.connections for server, _ in self.servers), 0.5)
+            self.loop.run_pending()   # events raised meanwhile (SHUTDOWN) go out first
+            if linger:
+                self.loop.run_until(
+                    lambda: not any(server.connections for server, _ in self.servers), 0.5)
         finally:
             for server, _ in self.servers:
                 server.close()

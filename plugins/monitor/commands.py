@@ -34,7 +34,7 @@ from plugins.commands import (
     CommandTable,
     HmpCommand,
 )
-from plugins.services import ACPI, services_of
+from plugins.services import ACPI, GUEST_CPU, GuestCpu, services_of
 
 if TYPE_CHECKING:
     from plugins.monitor.control import VM, VmControl
@@ -98,17 +98,30 @@ def query_status(control: VmControl) -> dict[str, Any]:
 
 
 def stop(control: VmControl) -> None:
-    """``stop``: pause a running VM (STOP event); otherwise nothing changes."""
+    """``stop``: pause a running VM (the CPU stops, then the STOP event); otherwise
+    nothing changes."""
     if control.running:
+        cpu = _guest_cpu(control)
+        if cpu is not None:
+            cpu.pause()
         control.status = "paused"
         control.emit("STOP")
 
 
 def cont(control: VmControl) -> None:
-    """``cont``: run the VM (RESUME event) unless it already runs."""
+    """``cont``: run the VM (the RESUME event, then the CPU goes on) unless it
+    already runs."""
     if not control.running:
         control.status = "running"
         control.emit("RESUME")
+        cpu = _guest_cpu(control)
+        if cpu is not None:
+            cpu.resume()
+
+
+def _guest_cpu(control: VmControl) -> GuestCpu | None:
+    machine = getattr(control.vm, "machine", None)
+    return services_of(machine).find(GUEST_CPU) if machine is not None else None
 
 
 def quit_(control: VmControl) -> None:

@@ -11,6 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import qom
@@ -64,11 +65,14 @@ class CommandThread:
     input and signals go on, and commands wait their turn in order.
 
     A daemon thread (a command still running when pyqom ends does not hold the
-    exit up); results come back on the event loop.
+    exit up); results come back on the event loop.  Each command runs holding
+    ``lock``, the machine lock, which a guest's port accesses on the CPU
+    thread hold too.
     """
 
-    def __init__(self, loop: EventLoop) -> None:
+    def __init__(self, loop: EventLoop, lock: AbstractContextManager[Any] | None = None) -> None:
         self.loop = loop
+        self._lock = lock if lock is not None else contextlib.nullcontext()
         self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Outcome[Any]] | None] = (
             queue.SimpleQueue())
         self._thread = threading.Thread(target=self._work, name="pyqom-commands", daemon=True)
@@ -89,7 +93,8 @@ class CommandThread:
         while (item := self._queue.get()) is not None:
             work, future = item
             try:
-                result = work()
+                with self._lock:
+                    result = work()
             except BaseException as err:  # handed to the awaiting session
                 self._deliver(future, None, err)
             else:
@@ -144,7 +149,7 @@ class VmControl:
     def use_command_thread(self, loop: EventLoop) -> None:
         """Run commands on a :class:`CommandThread` from now on (the ``pyqom`` process)."""
         if self.command_thread is None:
-            self.command_thread = CommandThread(loop)
+            self.command_thread = CommandThread(loop, self.vm.tree.lock)
 
     @property
     def status(self) -> str:
@@ -180,9 +185,12 @@ class VmControl:
         if data is not None:
             event["data"] = data
         thread = self.command_thread
-        if thread is not None and thread.on_thread():
-            # Listeners write to transports, which belong to the event loop.
-            thread.loop.call_soon_threadsafe(self._dispatch, event)
+        if thread is not None and not thread.loop.running_here:
+            # Listeners write to transports, which belong to the event loop: an
+            # event raised on the command thread or the CPU thread goes there,
+            # in order (before the reply of a command that raised it).
+            with contextlib.suppress(RuntimeError):   # the loop is closed: pyqom ends
+                thread.loop.call_soon_threadsafe(self._dispatch, event)
         else:
             self._dispatch(event)
 

@@ -204,6 +204,15 @@ class EventLoop:
             self._owner = None
         return done()
 
+    def run_pending(self) -> None:
+        """One pass without waiting: what is due now runs (events queued by other
+        threads reach their listeners)."""
+        self._owner = threading.current_thread()
+        try:
+            self._run_once(0)
+        finally:
+            self._owner = None
+
     def run_forever(self) -> None:
         """Run until :meth:`stop`."""
         self.run_until(lambda: False)
