@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from plugins.monitor import (
     ChardevError,
@@ -36,6 +36,7 @@ from plugins.monitor import (
     hmp_server,
     qmp_server,
 )
+from plugins.services import GUEST_CPU, services_of
 from pyqom.command_line import CommandLine, StartupError, parse_command_line, start
 from pyqom.manager import PluginLoadError
 from pyqom.vm import VM
@@ -186,7 +187,8 @@ class SignalWatcher:
     if it has not within :data:`SIGNAL_GRACE` seconds, the thread prints QEMU's
     message, runs ``emergency`` (the terminal is given back) and ends the
     process with status 0 there and then: QEMU too exits at once when
-    signalled during a slow command.
+    signalled during a slow command.  A second signal, once the first was
+    taken, ends the process at once the same way (the clean-up is stuck).
     """
 
     def __init__(self, loop: EventLoop, callback: Callable[[int, int], None],
@@ -206,15 +208,25 @@ class SignalWatcher:
     def _wait(self) -> None:
         while True:
             info = signal.sigwaitinfo(TERMINATING_SIGNALS)
-            with contextlib.suppress(RuntimeError):  # the loop is gone: we are exiting
+            if self._taken.is_set():
+                # A second signal: the clean-up the first one started is stuck
+                # (a guest or a command that does not let go); end now.
+                self._exit_now(info, say=False)
+            try:
                 self._loop.call_soon_threadsafe(self._deliver, info.si_signo, info.si_pid)
+            except RuntimeError:   # the loop is gone: pyqom is ending already
+                self._exit_now(info, say=False)
             if not self._taken.wait(SIGNAL_GRACE):
-                with contextlib.suppress(Exception):
-                    self._err.write(f"{PROG}: "
-                                    f"{termination_message(info.si_signo, info.si_pid)}\n")
-                    self._err.flush()
-                    self._emergency()
-                os._exit(0)
+                self._exit_now(info, say=True)
+
+    def _exit_now(self, info: Any, *, say: bool) -> None:
+        with contextlib.suppress(Exception):
+            if say:
+                self._err.write(f"{PROG}: "
+                                f"{termination_message(info.si_signo, info.si_pid)}\n")
+                self._err.flush()
+            self._emergency()
+        os._exit(0)
 
 
 def _restore_terminals(servers: list[tuple[MonitorServer, bool]]) -> None:
@@ -258,14 +270,32 @@ def serve(vm: VM, line: CommandLine, servers: list[tuple[MonitorServer, bool]],
     # The signals stay blocked to the end: one arriving during the clean-up
     # must not interrupt it with a traceback.
     SignalWatcher(loop, on_signal, lambda: _restore_terminals(servers), err)
+    guest_exit: list[int] = []
+
+    def on_cpu_event(kind: str, detail: Any) -> None:
+        if kind == "exit":
+            # isa-debug-exit: QEMU exits at once with the status, no SHUTDOWN event
+            guest_exit.append(detail & 0xFF)
+        elif kind == "error" and vm.status == "running":
+            err.write(f"{PROG}: the guest stopped: {detail}\n")
+            err.flush()
+            vm.status = "internal-error"
+            monitors.control.emit("STOP")
+
+    cpu = services_of(vm.machine).find(GUEST_CPU)
+    if cpu is not None:
+        cpu.set_event_handler(
+            lambda kind, detail: loop.call_soon_threadsafe(on_cpu_event, kind, detail))
     try:
         monitors.start()
-        loop.run_until(lambda: monitors.quit_done or bool(signalled))
-        if signalled and not monitors.quit_done:
+        if cpu is not None and vm.status == "running":
+            cpu.resume()
+        loop.run_until(lambda: monitors.quit_done or bool(signalled) or bool(guest_exit))
+        if signalled and not monitors.quit_done and not guest_exit:
             err.write(f"{PROG}: {termination_message(*signalled[0])}\n")
             err.flush()
             monitors.shutdown("host-signal")
     finally:
-        monitors.close()
+        monitors.close(linger=not guest_exit)
         loop.close()
-    return 0
+    return guest_exit[0] if guest_exit else 0

@@ -44,10 +44,26 @@ Warn = Callable[[str], None]
 WITH_ARGUMENT = frozenset({
     "-machine", "-M", "-m", "-object", "-device", "-cpu", "-display", "-name", "-qmp",
     "-monitor", "-accel", "-global", "-dump-acpi", "-chardev", "-debugcon",
+    "-kernel", "-append", "-initrd",
 })
 #: options without an argument
 FLAGS = frozenset({"-S", "-nodefaults", "-no-acpi", "-version", "-h", "-help", "-nographic",
                    "-x-prealloc-progress"})
+
+
+def _boot_kernel(vm: VM, line: CommandLine, warn: Warn) -> None:
+    """``-kernel``: QEMU loads it at board init (``x86_load_linux``), after RAM."""
+    from devices.multiboot import KernelLoadError, boot_kernel  # only with -kernel
+
+    assert line.kernel is not None
+    try:
+        booted = boot_kernel(vm.machine, line.kernel, append=line.append or "",
+                             initrd=line.initrd, warn=lambda text: warn(text))
+    except KernelLoadError as err:
+        raise _after_monitors(StartupError(err.message, bare=err.bare)) from None
+    if not booted:
+        raise _after_monitors(StartupError(
+            f"{line.kernel}: not a Multiboot kernel (pyqom boots Multiboot v1 kernels only)"))
 
 
 class StartupError(QomError):
@@ -57,9 +73,12 @@ class StartupError(QomError):
     """
 
     def __init__(self, message: str, hint: str | None = None,
-                 location: str | None = None, also: tuple[str, ...] = ()) -> None:
+                 location: str | None = None, also: tuple[str, ...] = (), *,
+                 bare: bool = False) -> None:
         super().__init__(message, hint=hint)
         self.location = location
+        #: printed as it is, without the program name (QEMU's ``qemu: ...`` lines)
+        self.bare = bare
         #: further messages QEMU prints with the same location (a chardev's
         #: "parse error: ..." line)
         self.also = also
@@ -79,7 +98,8 @@ class StartupError(QomError):
     def render(self, prog: str) -> str:
         """The stderr text: ``prog: location: message`` and the hint lines."""
         where = f"{self.location}: " if self.location else ""
-        text = "".join(f"{prog}: {where}{message}\n" for message in (self.message, *self.also))
+        start = "" if self.bare else f"{prog}: {where}"
+        text = "".join(f"{start}{message}\n" for message in (self.message, *self.also))
         if self.hint:
             text += self.hint.rstrip("\n") + "\n"
         return text
@@ -118,6 +138,10 @@ class CommandLine(FieldsRepr):
     #: stderr line (``-device nosuch,help``); pyqom then exits 0 as QEMU does
     help_text: str | None = None
     help_error: str | None = None
+    #: ``-kernel``, ``-append``, ``-initrd`` (the last of each counts, as in QEMU)
+    kernel: str | None = None
+    append: str | None = None
+    initrd: str | None = None
 
 
 def _json_option(option: str, text: str) -> dict[str, Any]:
@@ -203,6 +227,12 @@ def parse_command_line(argv: Sequence[str], warn: Warn, registry: qom.TypeRegist
         line.help_text = help_text.cpu_list_text()
     elif device_help is not None:
         _device_help(line, device_help[1], registry)
+    elif line.kernel is None:
+        # QEMU's qemu_validate_options, once the options are read
+        if line.append is not None:
+            raise StartupError("-append only allowed with -kernel option")
+        if line.initrd is not None:
+            raise StartupError("-initrd only allowed with -kernel option")
     return line
 
 
@@ -312,6 +342,12 @@ def _apply(line: CommandLine, option: str, value: str, warn: Warn,
             line.chardevs.append((value, spec))
         elif option == "-debugcon":
             line.debugcons.append(value)
+        elif option == "-kernel":
+            line.kernel = value
+        elif option == "-append":
+            line.append = value
+        elif option == "-initrd":
+            line.initrd = value
     except StartupError:
         raise
     except QomError as err:
@@ -449,6 +485,8 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
                               memory_hotplug_support=line.memory_hotplug_support)
         except QomError as err:
             raise _after_monitors(StartupError.unlocated(err)) from None
+        if line.kernel is not None:
+            _boot_kernel(vm, line, warn)
         for text, options, source in line.devices:
             try:
                 qom.device_add(vm.tree, options, source)
