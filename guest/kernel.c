@@ -1,0 +1,360 @@
+/* pyqom's OSPM guest: reads what the Multiboot loader and the firmware left
+ * (the info block, the memory map, the ACPI tables), then plays the OSPM side
+ * of ACPI memory hotplug over QEMU's 0x0a00 register block, printing one fact
+ * per line on the debug console (port 0x402).
+ *
+ * The kernel command line (-append) picks a policy:
+ *   online        (default) online and test inserted memory, eject on request
+ *   never-online  report inserted memory but leave it offline (_OST failure)
+ *   never-eject   ignore unplug requests
+ *   ost-fail      report a failure status for every event
+ * and options:
+ *   exit=N        write N to isa-debug-exit (port 0x501) once booted
+ *   events=N      exit (status 0x21) after N hotplug events
+ *   bench=N       store N MiB over RAM from 32 MiB once booted, and over each
+ *                 inserted DIMM: a first pass, then the timed one between the
+ *                 "bench ... begin" and "bench ... end" lines
+ *   spin          after booting, store over 16 MiB of RAM for ever (a busy guest)
+ */
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+#define DEBUGCON 0x402
+#define DEBUG_EXIT 0x501
+#define MHP_BASE 0x0a00
+#define GPE0_STS 0xafe0
+#define GPE0_EN 0xafe2
+#define MHP_GPE_BIT 0x08
+#define MAX_SLOTS 256
+
+extern u32 entry_regs[12];   /* boot.S: eax ebx ecx edx esi edi ebp esp eflags cr0 cs ds */
+
+static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" :: "a"(v), "Nd"(port)); }
+static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" :: "a"(v), "Nd"(port)); }
+static inline void outl(u16 port, u32 v) { __asm__ volatile("outl %0, %1" :: "a"(v), "Nd"(port)); }
+static inline u8 inb(u16 port) { u8 v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+static inline u16 inw(u16 port) { u16 v; __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+static inline u32 inl(u16 port) { u32 v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+
+/* -- output --------------------------------------------------------------- */
+
+static void putc(char c) { outb(DEBUGCON, (u8)c); }
+static void puts(const char *s) { while (*s) putc(*s++); }
+static void puthex(u64 v)
+{
+    char buf[19];
+    int i = 18;
+    buf[i] = 0;
+    do { buf[--i] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+    buf[--i] = 'x';
+    buf[--i] = '0';
+    puts(buf + i);
+}
+static void putdec(u64 v)
+{
+    char buf[21];
+    int i = 20;
+    buf[i] = 0;
+    do { buf[--i] = (char)('0' + v % 10); v /= 10; } while (v);
+    puts(buf + i);
+}
+static void putn(const char *s, int n) { for (int i = 0; i < n; i++) putc(s[i]); }
+static void line(const char *key, u64 value) { puts(key); putc(' '); puthex(value); putc('\n'); }
+
+/* -- the command line ------------------------------------------------------ */
+
+static const char *cmdline = "";
+
+/* Whether the word `w` (up to a space, '=' or the end) is on the command line;
+ * `value` gets the number after "w=" if there is one. */
+static int option(const char *w, u64 *value)
+{
+    const char *p = cmdline;
+    while (*p) {
+        while (*p == ' ') p++;
+        const char *a = p, *b = w;
+        while (*b && *a == *b) { a++; b++; }
+        if (!*b && (*a == 0 || *a == ' ' || *a == '=')) {
+            if (*a == '=' && value) {
+                u64 v = 0;
+                a++;
+                int base = 10;
+                if (a[0] == '0' && a[1] == 'x') { base = 16; a += 2; }
+                for (;; a++) {
+                    int d;
+                    if (*a >= '0' && *a <= '9') d = *a - '0';
+                    else if (base == 16 && *a >= 'a' && *a <= 'f') d = *a - 'a' + 10;
+                    else break;
+                    v = v * base + d;
+                }
+                *value = v;
+            }
+            return 1;
+        }
+        while (*p && *p != ' ') p++;
+    }
+    return 0;
+}
+
+/* -- Multiboot --------------------------------------------------------------- */
+
+struct mb_info {
+    u32 flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr;
+    u32 syms[4];
+    u32 mmap_length, mmap_addr, drives_length, drives_addr, config_table, boot_loader_name;
+};
+
+struct mb_module { u32 start, end, string, reserved; };
+
+static void show_multiboot(u32 magic, const struct mb_info *mbi)
+{
+    static const char *names[] = {"eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp",
+                                  "eflags", "cr0", "cs", "ds"};
+    for (int i = 0; i < 12; i++) { puts("entry "); line(names[i], entry_regs[i]); }
+    line("magic", magic);
+    line("info", (u64)(unsigned long)mbi);
+    line("flags", mbi->flags);
+    if (mbi->flags & 1) { line("mem_lower", mbi->mem_lower); line("mem_upper", mbi->mem_upper); }
+    if (mbi->flags & 2) line("boot_device", mbi->boot_device);
+    if (mbi->flags & 4) {
+        cmdline = (const char *)(unsigned long)mbi->cmdline;
+        puts("cmdline \""); puts(cmdline); puts("\"\n");
+    }
+    if (mbi->flags & 8) {
+        line("mods_count", mbi->mods_count);
+        line("mods_addr", mbi->mods_addr);
+        const struct mb_module *mod = (const struct mb_module *)(unsigned long)mbi->mods_addr;
+        for (u32 i = 0; i < mbi->mods_count; i++) {
+            puts("module "); puthex(mod[i].start); putc(' '); puthex(mod[i].end);
+            puts(" \""); puts((const char *)(unsigned long)mod[i].string); puts("\" ");
+            const u8 *data = (const u8 *)(unsigned long)mod[i].start;
+            u32 sum = 0;
+            for (u32 a = mod[i].start; a < mod[i].end; a++) sum = sum * 31 + data[a - mod[i].start];
+            puts("sum "); puthex(sum); putc('\n');
+        }
+    }
+    if (mbi->flags & 64) {
+        line("mmap_addr", mbi->mmap_addr);
+        line("mmap_length", mbi->mmap_length);
+        u32 at = mbi->mmap_addr, end = mbi->mmap_addr + mbi->mmap_length;
+        while (at < end) {
+            const u32 *e = (const u32 *)(unsigned long)at;
+            u64 base = e[1] | ((u64)e[2] << 32), len = e[3] | ((u64)e[4] << 32);
+            puts("mmap size "); puthex(e[0]); puts(" base "); puthex(base); puts(" length ");
+            puthex(len); puts(" type "); putdec(e[5]); putc('\n');
+            at += e[0] + 4;
+        }
+    }
+    if (mbi->flags & 512) {
+        puts("boot_loader_name \"");
+        puts((const char *)(unsigned long)mbi->boot_loader_name);
+        puts("\"\n");
+    }
+}
+
+/* -- ACPI ---------------------------------------------------------------------- */
+
+struct sdt { char sig[4]; u32 length; u8 revision, checksum; char oem[6], table[8]; u32 oemrev;
+             char creator[4]; u32 creatorrev; } __attribute__((packed));
+
+static u8 sum(const u8 *p, u32 n) { u8 s = 0; while (n--) s += *p++; return s; }
+
+static const u8 *find_rsdp(void)
+{
+    for (unsigned long a = 0xe0000; a < 0x100000; a += 16) {
+        const char *p = (const char *)a;
+        if (p[0] == 'R' && p[1] == 'S' && p[2] == 'D' && p[3] == ' ' && p[4] == 'P' &&
+            p[5] == 'T' && p[6] == 'R' && p[7] == ' ' && sum((const u8 *)p, 20) == 0)
+            return (const u8 *)p;
+    }
+    return 0;
+}
+
+static void show_srat(const struct sdt *t)
+{
+    const u8 *p = (const u8 *)t + 48, *end = (const u8 *)t + t->length;
+    while (p < end && p[1]) {
+        if (p[0] == 0) {
+            puts("srat cpu apic "); puthex(p[3]); puts(" node "); puthex(p[2]);
+            puts(" flags "); puthex(*(const u32 *)(p + 4)); putc('\n');
+        } else if (p[0] == 1) {
+            const u32 *w = (const u32 *)(p + 8);
+            puts("srat memory base "); puthex(w[0] | ((u64)w[1] << 32));
+            puts(" length "); puthex(w[2] | ((u64)w[3] << 32));
+            puts(" node "); puthex(*(const u32 *)(p + 2));
+            puts(" flags "); puthex(*(const u32 *)(p + 28)); putc('\n');
+        }
+        p += p[1];
+    }
+}
+
+static void show_acpi(void)
+{
+    const u8 *rsdp = find_rsdp();
+    if (!rsdp) { puts("acpi none\n"); return; }
+    puts("rsdp oem \""); putn((const char *)rsdp + 9, 6); puts("\" revision ");
+    putdec(rsdp[15]); putc('\n');
+    const struct sdt *rsdt = (const struct sdt *)(unsigned long)*(const u32 *)(rsdp + 16);
+    u32 n = (rsdt->length - 36) / 4;
+    const u32 *entries = (const u32 *)((const u8 *)rsdt + 36);
+    puts("rsdt entries "); putdec(n);
+    puts(sum((const u8 *)rsdt, rsdt->length) ? " checksum bad\n" : " checksum ok\n");
+    for (u32 i = 0; i < n; i++) {
+        const struct sdt *t = (const struct sdt *)(unsigned long)entries[i];
+        puts("table "); putn(t->sig, 4); puts(" revision "); putdec(t->revision);
+        puts(" oem \""); putn(t->oem, 6); puts("\" \""); putn(t->table, 8);
+        puts(sum((const u8 *)t, t->length) ? "\" checksum bad\n" : "\" checksum ok\n");
+        if (t->sig[0] == 'S' && t->sig[1] == 'R' && t->sig[2] == 'A' && t->sig[3] == 'T')
+            show_srat(t);
+        if (t->sig[0] == 'F' && t->sig[1] == 'A' && t->sig[2] == 'C' && t->sig[3] == 'P') {
+            const struct sdt *dsdt = (const struct sdt *)(unsigned long)*(const u32 *)((const u8 *)t + 40);
+            puts("table "); putn(dsdt->sig, 4); puts(" revision "); putdec(dsdt->revision);
+            puts(sum((const u8 *)dsdt, dsdt->length) ? " checksum bad\n" : " checksum ok\n");
+        }
+    }
+}
+
+/* -- memory hotplug --------------------------------------------------------------- */
+
+enum { MHP_ADDR_LO = 0, MHP_ADDR_HI = 4, MHP_SIZE_LO = 8, MHP_SIZE_HI = 0xc, MHP_NODE = 0x10,
+       MHP_STATUS = 0x14 };
+enum { MHP_SEL = 0, MHP_OST_EVENT = 4, MHP_OST_STATUS = 8, MHP_CTRL = 0x14 };
+enum { ST_ENABLED = 1, ST_INSERT = 2, ST_REMOVE = 4 };
+enum { CTRL_CLEAR_INSERT = 2, CTRL_CLEAR_REMOVE = 4, CTRL_EJECT = 8 };
+
+static void ost(u32 slot, u32 event, u32 status)
+{
+    outl(MHP_BASE + MHP_SEL, slot);
+    outl(MHP_BASE + MHP_OST_EVENT, event);
+    outl(MHP_BASE + MHP_OST_STATUS, status);
+    puts("ost slot "); putdec(slot); puts(" event "); puthex(event); puts(" status ");
+    puthex(status); putc('\n');
+}
+
+/* A test of the new memory: a pattern at every 64 KiB step, read back. */
+static int test_memory(u64 base, u64 size)
+{
+    for (u64 a = base; a < base + size; a += 0x10000) *(volatile u64 *)a = a ^ 0x5a5a5a5a5a5a5a5aULL;
+    for (u64 a = base; a < base + size; a += 0x10000)
+        if (*(volatile u64 *)a != (a ^ 0x5a5a5a5a5a5a5a5aULL)) return 0;
+    return 1;
+}
+
+/* A store loop: `mib` MiB of qwords from `base`, `rounds` times. */
+static void store_loop(u64 base, u64 mib, u64 rounds)
+{
+    for (u64 r = 0; r < rounds; r++)
+        for (volatile u64 *p = (volatile u64 *)base; p < (volatile u64 *)(base + (mib << 20)); p++)
+            *p = (u64)p + r;
+}
+
+static void bench(const char *what, u64 base, u64 mib)
+{
+    store_loop(base, mib, 1);                    /* first touch, not timed */
+    puts("bench "); puts(what); puts(" begin\n");
+    store_loop(base, mib, 1);
+    puts("bench "); puts(what); puts(" end\n");
+}
+
+static int slots_seen;
+
+static int hotplug_block;   /* the 0x0a00 block answers (an absent one reads all ones) */
+
+static void show_slots(void)
+{
+    int present = 0;
+    outl(MHP_BASE + MHP_SEL, 0);
+    hotplug_block = inb(MHP_BASE + MHP_STATUS) != 0xff;
+    if (!hotplug_block) { puts("memory hotplug block none\n"); return; }
+    for (u32 slot = 0; slot < MAX_SLOTS; slot++) {
+        outl(MHP_BASE + MHP_SEL, slot);
+        u8 status = inb(MHP_BASE + MHP_STATUS);
+        if (!(status & ST_ENABLED)) continue;
+        present++;
+        u64 addr = inl(MHP_BASE + MHP_ADDR_LO) | ((u64)inl(MHP_BASE + MHP_ADDR_HI) << 32);
+        u64 size = inl(MHP_BASE + MHP_SIZE_LO) | ((u64)inl(MHP_BASE + MHP_SIZE_HI) << 32);
+        puts("slot "); putdec(slot); puts(" addr "); puthex(addr); puts(" size "); puthex(size);
+        puts(" node "); putdec(inl(MHP_BASE + MHP_NODE)); puts(" status "); puthex(status);
+        putc('\n');
+    }
+    puts("slots present "); putdec((u64)present); putc('\n');
+    slots_seen = present;
+}
+
+static int handle_events(void)
+{
+    int events = 0;
+    int fail = option("ost-fail", 0), never_online = option("never-online", 0);
+    int never_eject = option("never-eject", 0);
+    for (u32 slot = 0; slot < MAX_SLOTS; slot++) {
+        outl(MHP_BASE + MHP_SEL, slot);
+        u8 status = inb(MHP_BASE + MHP_STATUS);
+        if (status & ST_INSERT) {
+            events++;
+            u64 addr = inl(MHP_BASE + MHP_ADDR_LO) | ((u64)inl(MHP_BASE + MHP_ADDR_HI) << 32);
+            u64 size = inl(MHP_BASE + MHP_SIZE_LO) | ((u64)inl(MHP_BASE + MHP_SIZE_HI) << 32);
+            puts("insert slot "); putdec(slot); puts(" addr "); puthex(addr); puts(" size ");
+            puthex(size); puts(" node "); putdec(inl(MHP_BASE + MHP_NODE)); putc('\n');
+            outl(MHP_BASE + MHP_CTRL, CTRL_CLEAR_INSERT);
+            if (fail || never_online) {
+                puts("offline slot "); putdec(slot); putc('\n');
+                ost(slot, 0x1, 0x1);                  /* device check: failure */
+            } else {
+                int ok = test_memory(addr, size);
+                u64 mib = 0;
+                if (ok && option("bench", &mib)) bench("dimm", addr, size >> 20);
+                puts(ok ? "online slot " : "memory test failed slot "); putdec(slot); putc('\n');
+                ost(slot, 0x1, ok ? 0x0 : 0x1);
+            }
+        }
+        if (status & ST_REMOVE) {
+            events++;
+            puts("remove slot "); putdec(slot); putc('\n');
+            if (never_eject) {
+                puts("ignored slot "); putdec(slot); putc('\n');
+                continue;
+            }
+            outl(MHP_BASE + MHP_CTRL, CTRL_CLEAR_REMOVE);
+            if (fail) { ost(slot, 0x103, 0x1); continue; }  /* eject request: failure */
+            ost(slot, 0x103, 0x80);                      /* eject in progress */
+            outl(MHP_BASE + MHP_SEL, slot);
+            outl(MHP_BASE + MHP_CTRL, CTRL_EJECT);
+            puts("ejected slot "); putdec(slot); putc('\n');
+        }
+    }
+    return events;
+}
+
+static void debug_exit(u64 value)
+{
+    puts("exit "); puthex(value); putc('\n');
+    outb(DEBUG_EXIT, (u8)value);
+}
+
+void kmain(u32 magic, u32 info)
+{
+    puts("pyqom-guest 1\n");
+    show_multiboot(magic, (const struct mb_info *)(unsigned long)info);
+    show_acpi();
+    show_slots();
+    u64 mib = 0;
+    if (option("bench", &mib)) bench("ram", 32 << 20, mib);
+    u64 value = 0;
+    if (option("exit", &value)) debug_exit(value);
+    if (option("spin", 0)) { puts("spinning\n"); for (;;) store_loop(16 << 20, 16, 1); }
+    u64 limit = 0;
+    int counting = option("events", &limit);
+    u64 seen = 0;
+    puts("ready\n");
+    for (;;) {
+        if (hotplug_block && (inw(GPE0_STS) & MHP_GPE_BIT)) {
+            outw(GPE0_STS, MHP_GPE_BIT);                 /* clear before scanning */
+            seen += (u64)handle_events();
+            if (counting && seen >= limit) debug_exit(0x10);
+        }
+        __asm__ volatile("pause");
+    }
+}
