@@ -14,7 +14,7 @@ def _command_after(marker: str) -> str:
 
 def test_readme_has_both_commands() -> None:
     assert "pip install" in _command_after("main-command")
-    assert "pyqom -machine pc" in _command_after("main-command")
+    assert "python -m pyqom.guest.demo" in _command_after("main-command")
     assert _command_after("test-command").endswith(".venv/bin/pytest")
 
 

@@ -1,0 +1,192 @@
+"""pyqom's OSPM guest on pyqom and on real QEMU 7.2: the same command line, the
+same QMP steps, the same console transcript byte for byte, the same events and
+exit status.  The guest prints its entry registers, the Multiboot info and
+memory map, the ACPI tables, the DIMM slots and every hotplug event it handles.
+
+Also ``-kernel``'s refusals: the same stderr (program name aside) and status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from guest_kernel import CONSOLE, build_guest, pyqom_command, pyqom_env, transcript
+from qemu.qmp import QMPClient
+from qemu_oracle import qemu_or_skip
+
+BASE = ["-machine", "pc", "-accel", "tcg", "-display", "none", "-nodefaults"]
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return build_guest(tmp_path_factory.mktemp("guest"))
+
+
+def _boot(program: list[str], args: list[str], out: Path, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([*program, *BASE, *args, "-debugcon", f"file:{out}", *CONSOLE],
+                          capture_output=True, timeout=60, env=pyqom_env(), **kwargs)
+
+
+@pytest.mark.parametrize("memory", [
+    "128M", "100M", "1G,slots=3,maxmem=4G", "4G", "3584M", "8M",
+])
+def test_the_guest_sees_what_it_sees_on_qemu(kernel: str, memory: str, tmp_path: Path) -> None:
+    qemu = qemu_or_skip()
+    (tmp_path / "mod1").write_bytes(b"hello module\n")
+    (tmp_path / "mod2").write_bytes(bytes(range(256)) * 20)
+    args = ["-m", memory, "-kernel", kernel, "-append", "exit=0x10 policy words",
+            "-initrd", f"{tmp_path / 'mod1'} one two,{tmp_path / 'mod2'}"]
+    theirs = _boot([qemu], args, tmp_path / "qemu.out")
+    mine = _boot(pyqom_command(), args, tmp_path / "pyqom.out")
+    assert theirs.returncode == 33, theirs.stderr
+    assert mine.returncode == 33, mine.stderr
+    assert mine.stderr == theirs.stderr == b""
+    expected = transcript(tmp_path / "qemu.out")
+    assert expected.endswith(b"exit 0x10\n")
+    assert transcript(tmp_path / "pyqom.out") == expected
+
+
+async def _hotplug_session(program: list[str], args: list[str], tmp_path: Path,
+                           name: str, last_words: bytes | None = None
+                           ) -> tuple[bytes, list[tuple[str, object]], int]:
+    """Boot, wait for the guest, plug a DIMM, unplug it; (transcript, events, status).
+
+    Without ``last_words`` the guest ends the run itself (``events=2``); with
+    them, ``quit`` follows once the guest has printed them."""
+    sock, out = tmp_path / f"{name}.sock", tmp_path / f"{name}.out"
+    process = subprocess.Popen([*program, *BASE, *args, "-debugcon", f"file:{out}", *CONSOLE,
+                                "-qmp", f"unix:{sock},server=on,wait=off"],
+                               env=pyqom_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    events: list[tuple[str, object]] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        client = QMPClient(name)
+        await client.connect(str(sock))
+        while b"ready\n" not in transcript(out) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+        async def collect() -> None:
+            async for event in client.events:
+                events.append((event["event"], event.get("data")))
+
+        collector = asyncio.ensure_future(collect())
+
+        async def wait_for(kind: str, count: int) -> None:
+            while sum(1 for event in events if event[0] == kind) < count \
+                    and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+
+        await client.execute("object-add", {"qom-type": "memory-backend-ram", "id": "m1",
+                                            "size": 256 << 20})
+        await client.execute("device_add", {"driver": "pc-dimm", "id": "d1", "memdev": "m1"})
+        await wait_for("ACPI_DEVICE_OST", 1)
+        await client.execute("device_del", {"id": "d1"})
+        if last_words is None:
+            await wait_for("DEVICE_DELETED", 1)
+        else:
+            while last_words not in transcript(out) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)          # nothing more comes
+            await client.execute("quit")
+        status = await asyncio.get_running_loop().run_in_executor(None, process.wait, 30)
+        collector.cancel()
+        await asyncio.gather(collector, return_exceptions=True)
+        with contextlib.suppress(EOFError):   # the process is gone: the guest ended it
+            await client.disconnect()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return transcript(out), events, status
+
+
+def test_a_dimm_plugged_onlined_unplugged_and_ejected_as_on_qemu(kernel: str,
+                                                               tmp_path: Path) -> None:
+    qemu = qemu_or_skip()
+    args = ["-m", "128M,slots=4,maxmem=2G", "-kernel", kernel, "-append", "events=2"]
+    theirs = asyncio.run(_hotplug_session([qemu], args, tmp_path, "qemu"))
+    mine = asyncio.run(_hotplug_session(pyqom_command(), args, tmp_path, "pyqom"))
+    assert theirs[2] == 33
+    assert b"insert slot 0 addr 0x100000000 size 0x10000000 node 0\n" in theirs[0]
+    assert b"ejected slot 0\n" in theirs[0]
+    assert mine == theirs
+
+
+@pytest.mark.parametrize(("policy", "last_words"), [
+    ("never-online", b"ejected slot 0\n"),
+    ("never-eject", b"ignored slot 0\n"),
+    ("ost-fail", b"ost slot 0 event 0x103 status 0x1\n"),
+])
+def test_guest_policies_users_hit_are_as_on_qemu(kernel: str, tmp_path: Path, policy: str,
+                                                last_words: bytes) -> None:
+    """The OSPM failures users meet: memory left offline, an unplug the guest
+    ignores (the DIMM stays), failure statuses in ``_OST``."""
+    qemu = qemu_or_skip()
+    args = ["-m", "128M,slots=4,maxmem=2G", "-kernel", kernel, "-append", policy]
+    theirs = asyncio.run(_hotplug_session([qemu], args, tmp_path, "qemu", last_words))
+    mine = asyncio.run(_hotplug_session(pyqom_command(), args, tmp_path, "pyqom", last_words))
+    assert theirs[2] == 0 and last_words in theirs[0]
+    assert mine == theirs
+
+
+def _elf64(path: Path) -> None:
+    header = struct.pack("<III", 0x1BADB002, 3, (-(0x1BADB002 + 3)) & 0xFFFFFFFF)
+    elf = bytearray(0x200)
+    elf[:4] = b"\x7fELF"
+    elf[4], elf[5] = 2, 1
+    struct.pack_into("<H", elf, 18, 62)
+    elf[0x100:0x100 + 12] = header
+    path.write_bytes(bytes(elf))
+
+
+@pytest.mark.parametrize(("args", "setup"), [
+    (["-kernel", "{tmp}/nonexistent"], None),
+    (["-kernel", "{tmp}"], None),
+    (["-kernel", "{tmp}/k64"], _elf64),
+    (["-kernel", "{kernel}", "-initrd", "{tmp}/missing arg"], None),
+    (["-kernel", "{kernel}", "-initrd", ",{tmp}/x"], None),
+    (["-append", "x"], None),
+    (["-initrd", "x"], None),
+    (["-append", "x", "-initrd", "y"], None),
+])
+def test_kernel_refusals_are_qemus(kernel: str, tmp_path: Path, args: list[str],
+                                   setup: object) -> None:
+    qemu = qemu_or_skip()
+    if callable(setup):
+        setup(tmp_path / "k64")
+    argv = [arg.format(tmp=tmp_path, kernel=kernel) for arg in args]
+    theirs = subprocess.run([qemu, *BASE, "-m", "128M", *argv], capture_output=True,
+                            timeout=30)
+    mine = subprocess.run([*pyqom_command(), *BASE, "-m", "128M", *argv], capture_output=True,
+                          timeout=30, env=pyqom_env())
+    assert (mine.returncode, mine.stdout) == (theirs.returncode, theirs.stdout)
+    assert theirs.returncode == 1
+    assert mine.stderr == theirs.stderr.replace(b"qemu-system-x86_64: ", b"pyqom: "), \
+        (mine.stderr, theirs.stderr)
+
+
+def test_the_shipped_guest_is_the_one_the_source_builds(kernel: str) -> None:
+    """The copy in the package boots the same way (it may differ in bytes with
+    another compiler, so its transcript is what is compared)."""
+    from pyqom.guest import kernel_path
+
+    shipped = kernel_path()
+    assert os.path.exists(shipped)
+    runs = []
+    for path in (kernel, shipped):
+        out = Path(path).with_suffix(".check.out") if path == kernel else \
+            Path(kernel).with_name("shipped.check.out")
+        done = _boot(pyqom_command(), ["-m", "64M", "-kernel", path, "-append", "exit=1"], out)
+        assert done.returncode == 3, done.stderr
+        runs.append(transcript(out).replace(path.encode(), b"KERNEL"))
+    assert runs[0] == runs[1]

@@ -1,0 +1,100 @@
+"""A guest that runs: ``pyqom -kernel`` boots pyqom's OSPM guest on its CPU thread
+while QMP serves; ``-S``/``cont``/``stop`` start and pause it; a DIMM plugged
+while it is paused is onlined once it goes on; ``device_del`` completes when
+it ejects.  (tests/conformance/test_guest.py compares all of it with QEMU.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from guest_kernel import CONSOLE, build_guest, pyqom_command, pyqom_env, transcript
+from qemu.qmp import QMPClient
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return build_guest(tmp_path_factory.mktemp("guest"))
+
+
+async def _until(predicate, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.01)
+
+
+def test_paused_start_cont_stop_plug_and_eject(kernel: str, tmp_path: Path) -> None:
+    sock, out = tmp_path / "qmp.sock", tmp_path / "guest.out"
+    process = subprocess.Popen(
+        [*pyqom_command(), "-machine", "pc", "-display", "none", "-nodefaults", "-S",
+         "-m", "128M,slots=2,maxmem=1G", "-kernel", kernel, "-debugcon", f"file:{out}",
+         *CONSOLE, "-qmp", f"unix:{sock},server=on,wait=off"],
+        env=pyqom_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    async def session() -> list[tuple[str, object]]:
+        await _until(sock.exists)
+        client = QMPClient("test")
+        await client.connect(str(sock))
+        events: list[tuple[str, object]] = []
+
+        async def collect() -> None:
+            async for event in client.events:
+                events.append((event["event"], event.get("data")))
+
+        collector = asyncio.ensure_future(collect())
+        assert (await client.execute("query-status"))["status"] == "prelaunch"
+        await asyncio.sleep(0.2)
+        assert transcript(out) == b""                  # -S: not one instruction yet
+        await client.execute("cont")
+        await _until(lambda: b"ready\n" in transcript(out))
+        for _ in range(50):                            # the monitor answers while it polls
+            assert (await client.execute("query-status"))["running"] is True
+        await client.execute("stop")
+        assert (await client.execute("query-status"))["status"] == "paused"
+        await client.execute("object-add", {"qom-type": "memory-backend-ram", "id": "m1",
+                                            "size": 128 << 20})
+        await client.execute("device_add", {"driver": "pc-dimm", "id": "d1", "memdev": "m1"})
+        await asyncio.sleep(0.2)
+        assert b"insert slot" not in transcript(out)   # paused: the guest did not see it
+        await client.execute("cont")
+        await _until(lambda: any(kind == "ACPI_DEVICE_OST" for kind, _ in events))
+        assert b"online slot 0\n" in transcript(out)
+        await client.execute("device_del", {"id": "d1"})
+        await _until(lambda: any(kind == "DEVICE_DELETED" for kind, _ in events))
+        assert await client.execute("query-memory-devices") == []
+        await client.execute("quit")
+        await _until(lambda: process.poll() is not None)
+        collector.cancel()
+        await asyncio.gather(collector, return_exceptions=True)
+        with contextlib.suppress(EOFError):
+            await client.disconnect()
+        return events
+
+    try:
+        events = asyncio.run(session())
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert [kind for kind, _ in events] == [
+        "RESUME", "STOP", "RESUME", "ACPI_DEVICE_OST", "ACPI_DEVICE_OST", "DEVICE_DELETED",
+        "SHUTDOWN"]
+    assert transcript(out).endswith(b"ejected slot 0\n")
+
+
+def test_isa_debug_exit_ends_pyqom_with_its_status(kernel: str, tmp_path: Path) -> None:
+    out = tmp_path / "guest.out"
+    done = subprocess.run(
+        [*pyqom_command(), "-machine", "pc", "-display", "none", "-nodefaults", "-m", "64M",
+         "-kernel", kernel, "-append", "exit=0x7f", "-debugcon", f"file:{out}", *CONSOLE],
+        env=pyqom_env(), capture_output=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0xFF, b"", b"")
+    assert transcript(out).endswith(b"exit 0x7f\n")
+    assert b'cmdline "' + kernel.encode() + b' exit=0x7f"\n' in transcript(out)
