@@ -247,6 +247,7 @@ static int test_memory(u64 base, u64 size)
 static void store_loop(u64 base, u64 mib, u64 rounds)
 {
     for (u64 r = 0; r < rounds; r++)
+#pragma GCC unroll 8
         for (volatile u64 *p = (volatile u64 *)base; p < (volatile u64 *)(base + (mib << 20)); p++)
             *p = (u64)p + r;
 }
