@@ -276,6 +276,11 @@ class GuestCpu(Protocol):
         """Whether there is guest code to run."""
         ...
 
+    def translate(self, address: int) -> int | None:
+        """The guest-physical address of virtual ``address`` under the guest's page
+        tables (``None``: not mapped); virtual is physical while paging is off."""
+        ...
+
     def idle_poll(self) -> None:
         """A port handler's hint, on the CPU thread: the guest polled and found
         nothing new.  After a few such polls in a row the CPU waits (up to

@@ -132,9 +132,10 @@ class _Unicorn:
             unicorn.UC_HOOK_MEM_READ_UNMAPPED | unicorn.UC_HOOK_MEM_WRITE_UNMAPPED
             | unicorn.UC_HOOK_MEM_FETCH_UNMAPPED | unicorn.UC_HOOK_MEM_READ_PROT
             | unicorn.UC_HOOK_MEM_WRITE_PROT | unicorn.UC_HOOK_MEM_FETCH_PROT)
-        #: the system registers a boot sets (enter_protected_mode)
+        #: the system registers a boot sets (enter_protected_mode) and a page walk reads
         self.reg_gdtr, self.reg_cr0, self.reg_cr4, self.reg_msr = (
             x86.UC_X86_REG_GDTR, x86.UC_X86_REG_CR0, x86.UC_X86_REG_CR4, x86.UC_X86_REG_MSR)
+        self.reg_cr3 = x86.UC_X86_REG_CR3
         #: register name -> Unicorn register id (the module's REGISTERS)
         self.registers: Mapping[str, int] = MappingProxyType(
             {name: getattr(x86, f"UC_X86_REG_{name.upper()}") for name in _REGISTER_NAMES})
@@ -870,6 +871,60 @@ class GuestAddressSpace:
         uc = self._engine()
         self._execute(start)
         return self._stop_reason(uc, 0, 0, 0.0)
+
+    def translate(self, address: int) -> int | None:
+        """The guest-physical address of virtual ``address`` under the guest's own
+        paging (between runs), or ``None`` if it is not mapped: what QEMU's
+        ``cpu_memory_rw_debug`` finds (x86 4-level, PAE and 32-bit paging, large
+        pages included).  Without paging, virtual is physical."""
+        u = _unicorn()
+        uc = self._engine()
+        cr0, cr3, cr4 = (int(uc.reg_read(reg)) for reg in (u.reg_cr0, u.reg_cr3, u.reg_cr4))
+        if not cr0 & 0x8000_0000:
+            return address & 0xFFFF_FFFF
+        efer = int(uc.reg_read(u.reg_msr, 0xC0000080))
+
+        def entry(table: int, index: int, size: int) -> int | None:
+            try:
+                return int.from_bytes(self.read(table + index * size, size), "little")
+            except GuestFault:
+                return None
+
+        if efer & 0x400:                       # long mode: 4 levels of 8-byte entries
+            address &= (1 << 48) - 1
+            table = cr3 & 0x000F_FFFF_FFFF_F000
+            for level, shift in enumerate((39, 30, 21, 12)):
+                value = entry(table, (address >> shift) & 0x1FF, 8)
+                if value is None or not value & 1:
+                    return None
+                frame = value & 0x000F_FFFF_FFFF_F000
+                if level in (1, 2) and value & 0x80:      # 1 GiB or 2 MiB page
+                    return (frame & ~((1 << shift) - 1)) | (address & ((1 << shift) - 1))
+                table = frame
+            return table | (address & 0xFFF)
+        address &= 0xFFFF_FFFF
+        if cr4 & 0x20:                         # PAE: 3 levels of 8-byte entries
+            pdpte = entry(cr3 & 0xFFFF_FFE0, address >> 30, 8)
+            if pdpte is None or not pdpte & 1:
+                return None
+            pde = entry(pdpte & 0x000F_FFFF_FFFF_F000, (address >> 21) & 0x1FF, 8)
+            if pde is None or not pde & 1:
+                return None
+            if pde & 0x80:
+                return (pde & 0x000F_FFFF_FFE0_0000) | (address & 0x1F_FFFF)
+            pte = entry(pde & 0x000F_FFFF_FFFF_F000, (address >> 12) & 0x1FF, 8)
+            if pte is None or not pte & 1:
+                return None
+            return (pte & 0x000F_FFFF_FFFF_F000) | (address & 0xFFF)
+        pde = entry(cr3 & 0xFFFF_F000, address >> 22, 4)   # 32-bit paging
+        if pde is None or not pde & 1:
+            return None
+        if pde & 0x80 and cr4 & 0x10:
+            return (pde & 0xFFC0_0000) | (address & 0x3F_FFFF)
+        pte = entry(pde & 0xFFFF_F000, (address >> 12) & 0x3FF, 4)
+        if pte is None or not pte & 1:
+            return None
+        return (pte & 0xFFFF_F000) | (address & 0xFFF)
 
     def interrupts_enabled(self) -> bool:
         """RFLAGS.IF (between runs): whether a halted CPU can be woken."""

@@ -103,6 +103,11 @@ class CpuService:
     def halted(self) -> bool:
         return self._vcpu is not None and self._vcpu.halted
 
+    def translate(self, address: int) -> int | None:
+        if self._vcpu is not None:   # the registers are the CPU thread's while it runs
+            return self._vcpu.run_on_cpu(lambda: self._space.translate(address))
+        return self._space.translate(address)
+
     def idle_poll(self) -> None:
         self._space.idle_poll()
 

@@ -22,7 +22,7 @@ order within a hash bucket.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import qom
@@ -34,7 +34,8 @@ from plugins.commands import (
     CommandTable,
     HmpCommand,
 )
-from plugins.services import ACPI, GUEST_CPU, GuestCpu, services_of
+from plugins.monitor.memdump import save
+from plugins.services import ACPI, GUEST_CPU, GUEST_MEMORY, GuestCpu, services_of
 
 if TYPE_CHECKING:
     from plugins.monitor.control import VM, VmControl
@@ -215,6 +216,68 @@ def human_monitor_command(control: VmControl, command_line: str,
     return session.take_output()
 
 
+def guest_reader(control: VmControl, *, virtual: bool
+                 ) -> Callable[[int, int], bytes | None] | None:
+    """``read(address, n)`` of the guest's memory for the dump and save commands:
+    physical, or through the guest's page tables; ``None`` where nothing is
+    mapped.  ``None`` itself when the machine has no guest memory (or, for
+    virtual addresses, no CPU)."""
+    machine = getattr(control.vm, "machine", None)
+    if machine is None:
+        return None
+    services = services_of(machine)
+    memory = services.find(GUEST_MEMORY)
+    cpu = services.find(GUEST_CPU)
+    if memory is None or (virtual and cpu is None):
+        return None
+
+    def physical(address: int, length: int) -> bytes | None:
+        try:
+            return memory.read(address, length)
+        except qom.QomError:
+            return None
+
+    if not virtual:
+        return physical
+    assert cpu is not None
+
+    def through_page_tables(address: int, length: int) -> bytes | None:
+        data = bytearray()
+        while length > 0:
+            chunk = min(length, 0x1000 - (address & 0xFFF))
+            target = cpu.translate(address)
+            piece = physical(target, chunk) if target is not None else None
+            if piece is None:
+                return None
+            data += piece
+            address, length = address + chunk, length - chunk
+        return bytes(data)
+
+    return through_page_tables
+
+
+def pmemsave(control: VmControl, val: int, size: int, filename: str) -> None:
+    """``pmemsave``: guest-physical memory into a file (unbacked memory reads as zeros)."""
+    read = guest_reader(control, virtual=False)
+    save(filename, val, size, read or (lambda address, length: None), virtual=False)
+
+
+def memsave(control: VmControl, val: int, size: int, filename: str,
+            cpu_index: int | None = None) -> None:
+    """``memsave``: guest-virtual memory (the CPU's page tables) into a file."""
+    if cpu_index not in (None, 0):
+        raise qom.errors.parameter_expects("cpu-index", "a CPU number")
+    read = guest_reader(control, virtual=True)
+    if read is None:
+        raise qom.errors.parameter_expects("cpu-index", "a CPU number")
+    save(filename, val, size, read, virtual=True)
+
+
+def query_kvm(control: VmControl) -> dict[str, bool]:
+    """``query-kvm``: pyqom runs its guest on Unicorn, never on KVM."""
+    return {"enabled": False, "present": False}
+
+
 BUILTIN_COMMANDS: tuple[Command, ...] = (
     Command("qmp_capabilities", qmp_capabilities, (Arg("enable", "array", True),)),
     Command("query-version", query_version),
@@ -240,6 +303,10 @@ BUILTIN_COMMANDS: tuple[Command, ...] = (
     Command("device-list-properties", device_list_properties, (Arg("typename"),)),
     Command("human-monitor-command", human_monitor_command,
             (Arg("command-line"), Arg("cpu-index", "int", True))),
+    Command("pmemsave", pmemsave, (Arg("val", "int"), Arg("size", "int"), Arg("filename"))),
+    Command("memsave", memsave, (Arg("val", "int"), Arg("size", "int"), Arg("filename"),
+                                 Arg("cpu-index", "int", True))),
+    Command("query-kvm", query_kvm),
 )
 """Module constant (immutable): the built-in QMP commands."""
 

@@ -18,6 +18,7 @@ import qom
 from plugins import hookimpl
 from plugins.monitor.commands import build_command_table
 from plugins.monitor.loop import EventLoop, Outcome
+from plugins.monitor.memdump import DumpFormat
 
 if TYPE_CHECKING:
     import pluggy
@@ -145,6 +146,8 @@ class VmControl:
         vm.pm.register(self._relay)
         self.commands = build_command_table(vm)
         self.command_thread: CommandThread | None = None
+        #: the last ``x``/``xp`` format and size (QEMU keeps them for the process)
+        self.dump_format = DumpFormat()
 
     def use_command_thread(self, loop: EventLoop) -> None:
         """Run commands on a :class:`CommandThread` from now on (the ``pyqom`` process)."""

@@ -28,7 +28,7 @@ from typing import Any
 import qom
 from plugins.commands import HmpCommand
 from plugins.monitor import qjson
-from plugins.monitor.commands import QEMU_VERSION, package_string
+from plugins.monitor.commands import QEMU_VERSION, guest_reader, package_string
 from plugins.monitor.control import VmControl
 from plugins.monitor.help_text import (
     device_help_text,
@@ -36,7 +36,9 @@ from plugins.monitor.help_text import (
     object_help_text,
     object_list_text,
 )
+from plugins.monitor.memdump import MonitorArgumentError, memory_dump, parse_expression
 from plugins.monitor.readline import Readline
+from plugins.services import GUEST_CPU, services_of
 from qom.device import SLOT_HOTPLUGGABLE, SLOT_USER_CREATABLE
 from qom.logs import LazyLogger
 from qom.qdict import qdict_ordered_deep
@@ -199,6 +201,23 @@ class HmpSession:
                 except qom.QomError as err:
                     self.report_noisily(err)
                     raise _ParseFailure() from None
+            elif kind == "/":
+                try:
+                    args[key], pos = self.control.dump_format.parse(line, pos)
+                except MonitorArgumentError as err:
+                    self.print(f"{err}\n")
+                    raise _ParseFailure() from None
+            elif kind in ("l", "i"):
+                try:
+                    number, pos = parse_expression(line, pos, self._register)
+                except MonitorArgumentError as err:
+                    self.print(f"{err}\n")
+                    raise _ParseFailure() from None
+                if kind == "i" and (number >> 32) & 0xFFFFFFFF:
+                    self.print(f"'{command.name.split('|')[0]}' has failed: "
+                               "integer is for 32-bit values\n")
+                    raise _ParseFailure()
+                args[key] = number
             elif kind.startswith("-"):
                 flag = kind[1:]
                 if pos < len(line) and line[pos] == "-":
@@ -214,6 +233,15 @@ class HmpSession:
         if pos < len(line):
             raise self._fail(command, "extraneous characters at the end of line")
         return args, pos
+
+    def _register(self, name: str) -> int | None:
+        """``$name`` in an expression: QEMU's x86 monitor registers."""
+        register = _MONITOR_REGISTERS.get(name)
+        machine = getattr(self.control.vm, "machine", None)
+        cpu = services_of(machine).find(GUEST_CPU) if machine is not None else None
+        if register is None or cpu is None:
+            return None
+        return cpu.reg_read(register)
 
     def _get_str(self, line: str, pos: int) -> tuple[str | None, int]:
         return get_str(line, pos, self._stderr)
@@ -386,6 +414,47 @@ def hmp_stop(session: HmpSession, args: dict[str, Any]) -> None:
 
 def hmp_cont(session: HmpSession, args: dict[str, Any]) -> None:
     session.control.execute("cont")
+
+
+#: QEMU's x86 ``monitor_defs``: the names ``$NAME`` takes (the full 64-bit
+#: registers under their 32-bit names, as QEMU's x86-64 build has them)
+_MONITOR_REGISTERS: dict[str, str] = {
+    "eax": "rax", "ecx": "rcx", "edx": "rdx", "ebx": "rbx", "esp": "rsp", "sp": "rsp",
+    "ebp": "rbp", "fp": "rbp", "esi": "rsi", "edi": "rdi",
+    **{f"r{number}": f"r{number}" for number in range(8, 16)},
+    "eflags": "rflags", "eip": "rip", "pc": "rip",
+}
+
+
+def _dump(session: HmpSession, args: dict[str, Any], *, virtual: bool) -> None:
+    count, format_, size = args["fmt"]
+    read = guest_reader(session.control, virtual=virtual)
+    if read is None:
+        if virtual:
+            session.print("Can not dump without CPU\n")
+            return
+        read = lambda address, length: None  # noqa: E731  # nothing is mapped
+    session.print(memory_dump(count, format_, size, args["addr"], read))
+
+
+def hmp_x(session: HmpSession, args: dict[str, Any]) -> None:
+    """``x /fmt addr``: guest-virtual memory."""
+    _dump(session, args, virtual=True)
+
+
+def hmp_xp(session: HmpSession, args: dict[str, Any]) -> None:
+    """``xp /fmt addr``: guest-physical memory."""
+    _dump(session, args, virtual=False)
+
+
+def hmp_pmemsave(session: HmpSession, args: dict[str, Any]) -> None:
+    session.control.execute("pmemsave", {"val": args["val"], "size": args["size"],
+                                         "filename": args["filename"]})
+
+
+def hmp_memsave(session: HmpSession, args: dict[str, Any]) -> None:
+    session.control.execute("memsave", {"val": args["val"], "size": args["size"],
+                                        "filename": args["filename"]})
 
 
 def hmp_object_add(session: HmpSession, args: dict[str, Any]) -> None:
@@ -673,8 +742,18 @@ BUILTIN_HMP_COMMANDS: tuple[HmpCommand, ...] = (
     HmpCommand("qom-set", "json:-j,path:s,property:s,value:S", "[-j] path property value",
                "set QOM property.\n\t\t\t-j: the value is specified in json format.",
                hmp_qom_set),
+    HmpCommand("memsave", "val:l,size:i,filename:s", "addr size file",
+               "save to disk virtual memory dump starting at 'addr' of size 'size'",
+               hmp_memsave),
+    HmpCommand("pmemsave", "val:l,size:i,filename:s", "addr size file",
+               "save to disk physical memory dump starting at 'addr' of size 'size'",
+               hmp_pmemsave),
     HmpCommand("quit|q", "", "", "quit the emulator", hmp_quit),
     HmpCommand("stop|s", "", "", "stop emulation", hmp_stop),
+    HmpCommand("x", "fmt:/,addr:l", "/fmt addr", "virtual memory dump starting at 'addr'",
+               hmp_x),
+    HmpCommand("xp", "fmt:/,addr:l", "/fmt addr", "physical memory dump starting at 'addr'",
+               hmp_xp),
     HmpCommand("memdev", "", "", "show memory backends", hmp_info_memdev, info=True),
     HmpCommand("memory-devices", "", "", "show memory devices", hmp_info_memory_devices,
                info=True),
