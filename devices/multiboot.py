@@ -295,7 +295,9 @@ def load(path: str, *, append: str, initrd: str | None, e820: Sequence[E820Entry
     # The area after the kernel: module list, strings, boot loader name.
     kernel_size = _round_up(len(image), PAGE)
     cmdline = f"{path} {append}".encode()
-    strings_size = (len(path) + 1) + (len(append) + 1) + (len(initrd or "") + 1)
+    strings_size = (len(path) + 1) + (len(append) + 1)
+    if initrd is not None:
+        strings_size += len(initrd) + 1
     list_size = 16 * len(modules)
     area = bytearray(_round_up(list_size + strings_size + len(BOOT_LOADER_NAME) + 1, PAGE))
     area_addr = base + kernel_size

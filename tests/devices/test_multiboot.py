@@ -165,3 +165,12 @@ def test_files_that_are_not_multiboot() -> None:
                 read=files(**{"/k": bytes(linux)})) is None
     assert load("/k", append="", initrd=None, e820=E820_128M,
                 read=files(**{"/k": bytes(9000)})) is None
+
+
+def test_without_modules_the_loader_name_follows_the_command_line() -> None:
+    kernel = elf32([(0x100000, 0x100000, header(3), 0x1000)], 0x100000)
+    image = load("/k", append="x", initrd=None, e820=E820_128M, read=files(**{"/k": kernel}))
+    assert image is not None
+    info = dict(image.chunks)[INFO_ADDRESS]
+    cmdline, name = struct.unpack_from("<I", info, 16)[0], struct.unpack_from("<I", info, 64)[0]
+    assert name == cmdline + len(b"/k x") + 1    # as QEMU 7.2 lays them out
