@@ -25,6 +25,7 @@ key                    protocol                     provided by
 :data:`GUEST_MEMORY`   :class:`GuestMemory`         the address-space plugin
 :data:`PORT_IO`        :class:`PortIO`              the address-space plugin
 :data:`GUEST_CPU`      :class:`GuestCpu`            the address-space plugin
+:data:`INTERRUPTS`     :class:`InterruptController` the pc's 8259s (``devices.i8259``)
 :data:`ACPI`           :class:`AcpiState`           the ACPI plugin
 :data:`CHARDEVS`       :class:`Chardevs`            the VM (``pyqom.chardevs``)
 =====================  ===========================  =============================
@@ -293,6 +294,15 @@ class GuestCpu(Protocol):
         end an idle wait now (any thread)."""
         ...
 
+    def set_interrupt_source(self, source: InterruptSource) -> None:
+        """Where the CPU takes external interrupts from (the pc's 8259 pair)."""
+        ...
+
+    def interrupt_raised(self) -> None:
+        """An interrupt may be pending (any thread): the CPU looks, between two
+        instructions, or wakes from HLT."""
+        ...
+
     def set_event_handler(self, handler: Callable[[str, Any], None]) -> None:
         """Call ``handler(kind, detail)`` on the CPU thread when the guest ends its run:
         ``("exit", status)`` (``isa-debug-exit``), ``("error", exception)`` (a fault
@@ -300,9 +310,31 @@ class GuestCpu(Protocol):
         ...
 
 
+class InterruptSource(Protocol):
+    """The CPU's view of an interrupt controller (its INTR line and INTA cycle);
+    called with the machine lock held."""
+
+    def pending(self) -> bool:
+        """Whether INTR is up."""
+        ...
+
+    def acknowledge(self) -> int | None:
+        """INTA: the vector to deliver (the line goes in service), or ``None``."""
+        ...
+
+
+class InterruptController(Protocol):
+    """The machine's interrupt lines (ISA IRQs 0-15); call with the machine lock held."""
+
+    def set_irq(self, irq: int, level: bool) -> None:
+        """Line ``irq`` goes to ``level`` (the ACPI SCI is IRQ 9)."""
+        ...
+
+
 GUEST_MEMORY: ServiceKey[GuestMemory] = ServiceKey("guest-memory")
 PORT_IO: ServiceKey[PortIO] = ServiceKey("port-io")
 GUEST_CPU: ServiceKey[GuestCpu] = ServiceKey("guest-cpu")
+INTERRUPTS: ServiceKey[InterruptController] = ServiceKey("interrupts")
 
 
 # ---------------------------------------------------------------------------

@@ -45,6 +45,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "backends.memfd",
     "devices.pc_dimm",
     "devices.isa_debug",
+    "devices.i8259",
     "devices.machine",
     "plugins.address_space.plugin",
     "plugins.acpi.plugin",

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -34,13 +35,23 @@ from plugins.acpi.registers import (
     SlotStatus,
 )
 from plugins.commands import Command, CommandTable, MonitorControl
-from plugins.services import ACPI, GUEST_CPU, GUEST_MEMORY, PORT_IO, Services, services_of
+from plugins.services import (
+    ACPI,
+    GUEST_CPU,
+    GUEST_MEMORY,
+    INTERRUPTS,
+    PORT_IO,
+    Services,
+    services_of,
+)
 from qom import Device, Object, QomError, StashKey, UndoStack
 
 if TYPE_CHECKING:
     from devices.acpi.tables import Contributions, TableBlob
 from qom.reprs import FieldsRepr
 
+#: the ISA interrupt of the SCI (the FADT's SCI_INT, PIIX4's)
+SCI_IRQ: Final = 9
 #: guest-physical address of the RSDP (16-byte aligned, inside 0xE0000-0xFFFFF)
 RSDP_ADDRESS: Final = 0xF0000
 #: space kept for the tables at the top of RAM below 4 GiB
@@ -195,6 +206,9 @@ def qom_machine_init(machine: Object) -> None:
         # A guest polling GPE0 with nothing pending waits a little (it does not
         # burn a host core), and a raised event wakes it at once.
         gpe.on_idle_read, gpe.on_raise = cpu.idle_poll, cpu.kick
+    interrupts = services.find(INTERRUPTS)
+    if interrupts is not None:
+        gpe.on_sci = functools.partial(interrupts.set_irq, SCI_IRQ)
     ports = services.find(PORT_IO)
     if ports is not None:
         ports.register_ports(GPE0_BASE, GPE0_LENGTH, gpe.read, gpe.write, "acpi-gpe0")

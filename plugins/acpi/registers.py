@@ -69,11 +69,18 @@ class Gpe0Block(FieldsRepr):
     on_idle_read: Callable[[], None] | None = None
     #: told when an event is raised (wakes a waiting poller: the CPU's ``kick``)
     on_raise: Callable[[], None] | None = None
+    #: told the SCI line's level after every change (IRQ 9 of the 8259s)
+    on_sci: Callable[[bool], None] | None = None
 
     def raise_event(self, bit: int) -> None:
         self.status[bit // 8] |= 1 << (bit % 8)
         if self.on_raise is not None:
             self.on_raise()
+        self._sci_changed()
+
+    def _sci_changed(self) -> None:
+        if self.on_sci is not None:
+            self.on_sci(self.sci_level)
 
     @property
     def sci_level(self) -> bool:
@@ -105,6 +112,7 @@ class Gpe0Block(FieldsRepr):
                 self.status[byte_offset] &= ~byte & 0xFF
             elif byte_offset < GPE0_LENGTH:
                 self.enable[byte_offset - half] = byte
+        self._sci_changed()
 
 
 @attrs.define(eq=False, repr=False)

@@ -136,6 +136,8 @@ class _Unicorn:
         self.reg_gdtr, self.reg_cr0, self.reg_cr4, self.reg_msr = (
             x86.UC_X86_REG_GDTR, x86.UC_X86_REG_CR0, x86.UC_X86_REG_CR4, x86.UC_X86_REG_MSR)
         self.reg_cr3 = x86.UC_X86_REG_CR3
+        self.reg_idtr, self.reg_cs, self.reg_ss = (
+            x86.UC_X86_REG_IDTR, x86.UC_X86_REG_CS, x86.UC_X86_REG_SS)
         #: register name -> Unicorn register id (the module's REGISTERS)
         self.registers: Mapping[str, int] = MappingProxyType(
             {name: getattr(x86, f"UC_X86_REG_{name.upper()}") for name in _REGISTER_NAMES})
@@ -925,6 +927,76 @@ class GuestAddressSpace:
         if pte is None or not pte & 1:
             return None
         return (pte & 0xFFFF_F000) | (address & 0xFFF)
+
+    def _virtual_write(self, address: int, data: bytes) -> None:
+        while data:
+            chunk = min(len(data), 0x1000 - (address & 0xFFF))
+            target = self.translate(address)
+            if target is None:
+                raise GuestFault(address, "write")
+            self.write(target, data[:chunk])
+            address, data = address + chunk, data[chunk:]
+
+    def _virtual_read(self, address: int, length: int) -> bytes:
+        data = b""
+        while length > 0:
+            chunk = min(length, 0x1000 - (address & 0xFFF))
+            target = self.translate(address)
+            if target is None:
+                raise GuestFault(address, "read")
+            data += self.read(target, chunk)
+            address, length = address + chunk, length - chunk
+        return data
+
+    def deliver_interrupt(self, vector: int) -> int:
+        """Deliver external interrupt ``vector`` through the guest's IDT, as the CPU
+        does at an instruction boundary (between runs): the return frame pushed
+        on the current stack (same privilege level: no stack switch, no IST),
+        CS:RIP from the gate, IF cleared for an interrupt gate.  Long mode
+        (16-byte gates, a 64-bit frame aligned to 16) and 32-bit protected mode
+        (8-byte gates, EFLAGS, CS, EIP).  Returns the new RIP.
+
+        :raises GuestFault: the IDT or the stack is not mapped.
+        :raises GuestError: the gate is not present (QEMU would raise #GP, then
+            a double fault).
+        """
+        u = _unicorn()
+        uc = self._engine()
+        registers = u.registers
+        _, idt_base, idt_limit, _ = uc.reg_read(u.reg_idtr)
+        cr0 = int(uc.reg_read(u.reg_cr0))
+        efer = int(uc.reg_read(u.reg_msr, 0xC0000080))
+        long_mode = bool(cr0 & 0x8000_0000 and efer & 0x100)
+        rip, rsp = uc.reg_read(registers["rip"]), uc.reg_read(registers["rsp"])
+        rflags = uc.reg_read(registers["rflags"])
+        cs, ss = int(uc.reg_read(u.reg_cs)), int(uc.reg_read(u.reg_ss))
+        size = 16 if long_mode else 8
+        if (vector + 1) * size - 1 > idt_limit:
+            raise GuestError(f"interrupt vector 0x{vector:x} is beyond the IDT", rip=rip)
+        gate = self._virtual_read(idt_base + vector * size, size)
+        kind, present = gate[5] & 0x0F, gate[5] & 0x80
+        if not present:
+            raise GuestError(f"interrupt vector 0x{vector:x} has no gate", rip=rip)
+        selector = int.from_bytes(gate[2:4], "little")
+        target = int.from_bytes(gate[0:2], "little") | (int.from_bytes(gate[6:8], "little") << 16)
+        if long_mode:
+            target |= int.from_bytes(gate[8:12], "little") << 32
+            frame_top = rsp & ~0xF
+            frame = b"".join(value.to_bytes(8, "little")
+                             for value in (rip, cs, rflags, rsp, ss))
+        else:
+            frame_top = rsp & 0xFFFF_FFFF
+            frame = b"".join((value & 0xFFFF_FFFF).to_bytes(4, "little")
+                             for value in (rip, cs, rflags))
+        new_rsp = frame_top - len(frame)
+        self._virtual_write(new_rsp, frame)
+        uc.reg_write(registers["rsp"], new_rsp)
+        cleared = 0x100 | 0x4000 | 0x10000 | (0x200 if kind in (0x6, 0xE) else 0)
+        uc.reg_write(registers["rflags"], rflags & ~cleared)   # TF, NT, RF (and IF)
+        if selector != cs:
+            uc.reg_write(u.reg_cs, selector)
+        uc.reg_write(registers["rip"], target)
+        return target
 
     def interrupts_enabled(self) -> bool:
         """RFLAGS.IF (between runs): whether a halted CPU can be woken."""

@@ -27,6 +27,7 @@ from plugins.services import (
     PORT_IO,
     GuestCpu,
     GuestMemory,
+    InterruptSource,
     PortIO,
     Services,
     services_of,
@@ -52,6 +53,7 @@ class CpuService:
         self._machine = machine
         self._vcpu: Vcpu | None = None
         self._boot: tuple[int, dict[str, int], int] | None = None
+        self._interrupts: InterruptSource | None = None
         self._start: int | None = None
         self._handler: Callable[[str, Any], None] = lambda kind, detail: None
 
@@ -92,6 +94,7 @@ class CpuService:
             tree = self._machine.tree
             assert tree is not None
             self._vcpu = Vcpu(self._space, tree.lock, self._on_event)
+            self._vcpu.interrupts = self._interrupts
             self._vcpu.boot(self._enter())
         self._vcpu.resume()
 
@@ -107,6 +110,16 @@ class CpuService:
         if self._vcpu is not None:   # the registers are the CPU thread's while it runs
             return self._vcpu.run_on_cpu(lambda: self._space.translate(address))
         return self._space.translate(address)
+
+    def set_interrupt_source(self, source: InterruptSource) -> None:
+        self._interrupts = source
+        if self._vcpu is not None:
+            self._vcpu.interrupts = source
+
+    def interrupt_raised(self) -> None:
+        self._space.kick()
+        if self._vcpu is not None:
+            self._vcpu.interrupt_raised()
 
     def idle_poll(self) -> None:
         self._space.idle_poll()

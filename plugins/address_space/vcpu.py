@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 
 from plugins.address_space.engine import GuestAddressSpace, StopReason
 from plugins.address_space.errors import GuestError, GuestFault
-from plugins.services import GuestExit
+from plugins.services import GuestExit, InterruptSource
 
 T = TypeVar("T")
 
@@ -82,6 +82,9 @@ class Vcpu:
         self._closing = False
         self._rip: int | None = None  # where the guest goes on; None: nothing booted
         self._thread: threading.Thread | None = None
+        #: where external interrupts come from (the pc's 8259s), if anywhere
+        self.interrupts: InterruptSource | None = None
+        self._interrupt_hint = False   # an interrupt may be pending: look
         space.io_lock = machine_lock
         space.cpu_runner = self.run_on_cpu
 
@@ -129,6 +132,15 @@ class Vcpu:
     def running(self) -> bool:
         return self._running
 
+    def interrupt_raised(self) -> None:
+        """An interrupt may be pending (any thread): a running slice stops so the
+        CPU can take it between two instructions; a halted CPU looks."""
+        with self._state:
+            self._interrupt_hint = True
+            if self._in_slice:
+                self._space.interrupt_engine()
+            self._state.notify_all()
+
     def run_on_cpu(self, action: Callable[[], T]) -> T:
         """Run ``action`` on the CPU thread between two instructions and return its
         result (or raise its error); at once on the CPU thread itself, or when
@@ -166,7 +178,30 @@ class Vcpu:
     # -- the CPU thread ------------------------------------------------------------
 
     def _ready_to_run(self) -> bool:
-        return self._running and not self._halted and self._rip is not None
+        return self._running and self._rip is not None and (
+            not self._halted or self._interrupt_hint)
+
+    def _take_interrupt(self) -> bool:
+        """Deliver a pending external interrupt if the guest takes them (IF set);
+        whether one was delivered.  The hint stays while one is pending but
+        masked by IF, so the next slice boundary (an HLT, a port access that
+        stops the slice) looks again."""
+        source = self.interrupts
+        if source is None:
+            self._interrupt_hint = False
+            return False
+        with self._machine_lock:
+            if not source.pending():
+                self._interrupt_hint = False
+                return False
+            if not self._space.interrupts_enabled():
+                return False
+            vector = source.acknowledge()
+        if vector is None:
+            return False
+        self._rip = self._space.deliver_interrupt(vector)
+        self._interrupt_hint = source.pending()
+        return True
 
     def _loop(self) -> None:
         while True:
@@ -187,6 +222,26 @@ class Vcpu:
                         work.done = True
                     self._finished.notify_all()
                 continue
+            assert start is not None
+            if self._interrupt_hint:
+                try:
+                    taken = self._take_interrupt()
+                except (GuestFault, GuestError) as err:
+                    with self._state:
+                        self._in_slice = False
+                        self._running = False
+                    self._on_event("error", err)
+                    continue
+                if taken:
+                    with self._state:
+                        self._halted = False
+                        start = self._rip
+                elif self._halted:
+                    with self._state:
+                        self._in_slice = False
+                        # halted with IF clear, or nothing pending: sleep on
+                        self._interrupt_hint = False
+                    continue
             assert start is not None
             self._run_slice(start)
 
