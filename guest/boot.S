@@ -119,4 +119,43 @@ long_mode:
 3:      cli
         hlt
         jmp 3b
+/* Interrupt entry points (64-bit): 256 stubs that push their vector, then a
+ * common path that saves the caller-saved registers, calls
+ * interrupt(vector) in C, and returns with iretq. */
+        .code64
+        .section .text
+        .global interrupt_stubs
+        .align 16
+interrupt_stubs:
+        .set vector, 0
+        .rept 256
+        .align 16
+        push $vector
+        jmp interrupt_common
+        .set vector, vector + 1
+        .endr
+interrupt_common:
+        push %rax
+        push %rcx
+        push %rdx
+        push %rsi
+        push %rdi
+        push %r8
+        push %r9
+        push %r10
+        push %r11
+        mov 72(%rsp), %rdi           /* the vector */
+        call interrupt
+        pop %r11
+        pop %r10
+        pop %r9
+        pop %r8
+        pop %rdi
+        pop %rsi
+        pop %rdx
+        pop %rcx
+        pop %rax
+        add $8, %rsp                 /* the vector */
+        iretq
+
         .section .note.GNU-stack, "", @progbits

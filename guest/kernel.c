@@ -15,6 +15,9 @@
  *                 inserted DIMM: a first pass, then the timed one between the
  *                 "bench ... begin" and "bench ... end" lines
  *   spin          after booting, store over 16 MiB of RAM for ever (a busy guest)
+ *   sci           wait for hotplug events with sti; hlt, woken by the SCI
+ *                 (IRQ 9 through the 8259s, remapped to vectors 0x20-0x2f)
+ *                 instead of polling GPE0
  */
 
 typedef unsigned char u8;
@@ -329,6 +332,51 @@ static int handle_events(void)
     return events;
 }
 
+/* -- interrupts ------------------------------------------------------------ */
+
+#define PIC_VECTOR_BASE 0x20
+#define SCI_IRQ 9
+
+struct gate { u16 offset_low, selector; u8 ist, type; u16 offset_mid; u32 offset_high, zero; }
+    __attribute__((packed));
+static struct gate idt[256] __attribute__((aligned(16)));
+extern char interrupt_stubs[];
+static volatile u32 sci_count;
+
+/* Called from the stubs with the vector: the SCI is acknowledged at the 8259s;
+ * anything else is unexpected, and the guest stops there. */
+void interrupt(u64 vector)
+{
+    if (vector == PIC_VECTOR_BASE + SCI_IRQ) {
+        sci_count++;
+        outb(0xa0, 0x20);                 /* EOI: slave, then master */
+        outb(0x20, 0x20);
+        return;
+    }
+    puts("unexpected interrupt "); puthex(vector); putc('\n');
+    for (;;) __asm__ volatile("cli; hlt");
+}
+
+static void setup_interrupts(void)
+{
+    for (int v = 0; v < 256; v++) {
+        u64 handler = (u64)(unsigned long)(interrupt_stubs + 16 * v);
+        idt[v] = (struct gate){ (u16)handler, 0x08, 0, 0x8e, (u16)(handler >> 16),
+                                (u32)(handler >> 32), 0 };
+    }
+    struct { u16 limit; u64 base; } __attribute__((packed)) idtr =
+        { sizeof idt - 1, (u64)(unsigned long)idt };
+    __asm__ volatile("lidt %0" :: "m"(idtr));
+    /* 8259s: ICW1-ICW4, vectors 0x20 and 0x28, then only the cascade and IRQ 9 */
+    outb(0x20, 0x11); outb(0xa0, 0x11);
+    outb(0x21, PIC_VECTOR_BASE); outb(0xa1, PIC_VECTOR_BASE + 8);
+    outb(0x21, 0x04); outb(0xa1, 0x02);
+    outb(0x21, 0x01); outb(0xa1, 0x01);
+    outb(0x21, (u8)~0x04); outb(0xa1, (u8)~(1 << (SCI_IRQ - 8)));
+    outw(GPE0_EN, MHP_GPE_BIT);           /* the memory-hotplug GPE raises the SCI */
+    puts("sci enabled\n");
+}
+
 static void debug_exit(u64 value)
 {
     puts("exit "); puthex(value); putc('\n');
@@ -349,7 +397,18 @@ void kmain(u32 magic, u32 info)
     u64 limit = 0;
     int counting = option("events", &limit);
     u64 seen = 0;
+    int by_sci = option("sci", 0) && hotplug_block;
+    if (by_sci) setup_interrupts();
     puts("ready\n");
+    while (by_sci) {
+        __asm__ volatile("sti; hlt; cli");
+        if (!sci_count) continue;
+        sci_count = 0;
+        puts("sci\n");
+        outw(GPE0_STS, MHP_GPE_BIT);
+        seen += (u64)handle_events();
+        if (counting && seen >= limit) debug_exit(0x10);
+    }
     for (;;) {
         if (hotplug_block && (inw(GPE0_STS) & MHP_GPE_BIT)) {
             outw(GPE0_STS, MHP_GPE_BIT);                 /* clear before scanning */

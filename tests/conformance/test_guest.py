@@ -110,10 +110,13 @@ async def _hotplug_session(program: list[str], args: list[str], tmp_path: Path,
     return transcript(out), events, status
 
 
-def test_a_dimm_plugged_onlined_unplugged_and_ejected_as_on_qemu(kernel: str,
-                                                               tmp_path: Path) -> None:
+@pytest.mark.parametrize("append", ["events=2", "sci events=2"])
+def test_a_dimm_plugged_onlined_unplugged_and_ejected_as_on_qemu(kernel: str, tmp_path: Path,
+                                                               append: str) -> None:
+    """Polling GPE0, or (``sci``) waiting with ``sti; hlt`` for the SCI: IRQ 9
+    through the 8259s the guest programmed, into its IDT."""
     qemu = qemu_or_skip()
-    args = ["-m", "128M,slots=4,maxmem=2G", "-kernel", kernel, "-append", "events=2"]
+    args = ["-m", "128M,slots=4,maxmem=2G", "-kernel", kernel, "-append", append]
     theirs = asyncio.run(_hotplug_session([qemu], args, tmp_path, "qemu"))
     mine = asyncio.run(_hotplug_session(pyqom_command(), args, tmp_path, "pyqom"))
     assert theirs[2] == 33
