@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from guest_kernel import CONSOLE, build_guest, pyqom_command, pyqom_env, transcript
-from qemu.qmp import QMPClient
+from qemu.qmp import ExecuteError, QMPClient
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +98,40 @@ def test_isa_debug_exit_ends_pyqom_with_its_status(kernel: str, tmp_path: Path) 
     assert (done.returncode, done.stdout, done.stderr) == (0xFF, b"", b"")
     assert transcript(out).endswith(b"exit 0x7f\n")
     assert b'cmdline "' + kernel.encode() + b' exit=0x7f"\n' in transcript(out)
+
+
+@pytest.mark.parametrize("append", ["", "spin"])
+def test_failing_commands_are_answered_while_the_guest_runs(kernel: str, tmp_path: Path,
+                                                            append: str) -> None:
+    """QEMU 7.2 can stall its monitor on a failing device_add while a guest
+    busy-polls; pyqom's command thread takes turns with the CPU thread."""
+    sock, out = tmp_path / "qmp.sock", tmp_path / "guest.out"
+    process = subprocess.Popen(
+        [*pyqom_command(), "-machine", "pc", "-display", "none", "-nodefaults",
+         "-m", "128M,slots=2,maxmem=1G", "-kernel", kernel, "-append", append,
+         "-debugcon", f"file:{out}", *CONSOLE, "-qmp", f"unix:{sock},server=on,wait=off"],
+        env=pyqom_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def session() -> None:
+        await _until(sock.exists)
+        client = QMPClient("test")
+        await client.connect(str(sock))
+        await _until(lambda: (b"spinning\n" if append else b"ready\n") in transcript(out))
+        for _ in range(20):
+            with pytest.raises(ExecuteError) as err:
+                await asyncio.wait_for(
+                    client.execute("device_add", {"driver": "pc-dimm", "id": "d1",
+                                                  "memdev": "nosuch"}), 10)
+            assert "nosuch" in str(err.value)
+        assert (await client.execute("query-status"))["status"] == "running"
+        await client.execute("quit")
+        with contextlib.suppress(EOFError):
+            await client.disconnect()
+
+    try:
+        asyncio.run(session())
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
