@@ -90,13 +90,17 @@ class KernelLoadError(QomError):
 class MultibootImage(FieldsRepr):
     """What the loader puts in guest RAM, and how the CPU starts.
 
-    :ivar chunks: (guest-physical address, bytes) to copy, in order.
+    :ivar chunks: (guest-physical address, bytes) the firmware copies when the
+        guest first runs, in order.
+    :ivar at_reset: what is in RAM from machine reset on (an ELF kernel's
+        segments: QEMU loads them as ROM blobs; the rest comes from its option ROM).
     :ivar entry: the kernel's entry point.
     :ivar registers: the CPU's registers at entry.
     :ivar warnings: what QEMU prints on the way (``multiboot knows VBE. we don't``).
     """
 
     chunks: tuple[tuple[int, bytes], ...]
+    at_reset: tuple[tuple[int, bytes], ...]
     entry: int
     registers: tuple[tuple[str, int], ...]
     warnings: tuple[str, ...] = ()
@@ -284,6 +288,7 @@ def load(path: str, *, append: str, initrd: str | None, e820: Sequence[E820Entry
         base, image, entry = _load_aout(data, offset)
     else:
         base, image, entry = _load_elf(data)
+    at_reset = () if flags & FLAG_AOUT_KLUDGE else ((base, image),)
     modules = split_initrd(initrd) if initrd is not None else []
     module_data: list[bytes] = []
     for item in modules:
@@ -331,7 +336,8 @@ def load(path: str, *, append: str, initrd: str | None, e820: Sequence[E820Entry
                  ("rflags", ENTRY_EFLAGS))
     chunks = ((base, image), (area_addr, bytes(area)), *module_chunks,
               (MMAP_ADDRESS, mmap), (INFO_ADDRESS, info))
-    return MultibootImage(chunks=chunks, entry=entry, registers=registers, warnings=warnings)
+    return MultibootImage(chunks=chunks, at_reset=at_reset, entry=entry, registers=registers,
+                          warnings=warnings)
 
 
 def _read_file(path: str) -> bytes:
@@ -360,7 +366,17 @@ def boot_kernel(pc: PcMachine, path: str, *, append: str, initrd: str | None,
         if gpa + len(data) > pc.below_4g_mem_size:
             raise KernelLoadError(f"the kernel's data at 0x{gpa:x}-0x{gpa + len(data) - 1:x}"
                                   " is beyond the RAM below 4 GiB")
+
+    for gpa, data in image.at_reset:
         memory.view[gpa:gpa + len(data)] = data
+
+    def copy_into_ram() -> None:
+        # QEMU's option ROM copies the info, the modules (and an a.out kernel)
+        # when the guest first runs: with -S they are not in RAM before cont.
+        for gpa, data in image.chunks:
+            memory.view[gpa:gpa + len(data)] = data
+
     cpu = services_of(pc).get(GUEST_CPU)
-    cpu.boot_protected_mode(image.entry, dict(image.registers), scratch=BOOT_SCRATCH)
+    cpu.boot_protected_mode(image.entry, dict(image.registers), scratch=BOOT_SCRATCH,
+                            firmware=copy_into_ram)
     return True

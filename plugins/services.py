@@ -253,7 +253,8 @@ class GuestCpu(Protocol):
         ...
 
     def boot_protected_mode(self, entry: int, registers: Mapping[str, int], *,
-                            scratch: int, paging: bool = True) -> None:
+                            scratch: int, paging: bool = True,
+                            firmware: Callable[[], None] | None = None) -> None:
         """Start the guest, when it first runs, in 32-bit protected mode at ``entry``
         (paging off, flat code selector 0x08 and data 0x10, interrupts off) with
         ``registers`` (``{"rax": 0x2BADB002, "rbx": info}``): a Multiboot hand-over.
@@ -261,6 +262,8 @@ class GuestCpu(Protocol):
         :param scratch: 64 bytes of guest RAM the CPU may use to get there.
         :param paging: the guest may turn on its own paging (the engine then
             honours its page tables).
+        :param firmware: what the firmware does just before (copying the kernel
+            into RAM): with ``-S``, RAM stays as it was until the guest first runs.
         """
         ...
 

@@ -54,6 +54,7 @@ class CpuService:
         self._vcpu: Vcpu | None = None
         self._boot: tuple[int, dict[str, int], int] | None = None
         self._interrupts: InterruptSource | None = None
+        self._firmware: Callable[[], None] | None = None
         self._start: int | None = None
         self._handler: Callable[[str, Any], None] = lambda kind, detail: None
 
@@ -67,12 +68,14 @@ class CpuService:
         self._space.request_stop()
 
     def boot_protected_mode(self, entry: int, registers: Mapping[str, int], *,
-                            scratch: int, paging: bool = True) -> None:
+                            scratch: int, paging: bool = True,
+                            firmware: Callable[[], None] | None = None) -> None:
         if paging:
             self._space.set_tlb_mode("cpu")
         # The CPU state is set when the guest first runs: the engine (and Unicorn)
         # is not created before it is needed.
         self._boot = (entry, dict(registers), scratch)
+        self._firmware = firmware
         self._start = None
         if self._vcpu is not None:
             self._vcpu.boot(self._enter())
@@ -80,6 +83,8 @@ class CpuService:
     def _enter(self) -> int:
         assert self._boot is not None
         entry, registers, scratch = self._boot
+        if self._firmware is not None:
+            self._firmware()
         self._start = self._space.enter_protected_mode(entry, registers, scratch=scratch)
         return self._start
 

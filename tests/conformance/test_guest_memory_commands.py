@@ -98,3 +98,30 @@ def test_memory_commands_answer_as_qemu(kernel: str, tmp_path: Path) -> None:
     assert differences == []
     assert mine[1] == theirs[1]
     assert theirs[1]["pm.bin"][:4] == b"\x4f\x02\x00\x00"   # the Multiboot info's flags
+
+
+def test_with_minus_s_only_the_kernel_is_in_ram_before_cont(kernel: str, tmp_path: Path) -> None:
+    """QEMU loads an ELF kernel's segments at machine reset, and its option ROM
+    writes the Multiboot info and memory map when the guest first runs."""
+    qemu = qemu_or_skip()
+    saved = {}
+    for name, program in (("qemu", [qemu]), ("pyqom", pyqom_command())):
+        work = tmp_path / name
+        work.mkdir()
+        requests = [{"execute": "qmp_capabilities"},
+                    {"execute": "pmemsave", "arguments": {"val": 0x100000, "size": 4096,
+                                                          "filename": "kernel.bin"}},
+                    {"execute": "pmemsave", "arguments": {"val": 0x9000, "size": 4096,
+                                                          "filename": "info.bin"}},
+                    {"execute": "quit"}]
+        done = subprocess.run(
+            [*program, "-machine", "pc", "-accel", "tcg", "-display", "none", "-nodefaults",
+             "-S", "-m", "128M", "-kernel", kernel, "-qmp", "stdio"],
+            input=b"".join(json.dumps(r).encode() + b"\n" for r in requests), cwd=work,
+            env=pyqom_env(), capture_output=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        saved[name] = ((work / "kernel.bin").read_bytes(), (work / "info.bin").read_bytes())
+    assert saved["pyqom"] == saved["qemu"]
+    kernel_bytes, info = saved["qemu"]
+    assert kernel_bytes[:4] == b"\x02\xb0\xad\x1b"   # an ELF kernel's segments: from reset on
+    assert info == bytes(4096)                       # the info block: once the guest runs
