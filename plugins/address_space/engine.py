@@ -100,8 +100,10 @@ DEFAULT_MAX_INSTRUCTIONS: Final = 10_000_000
 IDLE_POLLS: Final = 3
 #: the longest idle wait (seconds): the latency a missed kick could add
 IDLE_WAIT: Final = 0.01
-#: ``until`` address for ``emu_start`` that flat guest code never reaches.
-_NO_EXIT: Final = (1 << 64) - 1
+#: ``until`` address for ``emu_start``: non-canonical, so no RIP ever equals it.
+#: (With 2**64-1, Unicorn's check of the address before it leaves CR2 at
+#: 0xfffffffffffffffe in a guest with paging on.)
+_NO_EXIT: Final = 1 << 63
 
 _ALL_ONES: Final[Mapping[int, int]] = MappingProxyType({1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF})
 
@@ -856,6 +858,14 @@ class GuestAddressSpace:
         uc.reg_write(u.reg_cr4, 0)        # Unicorn's reset value is 0x50200
         uc.reg_write(u.reg_cr0, 0x11)     # PE and ET, paging off
         uc.reg_write(u.reg_msr, (0xC0000080, 0))   # EFER: no long mode
+        # The x87 and SSE state as the CPU's reset and SeaBIOS leave it.
+        import unicorn.x86_const as x86
+
+        uc.reg_write(x86.UC_X86_REG_FPCW, 0x037F)
+        uc.reg_write(x86.UC_X86_REG_FPTAG, 0xFFFF)
+        uc.reg_write(x86.UC_X86_REG_MXCSR, 0x1F80)
+        uc.reg_write(u.reg_idtr, (0, 0, 0x3FF, 0))   # the real-mode vector table's
+        uc.reg_write(x86.UC_X86_REG_CR2, 0)
         for name, value in registers.items():
             if name not in ("rax", "rflags"):
                 uc.reg_write(u.registers[name], value & 0xFFFF_FFFF)
@@ -997,6 +1007,63 @@ class GuestAddressSpace:
             uc.reg_write(u.reg_cs, selector)
         uc.reg_write(registers["rip"], target)
         return target
+
+    def cpu_state(self) -> dict[str, Any]:
+        """Everything ``info registers`` shows, read between runs: the general
+        registers, RIP and RFLAGS, each segment as (selector, base, limit, flags)
+        with the hidden part read from the guest's descriptor table (Unicorn does
+        not expose its cache), GDTR/IDTR, control, debug and FPU/SSE registers."""
+        import unicorn.x86_const as x86
+
+        uc = self._engine()
+        u = _unicorn()
+        state: dict[str, Any] = {name: int(uc.reg_read(u.registers[name]))
+                                 for name in _REGISTER_NAMES}
+        for name in ("cr0", "cr2", "cr3", "cr4", "dr0", "dr1", "dr2", "dr3", "dr6", "dr7",
+                     "fpcw", "fpsw", "fptag", "mxcsr", "fs_base", "gs_base"):
+            state[name] = int(uc.reg_read(getattr(x86, f"UC_X86_REG_{name.upper()}")))
+        state["efer"] = int(uc.reg_read(u.reg_msr, 0xC0000080))
+        for name in ("gdtr", "idtr"):
+            _, base, limit, _ = uc.reg_read(getattr(x86, f"UC_X86_REG_{name.upper()}"))
+            state[name] = (int(base), int(limit))
+        state["fpr"] = [tuple(int(part) for part in uc.reg_read(getattr(x86, f"UC_X86_REG_FP{i}")))
+                        for i in range(8)]
+        state["xmm"] = [int(uc.reg_read(getattr(x86, f"UC_X86_REG_XMM{i}"))) for i in range(16)]
+        gdt_base, gdt_limit = state["gdtr"]
+        segments = {}
+        for name in ("es", "cs", "ss", "ds", "fs", "gs", "ldtr", "tr"):
+            if name in ("ldtr", "tr"):
+                selector = int(uc.reg_read(getattr(x86, f"UC_X86_REG_{name.upper()}"))[0])
+            else:
+                selector = int(uc.reg_read(getattr(x86, f"UC_X86_REG_{name.upper()}")))
+            segments[name] = (selector, *self._descriptor(selector, gdt_base, gdt_limit, name))
+        state["segments"] = segments
+        return state
+
+    def _descriptor(self, selector: int, gdt_base: int, gdt_limit: int,
+                    name: str) -> tuple[int, int, int]:
+        """(base, limit, flags) of ``selector``'s descriptor in the GDT as the CPU
+        caches it; the reset state for a null LDT or TR selector."""
+        if selector & ~3 == 0 or selector & 4 or (selector | 7) > gdt_limit:
+            if name == "ldtr":
+                return 0, 0xFFFF, 0x8200
+            if name == "tr":
+                return 0, 0xFFFF, 0x8B00
+            return 0, 0, 0
+        try:
+            raw = self._virtual_read(gdt_base + (selector & ~7), 16)
+        except GuestFault:
+            return 0, 0, 0
+        low, high = int.from_bytes(raw[0:4], "little"), int.from_bytes(raw[4:8], "little")
+        base = (low >> 16) | ((high & 0xFF) << 16) | (high & 0xFF00_0000)
+        limit = (low & 0xFFFF) | (high & 0x000F_0000)
+        if high & 0x0080_0000:   # granularity: 4 KiB units
+            limit = (limit << 12) | 0xFFF
+        if name in ("fs", "gs"):
+            base = 0   # the 64-bit base lives in the MSR (filled in by the caller)
+        if name in ("ldtr", "tr"):
+            base |= int.from_bytes(raw[8:12], "little") << 32   # 16-byte system descriptor
+        return base, limit, high & 0x00FF_FF00
 
     def interrupts_enabled(self) -> bool:
         """RFLAGS.IF (between runs): whether a halted CPU can be woken."""
