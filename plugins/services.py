@@ -280,6 +280,16 @@ class GuestCpu(Protocol):
         """Whether there is guest code to run."""
         ...
 
+    def cpu_state(self) -> dict[str, Any]:
+        """A snapshot of every register (general, segment, control, debug, FPU,
+        SSE) for ``info registers``."""
+        ...
+
+    @property
+    def halted(self) -> bool:
+        """Whether the CPU waits in HLT."""
+        ...
+
     def translate(self, address: int) -> int | None:
         """The guest-physical address of virtual ``address`` under the guest's page
         tables (``None``: not mapped); virtual is physical while paging is off."""

@@ -111,6 +111,11 @@ class CpuService:
     def halted(self) -> bool:
         return self._vcpu is not None and self._vcpu.halted
 
+    def cpu_state(self) -> dict[str, Any]:
+        if self._vcpu is not None:
+            return self._vcpu.run_on_cpu(self._space.cpu_state)
+        return self._space.cpu_state()
+
     def translate(self, address: int) -> int | None:
         if self._vcpu is not None:   # the registers are the CPU thread's while it runs
             return self._vcpu.run_on_cpu(lambda: self._space.translate(address))

@@ -208,6 +208,8 @@ class HmpSession:
                     self.print(f"{err}\n")
                     raise _ParseFailure() from None
             elif kind in ("l", "i"):
+                if optional and pos >= len(line):
+                    continue
                 try:
                     number, pos = parse_expression(line, pos, self._register)
                 except MonitorArgumentError as err:
@@ -445,6 +447,22 @@ def hmp_x(session: HmpSession, args: dict[str, Any]) -> None:
 def hmp_xp(session: HmpSession, args: dict[str, Any]) -> None:
     """``xp /fmt addr``: guest-physical memory."""
     _dump(session, args, virtual=False)
+
+
+def hmp_info_registers(session: HmpSession, args: dict[str, Any]) -> None:
+    """``info registers [-a|vcpu]``: the one CPU's state, as QEMU prints it."""
+    machine = getattr(session.control.vm, "machine", None)
+    cpu = services_of(machine).find(GUEST_CPU) if machine is not None else None
+    vcpu = args.get("vcpu")
+    if vcpu is not None and vcpu != 0:
+        session.print(f"CPU#{vcpu} not available\n")
+        return
+    if cpu is None:
+        session.print("No CPU available\n")
+        return
+    from plugins.monitor.registers import dump_state
+
+    session.print("\nCPU#0\n" + dump_state(cpu.cpu_state(), halted=cpu.halted))
 
 
 def hmp_pmemsave(session: HmpSession, args: dict[str, Any]) -> None:
@@ -768,6 +786,10 @@ BUILTIN_HMP_COMMANDS: tuple[HmpCommand, ...] = (
     HmpCommand("numa", "", "", "show NUMA information", hmp_info_numa, info=True),
     HmpCommand("qom-tree", "path:s?", "[path]", "show QOM composition tree",
                hmp_info_qom_tree, info=True),
+    HmpCommand("registers", "cpustate_all:-a,vcpu:i?", "[-a|vcpu]",
+               "show the cpu registers (-a: show register info for all cpus; vcpu: specific"
+               " vCPU to query; show the current CPU's registers if no argument is specified)",
+               hmp_info_registers, info=True),
     HmpCommand("status", "", "", "show the current VM status (running|paused)",
                hmp_info_status, info=True),
     HmpCommand("version", "", "", "show the version of QEMU", hmp_info_version, info=True),
