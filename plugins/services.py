@@ -307,6 +307,12 @@ class GuestCpu(Protocol):
         end an idle wait now (any thread)."""
         ...
 
+    def before_first_run(self, action: Callable[[], object]) -> None:
+        """Run ``action`` just before the guest's first instruction (what the
+        firmware sets up then, such as the PM I/O base SeaBIOS programs); never
+        if no guest runs."""
+        ...
+
     def set_interrupt_source(self, source: InterruptSource) -> None:
         """Where the CPU takes external interrupts from (the pc's 8259 pair)."""
         ...
@@ -440,3 +446,16 @@ class GuestExit(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(f"the guest asked to exit with status {status}")
         self.status = status
+
+
+class GuestShutdown(Exception):
+    """The guest powered the machine off (ACPI S5: ``SLP_EN`` with sleep type 0 in
+    PM1a_CNT), as QEMU's ``qemu_system_shutdown_request``: the SHUTDOWN event
+    (``guest: true``, ``reason``), then the process ends with status 0.
+
+    Raised from a port handler, it stops the guest like :class:`GuestExit`.
+    """
+
+    def __init__(self, reason: str = "guest-shutdown") -> None:
+        super().__init__(f"the guest shut the machine down ({reason})")
+        self.reason = reason

@@ -276,6 +276,9 @@ def serve(vm: VM, line: CommandLine, servers: list[tuple[MonitorServer, bool]],
         if kind == "exit":
             # isa-debug-exit: QEMU exits at once with the status, no SHUTDOWN event
             guest_exit.append(detail & 0xFF)
+        elif kind == "shutdown":
+            # ACPI power-off: the SHUTDOWN event, then the process ends with 0
+            monitors.shutdown(detail, guest=True)
         elif kind == "error" and vm.status == "running":
             err.write(f"{PROG}: the guest stopped: {detail}\n")
             err.flush()

@@ -30,8 +30,10 @@ from plugins.acpi.registers import (
     GPE0_BASE,
     GPE0_LENGTH,
     MEMORY_HOTPLUG_GPE_BIT,
+    PM_BASE,
     Gpe0Block,
     MemoryHotplugBlock,
+    PmBlock,
     SlotStatus,
 )
 from plugins.commands import Command, CommandTable, MonitorControl
@@ -190,6 +192,17 @@ def qom_machine_services(machine: Object, services: Services) -> None:
         services.provide(ACPI, _AcpiState(machine), provider=PLUGIN_NAME)
 
 
+def _place_pm_block(machine: PcMachine) -> None:
+    ports = services_of(machine).find(PORT_IO)
+    if ports is None:
+        return
+    pm = PmBlock()
+    ports.register_ports(PM_BASE, 4, pm.read_event, pm.write_event, "acpi-evt")
+    ports.register_ports(PM_BASE + 4, 2, pm.read_control, pm.write_control, "acpi-cnt")
+    ports.register_ports(PM_BASE + 8, 4, pm.read_timer, lambda offset, size, value: None,
+                         "acpi-tmr")
+
+
 @hookimpl
 def qom_machine_init(machine: Object) -> None:
     """Create the register blocks and claim their ports."""
@@ -206,6 +219,9 @@ def qom_machine_init(machine: Object) -> None:
         # A guest polling GPE0 with nothing pending waits a little (it does not
         # burn a host core), and a raised event wakes it at once.
         gpe.on_idle_read, gpe.on_raise = cpu.idle_poll, cpu.kick
+        # SeaBIOS places PIIX4's PM block (PMBA 0x600) before the guest runs;
+        # until then it is not in the I/O space, as in QEMU.
+        cpu.before_first_run(functools.partial(_place_pm_block, machine))
     interrupts = services.find(INTERRUPTS)
     if interrupts is not None:
         gpe.on_sci = functools.partial(interrupts.set_irq, SCI_IRQ)

@@ -27,10 +27,15 @@ from typing import Any, Final
 import attrs
 
 from devices.machine import PcMachine
-from plugins.services import GUEST_MEMORY, services_of
+from plugins.services import GUEST_MEMORY, GuestShutdown, services_of
 from qom import Device, QomError, as_memory_device, complete_unplug
 from qom.reprs import FieldsRepr
 
+#: PIIX4's PM I/O block, where SeaBIOS places it (PMBA 0x600): PM1a event
+#: (status, enable), PM1a control, the PM timer
+PM_BASE: Final = 0x600
+PM_TIMER_FREQUENCY: Final = 3_579_545
+SLEEP_ENABLE: Final = 1 << 13
 GPE0_BASE: Final = 0xAFE0
 GPE0_LENGTH: Final = 4
 #: GPE0 status bit of memory hotplug (QEMU's ACPI_MEMORY_HOTPLUG_STATUS)
@@ -56,6 +61,64 @@ class SlotStatus(FieldsRepr):
     is_removing: bool = False
     ost_event: int = 0
     ost_status: int = 0
+
+
+@attrs.define(repr=False)
+class PmBlock(FieldsRepr):
+    """PIIX4's PM1a event and control registers and the ACPI PM timer (QEMU's
+    ``acpi_pm1_evt``, ``acpi_pm1_cnt``, ``acpi_pm_tmr``).
+
+    The timer counts at 3.579545 MHz in 24 bits from machine start; PM1 status
+    bits are write-1-to-clear; a PM1 control write with ``SLP_EN`` and sleep
+    type 0 (the DSDT's ``\\_S5``) or 2 (PIIX4's S4) powers the machine off
+    (:class:`~plugins.services.GuestShutdown`).  Timer overflow and the power
+    button are not raised.
+    """
+
+    clock: Callable[[], int] = attrs.field(factory=lambda: _monotonic_ns)
+    started: int = 0
+    status: int = 0
+    enable: int = 0
+    control: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        self.started = self.clock()
+
+    def timer(self) -> int:
+        return ((self.clock() - self.started) * PM_TIMER_FREQUENCY // 1_000_000_000) & 0xFFFFFF
+
+    def read_event(self, offset: int, size: int) -> int:
+        value = (self.status | (self.enable << 16)) >> (8 * offset)
+        return value & ((1 << (8 * size)) - 1)
+
+    def write_event(self, offset: int, size: int, value: int) -> None:
+        for index in range(size):
+            at, byte = offset + index, (value >> (8 * index)) & 0xFF
+            if at < 2:
+                self.status &= ~(byte << (8 * at)) & 0xFFFF
+            elif at < 4:
+                shift = 8 * (at - 2)
+                self.enable = (self.enable & ~(0xFF << shift)) | (byte << shift)
+
+    def read_control(self, offset: int, size: int) -> int:
+        return (self.control >> (8 * offset)) & ((1 << (8 * size)) - 1)
+
+    def write_control(self, offset: int, size: int, value: int) -> None:
+        shift = 8 * offset
+        mask = ((1 << (8 * size)) - 1) << shift
+        written = (self.control & ~mask) | ((value << shift) & mask)
+        self.control = written & ~SLEEP_ENABLE & 0xFFFF
+        if written & SLEEP_ENABLE and (written >> 10) & 7 in (0, 2):
+            raise GuestShutdown("guest-shutdown")
+
+    def read_timer(self, offset: int, size: int) -> int:
+        return (self.timer() >> (8 * offset)) & ((1 << (8 * size)) - 1)
+
+
+def _monotonic_ns() -> int:
+    import time
+
+    return time.monotonic_ns()
 
 
 @attrs.define(repr=False)

@@ -55,6 +55,7 @@ class CpuService:
         self._boot: tuple[int, dict[str, int], int] | None = None
         self._interrupts: InterruptSource | None = None
         self._firmware: Callable[[], None] | None = None
+        self._first_run: list[Callable[[], object]] = []
         self._start: int | None = None
         self._handler: Callable[[str, Any], None] = lambda kind, detail: None
 
@@ -85,6 +86,8 @@ class CpuService:
         entry, registers, scratch = self._boot
         if self._firmware is not None:
             self._firmware()
+        while self._first_run:
+            self._first_run.pop(0)()
         self._start = self._space.enter_protected_mode(entry, registers, scratch=scratch)
         return self._start
 
@@ -120,6 +123,12 @@ class CpuService:
         if self._vcpu is not None:   # the registers are the CPU thread's while it runs
             return self._vcpu.run_on_cpu(lambda: self._space.translate(address))
         return self._space.translate(address)
+
+    def before_first_run(self, action: Callable[[], object]) -> None:
+        if self._vcpu is not None:
+            action()
+        else:
+            self._first_run.append(action)
 
     def set_interrupt_source(self, source: InterruptSource) -> None:
         self._interrupts = source

@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 
 from plugins.address_space.engine import GuestAddressSpace, StopReason
 from plugins.address_space.errors import GuestError, GuestFault
-from plugins.services import GuestExit, InterruptSource
+from plugins.services import GuestExit, GuestShutdown, InterruptSource
 
 T = TypeVar("T")
 
@@ -62,7 +62,8 @@ class Vcpu:
     :param machine_lock: the machine lock (see the module's docstring); held
         around every port handler from now on.
     :param on_event: called on the CPU thread with ``("exit", status)`` when
-        the guest asks the process to end (``isa-debug-exit``), or
+        the guest asks the process to end (``isa-debug-exit``),
+        ``("shutdown", reason)`` when it powers the machine off, or
         ``("error", exception)`` when the guest stopped on something the CPU
         cannot go on from (a fault with no handler, an invalid instruction);
         the CPU is paused then.
@@ -252,6 +253,8 @@ class Vcpu:
             reason = self._space.execute(start)
         except GuestExit as exit_request:
             event = ("exit", exit_request.status)
+        except GuestShutdown as shutdown:
+            event = ("shutdown", shutdown.reason)
         except (GuestFault, GuestError) as err:
             event = ("error", err)
         except Exception as err:   # a port handler's bug must not kill the CPU thread

@@ -143,9 +143,9 @@ class Monitors:
     def _quit_answered(self) -> None:
         self.quit_done = True
 
-    def shutdown(self, reason: str) -> None:
+    def shutdown(self, reason: str, *, guest: bool = False) -> None:
         """End without ``quit``: negotiated QMP clients get QEMU's SHUTDOWN event."""
-        self.control.shutdown(reason)
+        self.control.shutdown(reason, guest=guest)
 
     def close(self, *, linger: bool = True) -> None:
         """Let socket clients hang up by themselves (0.5 s at most: after ``quit``

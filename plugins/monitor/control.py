@@ -214,13 +214,14 @@ class VmControl:
             self.vm.shutdown_reason = "host-qmp-quit"
             self.emit("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"})
 
-    def shutdown(self, reason: str) -> None:
-        """The process ends for another reason (``host-signal``): SHUTDOWN, then the
-        quit callbacks, as for ``quit`` but with no reply to wait for."""
+    def shutdown(self, reason: str, *, guest: bool = False) -> None:
+        """The process ends for another reason (``host-signal``, or the guest's
+        ``guest-shutdown``): SHUTDOWN, then the quit callbacks, as for ``quit``
+        but with no reply to wait for."""
         if not self.quit_requested:
             self.quit_requested = True
             self.vm.shutdown_reason = reason
-            self.emit("SHUTDOWN", {"guest": False, "reason": reason})
+            self.emit("SHUTDOWN", {"guest": guest, "reason": reason})
         self.finish_quit()
 
     def finish_quit(self) -> None:
