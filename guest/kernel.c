@@ -15,6 +15,7 @@
  *                 inserted DIMM: a first pass, then the timed one between the
  *                 "bench ... begin" and "bench ... end" lines
  *   spin          after booting, store over 16 MiB of RAM for ever (a busy guest)
+ *   poweroff      once booted, power the machine off (ACPI S5 through PM1a_CNT)
  *   sci           wait for hotplug events with sti; hlt, woken by the SCI
  *                 (IRQ 9 through the 8259s, remapped to vectors 0x20-0x2f)
  *                 instead of polling GPE0
@@ -377,6 +378,18 @@ static void setup_interrupts(void)
     puts("sci enabled\n");
 }
 
+#define PM_TMR 0x608
+#define PM1A_CNT 0x604
+#define SLP_EN 0x2000
+
+/* The ACPI PM timer (3.579545 MHz, 24 bits) must move. */
+static void show_pm_timer(void)
+{
+    u32 first = inl(PM_TMR) & 0xffffff, now = first;
+    for (int i = 0; i < 1000000 && now == first; i++) now = inl(PM_TMR) & 0xffffff;
+    puts(now != first ? "pm timer counts\n" : "pm timer stopped\n");
+}
+
 static void debug_exit(u64 value)
 {
     puts("exit "); puthex(value); putc('\n');
@@ -391,8 +404,14 @@ void kmain(u32 magic, u32 info)
     show_slots();
     u64 mib = 0;
     if (option("bench", &mib)) bench("ram", 32 << 20, mib);
+    show_pm_timer();
     u64 value = 0;
     if (option("exit", &value)) debug_exit(value);
+    if (option("poweroff", 0)) {
+        puts("poweroff\n");
+        outw(PM1A_CNT, SLP_EN);                   /* sleep type 0: the DSDT's \\_S5 */
+        puts("still running after poweroff\n");
+    }
     if (option("spin", 0)) { puts("spinning\n"); for (;;) store_loop(16 << 20, 16, 1); }
     u64 limit = 0;
     int counting = option("events", &limit);

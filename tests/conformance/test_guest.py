@@ -142,6 +142,28 @@ def test_guest_policies_users_hit_are_as_on_qemu(kernel: str, tmp_path: Path, po
     assert mine == theirs
 
 
+def test_acpi_poweroff_ends_the_run_as_on_qemu(kernel: str, tmp_path: Path) -> None:
+    """S5 through PM1a_CNT: SHUTDOWN (guest: true, guest-shutdown), status 0.  What
+    the guest prints after its power-off write depends on timing, so the
+    transcripts are compared up to it."""
+    qemu = qemu_or_skip()
+    runs = []
+    for name, program in (("qemu", [qemu]), ("pyqom", pyqom_command())):
+        out = tmp_path / f"{name}.out"
+        done = subprocess.run(
+            [*program, *BASE, "-m", "128M", "-kernel", kernel, "-append", "poweroff",
+             "-debugcon", f"file:{out}", *CONSOLE, "-qmp", "stdio"],
+            input=b'{"execute":"qmp_capabilities"}\n', capture_output=True, timeout=60,
+            env=pyqom_env())
+        text = transcript(out)
+        events = [line.split(b'"event": ')[1] for line in done.stdout.splitlines()
+                  if b'"event"' in line]
+        runs.append((done.returncode, events, text[:text.index(b"poweroff\n")]))
+    assert runs[0][0] == 0
+    assert runs[0][1] == [b'"SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}']
+    assert runs[1] == runs[0]
+
+
 def _elf64(path: Path) -> None:
     header = struct.pack("<III", 0x1BADB002, 3, (-(0x1BADB002 + 3)) & 0xFFFFFFFF)
     elf = bytearray(0x200)
