@@ -394,6 +394,11 @@ class AcpiState(Protocol):
         """``query-acpi-ospm-status`` entries (QEMU's ``ACPIOSTInfo``), one per slot."""
         ...
 
+    def press_power_button(self) -> None:
+        """``system_powerdown``: the power button's PM1 status, and the SCI, if
+        the guest enabled it (call with the machine lock held)."""
+        ...
+
 
 ACPI: ServiceKey[AcpiState] = ServiceKey("acpi")
 

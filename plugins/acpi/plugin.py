@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from devices.acpi.tables import Contributions, TableBlob
 from qom.reprs import FieldsRepr
 
+PM_BLOCK: StashKey[PmBlock] = StashKey("acpi-pm-block")
 #: the ISA interrupt of the SCI (the FADT's SCI_INT, PIIX4's)
 SCI_IRQ: Final = 9
 #: guest-physical address of the RSDP (16-byte aligned, inside 0xE0000-0xFFFFF)
@@ -179,6 +180,11 @@ class _AcpiState(FieldsRepr):
         block = memory_hotplug_block(self.machine)
         return [] if block is None else block.ospm_status()
 
+    def press_power_button(self) -> None:
+        pm = self.machine.stash.get(PM_BLOCK)
+        if pm is not None:
+            pm.power_button()
+
 
 # ---------------------------------------------------------------------------
 # Hooks
@@ -192,11 +198,21 @@ def qom_machine_services(machine: Object, services: Services) -> None:
         services.provide(ACPI, _AcpiState(machine), provider=PLUGIN_NAME)
 
 
+def _update_sci(machine: PcMachine) -> None:
+    """IRQ 9 follows GPE0's and PM1's enabled status bits (QEMU's acpi_update_sci)."""
+    interrupts = services_of(machine).find(INTERRUPTS)
+    block, pm = machine.stash.get(MEMORY_HOTPLUG), machine.stash.get(PM_BLOCK)
+    if interrupts is not None:
+        level = (block is not None and block.gpe.sci_level) or (pm is not None and pm.sci_level)
+        interrupts.set_irq(SCI_IRQ, level)
+
+
 def _place_pm_block(machine: PcMachine) -> None:
     ports = services_of(machine).find(PORT_IO)
     if ports is None:
         return
-    pm = PmBlock()
+    pm = PmBlock(on_change=functools.partial(_update_sci, machine))
+    machine.stash[PM_BLOCK] = pm
     ports.register_ports(PM_BASE, 4, pm.read_event, pm.write_event, "acpi-evt")
     ports.register_ports(PM_BASE + 4, 2, pm.read_control, pm.write_control, "acpi-cnt")
     ports.register_ports(PM_BASE + 8, 4, pm.read_timer, lambda offset, size, value: None,
@@ -222,9 +238,7 @@ def qom_machine_init(machine: Object) -> None:
         # SeaBIOS places PIIX4's PM block (PMBA 0x600) before the guest runs;
         # until then it is not in the I/O space, as in QEMU.
         cpu.before_first_run(functools.partial(_place_pm_block, machine))
-    interrupts = services.find(INTERRUPTS)
-    if interrupts is not None:
-        gpe.on_sci = functools.partial(interrupts.set_irq, SCI_IRQ)
+    gpe.on_sci = lambda level: _update_sci(machine)
     ports = services.find(PORT_IO)
     if ports is not None:
         ports.register_ports(GPE0_BASE, GPE0_LENGTH, gpe.read, gpe.write, "acpi-gpe0")

@@ -36,6 +36,9 @@ from qom.reprs import FieldsRepr
 PM_BASE: Final = 0x600
 PM_TIMER_FREQUENCY: Final = 3_579_545
 SLEEP_ENABLE: Final = 1 << 13
+POWER_BUTTON: Final = 1 << 8
+#: the PM1 status bits that raise the SCI (QEMU's acpi_pm1_evt_get_sts mask)
+PM1_SCI_BITS: Final = 0x0001 | 0x0020 | 0x0100 | 0x0400
 GPE0_BASE: Final = 0xAFE0
 GPE0_LENGTH: Final = 4
 #: GPE0 status bit of memory hotplug (QEMU's ACPI_MEMORY_HOTPLUG_STATUS)
@@ -80,9 +83,25 @@ class PmBlock(FieldsRepr):
     status: int = 0
     enable: int = 0
     control: int = 0
+    #: told after every change that can move the SCI line
+    on_change: Callable[[], None] | None = None
 
     def __attrs_post_init__(self) -> None:
         self.started = self.clock()
+
+    @property
+    def sci_level(self) -> bool:
+        return bool(self.status & self.enable & PM1_SCI_BITS)
+
+    def power_button(self) -> None:
+        """QEMU's ``acpi_pm1_evt_power_down``: the status bit only if enabled."""
+        if self.enable & POWER_BUTTON:
+            self.status |= POWER_BUTTON
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def timer(self) -> int:
         return ((self.clock() - self.started) * PM_TIMER_FREQUENCY // 1_000_000_000) & 0xFFFFFF
@@ -99,6 +118,7 @@ class PmBlock(FieldsRepr):
             elif at < 4:
                 shift = 8 * (at - 2)
                 self.enable = (self.enable & ~(0xFF << shift)) | (byte << shift)
+        self._changed()
 
     def read_control(self, offset: int, size: int) -> int:
         return (self.control >> (8 * offset)) & ((1 << (8 * size)) - 1)

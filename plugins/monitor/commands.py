@@ -273,6 +273,16 @@ def memsave(control: VmControl, val: int, size: int, filename: str,
     save(filename, val, size, read, virtual=True)
 
 
+def system_powerdown(control: VmControl) -> None:
+    """``system_powerdown``: the POWERDOWN event, then the ACPI power button (the
+    guest sees it if it enabled it, and may power off)."""
+    control.emit("POWERDOWN")
+    machine = getattr(control.vm, "machine", None)
+    acpi = services_of(machine).find(ACPI) if machine is not None else None
+    if acpi is not None:
+        acpi.press_power_button()
+
+
 def query_kvm(control: VmControl) -> dict[str, bool]:
     """``query-kvm``: pyqom runs its guest on Unicorn, never on KVM."""
     return {"enabled": False, "present": False}
@@ -307,6 +317,7 @@ BUILTIN_COMMANDS: tuple[Command, ...] = (
     Command("memsave", memsave, (Arg("val", "int"), Arg("size", "int"), Arg("filename"),
                                  Arg("cpu-index", "int", True))),
     Command("query-kvm", query_kvm),
+    Command("system_powerdown", system_powerdown),
 )
 """Module constant (immutable): the built-in QMP commands."""
 

@@ -465,6 +465,10 @@ def hmp_info_registers(session: HmpSession, args: dict[str, Any]) -> None:
     session.print("\nCPU#0\n" + dump_state(cpu.cpu_state(), halted=cpu.halted))
 
 
+def hmp_system_powerdown(session: HmpSession, args: dict[str, Any]) -> None:
+    session.control.execute("system_powerdown")
+
+
 def hmp_pmemsave(session: HmpSession, args: dict[str, Any]) -> None:
     session.control.execute("pmemsave", {"val": args["val"], "size": args["size"],
                                          "filename": args["filename"]})
@@ -768,6 +772,8 @@ BUILTIN_HMP_COMMANDS: tuple[HmpCommand, ...] = (
                hmp_pmemsave),
     HmpCommand("quit|q", "", "", "quit the emulator", hmp_quit),
     HmpCommand("stop|s", "", "", "stop emulation", hmp_stop),
+    HmpCommand("system_powerdown", "", "", "send system power down event",
+               hmp_system_powerdown),
     HmpCommand("x", "fmt:/,addr:l", "/fmt addr", "virtual memory dump starting at 'addr'",
                hmp_x),
     HmpCommand("xp", "fmt:/,addr:l", "/fmt addr", "physical memory dump starting at 'addr'",

@@ -39,3 +39,16 @@ def test_sleep_enable_with_type_0_powers_off() -> None:
         pm.write_control(0, 2, 0x2001)
     assert shutdown.value.reason == "guest-shutdown"
     assert pm.read_control(0, 2) & 0x2000 == 0  # SLP_EN reads back as 0
+
+
+def test_the_power_button_is_seen_only_once_enabled() -> None:
+    changes = []
+    pm = PmBlock(on_change=lambda: changes.append(pm.sci_level))
+    pm.power_button()
+    assert pm.status == 0 and not pm.sci_level        # not enabled: nothing (QEMU's rule)
+    pm.write_event(2, 2, 0x0100)
+    pm.power_button()
+    assert pm.read_event(0, 2) == 0x0100 and pm.sci_level
+    pm.write_event(0, 2, 0x0100)                      # the guest clears it
+    assert not pm.sci_level
+    assert changes[-2:] == [True, False]
