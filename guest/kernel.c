@@ -16,6 +16,8 @@
  *                 "bench ... begin" and "bench ... end" lines
  *   spin          after booting, store over 16 MiB of RAM for ever (a busy guest)
  *   poweroff      once booted, power the machine off (ACPI S5 through PM1a_CNT)
+ *   powerbutton   enable the ACPI power button; pressed (system_powerdown), it
+ *                 powers the machine off
  *   sci           wait for hotplug events with sti; hlt, woken by the SCI
  *                 (IRQ 9 through the 8259s, remapped to vectors 0x20-0x2f)
  *                 instead of polling GPE0
@@ -378,9 +380,23 @@ static void setup_interrupts(void)
     puts("sci enabled\n");
 }
 
+#define PM1A_STS 0x600
+#define PM1A_EN 0x602
+#define PWRBTN 0x0100
 #define PM_TMR 0x608
 #define PM1A_CNT 0x604
 #define SLP_EN 0x2000
+
+static int power_button_enabled;
+
+/* A pressed power button (PM1 status) powers the machine off. */
+static void power_button(void)
+{
+    if (!power_button_enabled || !(inw(PM1A_STS) & PWRBTN)) return;
+    outw(PM1A_STS, PWRBTN);
+    puts("power button\npoweroff\n");
+    outw(PM1A_CNT, SLP_EN);
+}
 
 /* The ACPI PM timer (3.579545 MHz, 24 bits) must move. */
 static void show_pm_timer(void)
@@ -407,6 +423,11 @@ void kmain(u32 magic, u32 info)
     show_pm_timer();
     u64 value = 0;
     if (option("exit", &value)) debug_exit(value);
+    if (option("powerbutton", 0)) {
+        outw(PM1A_EN, PWRBTN);
+        power_button_enabled = 1;
+        puts("power button enabled\n");
+    }
     if (option("poweroff", 0)) {
         puts("poweroff\n");
         outw(PM1A_CNT, SLP_EN);                   /* sleep type 0: the DSDT's \\_S5 */
@@ -424,11 +445,13 @@ void kmain(u32 magic, u32 info)
         if (!sci_count) continue;
         sci_count = 0;
         puts("sci\n");
+        power_button();
         outw(GPE0_STS, MHP_GPE_BIT);
         seen += (u64)handle_events();
         if (counting && seen >= limit) debug_exit(0x10);
     }
     for (;;) {
+        power_button();
         if (hotplug_block && (inw(GPE0_STS) & MHP_GPE_BIT)) {
             outw(GPE0_STS, MHP_GPE_BIT);                 /* clear before scanning */
             seen += (u64)handle_events();

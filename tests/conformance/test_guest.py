@@ -164,6 +164,48 @@ def test_acpi_poweroff_ends_the_run_as_on_qemu(kernel: str, tmp_path: Path) -> N
     assert runs[1] == runs[0]
 
 
+@pytest.mark.parametrize("append", ["powerbutton", "powerbutton sci"])
+def test_system_powerdown_reaches_the_guest_as_on_qemu(kernel: str, tmp_path: Path,
+                                                       append: str) -> None:
+    """``system_powerdown``: POWERDOWN, the ACPI power button (seen by polling PM1, or
+    through the SCI), the guest's S5 power-off: SHUTDOWN guest-shutdown, status 0."""
+    qemu = qemu_or_skip()
+    runs = []
+    for name, program in (("qemu", [qemu]), ("pyqom", pyqom_command())):
+        out = tmp_path / f"{name}.out"
+        process = subprocess.Popen(
+            [*program, *BASE, "-m", "128M,slots=2,maxmem=1G", "-kernel", kernel,
+             "-append", append, "-debugcon", f"file:{out}", *CONSOLE, "-qmp", "stdio"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=pyqom_env())
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            process.stdout.readline()
+            process.stdin.write(b'{"execute":"qmp_capabilities"}\n')
+            process.stdin.flush()
+            process.stdout.readline()
+            deadline = time.monotonic() + 30
+            while b"ready\n" not in transcript(out) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            process.stdin.write(b'{"execute":"system_powerdown"}\n')
+            process.stdin.flush()
+            output = process.stdout.read()
+            status = process.wait(30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        events = [line.split(b'"event": ')[1] for line in output.splitlines()
+                  if b'"event"' in line]
+        text = transcript(out)
+        runs.append((status, events, text[:text.index(b"poweroff\n") + 9]))
+    assert runs[0][0] == 0
+    assert runs[0][1] == [b'"POWERDOWN"}',
+                          b'"SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}']
+    assert runs[0][2].endswith(b"power button\npoweroff\n")
+    assert runs[1] == runs[0]
+
+
 def _elf64(path: Path) -> None:
     header = struct.pack("<III", 0x1BADB002, 3, (-(0x1BADB002 + 3)) & 0xFFFFFFFF)
     elf = bytearray(0x200)
