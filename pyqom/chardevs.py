@@ -3,26 +3,34 @@
 :class:`HostChardevs` holds them by id and is the ``chardev`` service of the
 machine (:data:`plugins.services.CHARDEVS`), offered through
 ``qom_machine_services`` (it is registered as a plugin object by the VM).
-Backends: ``null``, ``file`` (``path``, truncated, as QEMU opens it) and
-``stdio``.  The monitors' chardevs (``-qmp``, ``-monitor``) are separate, in
-:mod:`plugins.monitor.chardev`.
+Backends: ``null``, ``file`` (``path``, truncated, as QEMU opens it),
+``stdio`` and ``socket`` (``unix:``/``tcp:``, server or client, one client at
+a time: with no client connected, output is dropped, as in QEMU).  The
+monitors' chardevs (``-qmp``, ``-monitor``) are separate, in
+:mod:`plugins.monitor.chardev`, whose socket spelling and messages these share.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import Final, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
 
 from plugins import hookimpl
+from plugins.monitor.chardev import Chardev, ChardevError, parse_chardev
 from plugins.services import CHARDEVS, Services
 from qom import Object, QomError, parse_qemu_opts
 from qom.reprs import FieldsValue
 
+if TYPE_CHECKING:
+    import socket
+
 PROVIDER: Final = "pyqom.chardevs"
-BACKENDS: Final = ("null", "file", "stdio")
+BACKENDS: Final = ("null", "file", "stdio", "socket")
 
 
 class Backend(Protocol):
@@ -58,6 +66,56 @@ class FdBackend:
         self.fd = -1
 
 
+class SocketBackend:
+    """``socket``: the one connected client gets every byte; a server with no
+    client drops them and takes the next client on the next write."""
+
+    def __init__(self, chardev: Chardev, info: Callable[[str], None]) -> None:
+        from plugins.monitor.chardev import bound_port, connect, open_listener, wait_for_client
+
+        self.listener: socket.socket | None = None
+        self.client: socket.socket | None = None
+        try:
+            if not chardev.server:
+                self.client = connect(chardev)
+                return
+            self.listener = open_listener(chardev)
+            if chardev.wait:
+                self.client = wait_for_client(self.listener,
+                                              bound_port(chardev, self.listener), info)
+        except ChardevError as err:
+            self.close()
+            raise QomError(err.lines[0]) from None
+        self.listener.setblocking(False)
+        self.path = chardev.path if chardev.kind == "unix" else ""
+
+    def write(self, data: bytes) -> None:
+        if self.client is None and self.listener is not None:
+            with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
+                self.client, _ = self.listener.accept()
+                self.client.setblocking(True)
+        if self.client is None:
+            return
+        try:
+            self.client.sendall(data)
+        except OSError:   # the client left: output is dropped until the next one
+            self.client.close()
+            self.client = None
+
+    def close(self) -> None:
+        for sock in (self.client, self.listener):
+            if sock is not None:
+                sock.close()
+        self.client = self.listener = None
+        if getattr(self, "path", ""):
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+
+def _to_stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
 def _open_file(path: str) -> FdBackend:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
@@ -75,6 +133,8 @@ class ChardevSpec(FieldsValue):
     path: str = ""
     #: the ``filename`` of ``query-chardev`` (``null``, ``file:PATH``, ``stdio``)
     filename: str = ""
+    #: the socket of a ``socket`` chardev (the monitors' parsed form)
+    socket: Chardev | None = None
 
     @property
     def uses_stdio(self) -> bool:
@@ -99,6 +159,8 @@ def parse_chardev_option(text: str) -> ChardevSpec:
             raise QomError(f"pyqom does not support the chardev backend '{backend}' "
                            f"(only {', '.join(BACKENDS)})")
         raise QomError(f"'{backend}' is not a valid char driver name")
+    if backend == "socket":
+        return _socket_option(chardev_id, text, values, opts)
     allowed = {"backend", "id"} | ({"path"} if backend == "file" else set())
     for opt in opts:
         if opt.name not in allowed:
@@ -109,6 +171,34 @@ def parse_chardev_option(text: str) -> ChardevSpec:
             raise QomError("chardev: file: no filename given")
         return ChardevSpec(chardev_id, "file", path, f"file:{path}")
     return ChardevSpec(chardev_id, backend, filename=backend)
+
+
+def _socket_option(chardev_id: str, text: str, values: dict[str, str],
+                   opts: list[Any]) -> ChardevSpec:
+    """``-chardev socket,id=ID,path=P|host=H,port=N[,server=on][,wait=off]``."""
+    for opt in opts:
+        if opt.name not in ("backend", "id", "path", "host", "port", "server", "wait"):
+            if opt.name in ("telnet", "nodelay", "reconnect", "websocket", "ipv4", "ipv6",
+                            "to", "tls-creds", "tls-authz", "tight", "abstract", "logfile"):
+                raise QomError(f"pyqom does not support the socket option '{opt.name}'")
+            raise QomError(f"Invalid parameter '{opt.name}'")
+    flags = []
+    for name in ("server", "wait"):
+        if name in values:
+            flags.append(f"{name}={values[name]}")
+    if "path" in values:
+        address = f"unix:{values['path']}"
+    elif "host" in values or "port" in values:
+        if "port" not in values:
+            raise QomError("chardev: socket: no port given")
+        address = f"tcp:{values.get('host', '')}:{values['port']}"
+    else:
+        raise QomError("Unable to parse FD number ")
+    try:
+        chardev = parse_chardev(",".join([address, *flags]), hmp=False)
+    except ChardevError as err:
+        raise QomError(err.lines[0]) from None
+    return ChardevSpec(chardev_id, "socket", filename=chardev.text, socket=chardev)
 
 
 def parse_legacy_chardev(chardev_id: str, text: str) -> ChardevSpec:
@@ -126,10 +216,16 @@ def parse_legacy_chardev(chardev_id: str, text: str) -> ChardevSpec:
         path = spec.removeprefix("file:")
         return ChardevSpec(chardev_id, "file", path, spec)
     kind = spec.partition(":")[0]
-    if kind in ("tcp", "unix", "telnet", "udp", "pipe", "pty", "serial", "parallel",
+    if kind in ("tcp", "unix"):
+        try:
+            chardev = parse_chardev(spec, hmp=False)
+        except ChardevError as err:
+            raise QomError(err.lines[0]) from None
+        return ChardevSpec(chardev_id, "socket", filename=spec, socket=chardev)
+    if kind in ("telnet", "udp", "pipe", "pty", "serial", "parallel",
                 "chardev", "braille", "msmouse", "websocket"):
         raise QomError(f"pyqom does not support the chardev backend '{kind}' "
-                       f"(only null, stdio, vc and file:)")
+                       f"(only null, stdio, vc, file:, unix: and tcp:)")
     raise QomError(f"'{spec}' is not a valid char driver")
 
 
@@ -147,15 +243,19 @@ class HostChardevs:
         self._specs: dict[str, ChardevSpec] = {}
         self._owners: dict[str, object] = {}
 
-    def open(self, spec: ChardevSpec) -> None:
+    def open(self, spec: ChardevSpec, info: Callable[[str], None] | None = None) -> None:
         """Open ``spec``'s backend under its id.
 
-        :raises QomError: the id is taken, or the file cannot be opened.
+        :param info: where a ``wait=on`` socket says it waits for its client.
+        :raises QomError: the id is taken, or the file or socket cannot be opened.
         """
         if spec.id in self._backends:
             raise QomError(f"Duplicate ID '{spec.id}' for chardev")
-        if spec.backend == "file":
-            backend: Backend = _open_file(spec.path)
+        if spec.backend == "socket":
+            assert spec.socket is not None
+            backend: Backend = SocketBackend(spec.socket, info or _to_stderr)
+        elif spec.backend == "file":
+            backend = _open_file(spec.path)
         elif spec.backend == "stdio":
             backend = FdBackend(sys.stdout.fileno(), owned=False)
         else:

@@ -468,7 +468,7 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
     try:
         for text, spec in line.chardevs:
             try:
-                vm.chardevs.open(spec)
+                vm.chardevs.open(spec, info=_located(warn, f"-chardev {text}"))
             except QomError as err:
                 raise StartupError(str(err), location=f"-chardev {text}") from None
         _check_globals(vm, line, warn)
@@ -478,7 +478,7 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
             except QomError as err:
                 raise StartupError.unlocated(err) from None
         for index, text in enumerate(line.debugcons):
-            _open_debugcon(vm, line, text, first=index == 0)
+            _open_debugcon(vm, line, text, first=index == 0, warn=warn)
         try:
             vm.create_machine(config, machine=line.machine, phys_bits=line.phys_bits,
                               max_ram_below_4g=line.max_ram_below_4g, acpi=line.acpi,
@@ -541,7 +541,16 @@ def _stdio_taken(line: CommandLine) -> bool:
             or any(spec.uses_stdio for _, spec in line.chardevs))
 
 
-def _open_debugcon(vm: VM, line: CommandLine, text: str, *, first: bool) -> None:
+def _located(warn: Warn, location: str) -> Callable[[str], None]:
+    """``warn`` with QEMU's ``-option text: `` in front (a socket's waiting line)."""
+    def say(message: str) -> None:
+        warn(f"{location}: {message}")
+
+    return say
+
+
+def _open_debugcon(vm: VM, line: CommandLine, text: str, *, first: bool,
+                   warn: Warn) -> None:
     """``-debugcon``, first half (QEMU's late back ends, before board init): chardev
     ``debugcon``, and the device's id checked against the ``-device`` ids.
 
@@ -557,7 +566,7 @@ def _open_debugcon(vm: VM, line: CommandLine, text: str, *, first: bool) -> None
                            "(type 'container')")
         if spec.uses_stdio and _stdio_taken(line):
             raise QomError("cannot use stdio by multiple character devices")
-        vm.chardevs.open(spec)
+        vm.chardevs.open(spec, info=_located(warn, location))
     except QomError as err:
         raise StartupError(str(err), location=location,
                            also=(f"invalid character backend '{text}'",)) from None
