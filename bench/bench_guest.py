@@ -155,21 +155,22 @@ async def one_run(program: Program, mib: int, figures: Figures) -> None:
             figures.del_to_deleted.append(await event_at("DEVICE_DELETED") - start)
             collector.cancel()
         finally:
-            with suppress(Exception):
-                await client.disconnect()
-            process.kill()
-            process.wait()
-            _LIVE.discard(process)
+            await stop(process, client)
         process, client, log = await boot(program, tmp, "spin")
         try:
             await wait_line(log, b"spinning\n")
             figures.rtt_busy.append(await round_trips(client, 1.0))
         finally:
-            with suppress(Exception):
-                await client.disconnect()
-            process.kill()
-            process.wait()
-            _LIVE.discard(process)
+            await stop(process, client)
+
+
+async def stop(process: Any, client: Any) -> None:
+    """Hang up and kill the program (a benchmark run needs no clean quit)."""
+    with suppress(Exception):
+        await client.disconnect()
+    process.kill()
+    process.wait()
+    _LIVE.discard(process)
 
 
 async def idle_cpu(pid: int, seconds: float = 2.0) -> float:

@@ -14,17 +14,22 @@ This is the only module of pyqom that imports :mod:`unicorn`
   ``OUT`` instructions.  Other plugins (ACPI's hotplug block at 0x0a00, a
   debug console) register here; nobody else hooks Unicorn.
 * **Running code** - :meth:`GuestAddressSpace.run` loads code into mapped
-  RAM and runs it until ``HLT``, an instruction budget or a timeout.
+  RAM and runs it until ``HLT``, an instruction budget or a timeout; a booted
+  guest (:meth:`~GuestAddressSpace.enter_protected_mode`) runs in slices of
+  :meth:`~GuestAddressSpace.execute` on the CPU thread (:mod:`.vcpu`), which
+  also takes interrupts (:meth:`~GuestAddressSpace.deliver_interrupt`).
 * **Listing** - :meth:`GuestAddressSpace.mtree`, what ``info mtree`` prints.
 
 The TLB mode is chosen on purpose.  Unicorn's default (``UC_TLB_CPU``) walks
 the guest's page tables through QEMU's softmmu; ``UC_TLB_VIRTUAL`` treats a
-guest-virtual address as guest-physical.  pyqom's guest code is flat 64-bit
-code that never builds page tables, so both modes see the same addresses, and
-the virtual mode is several times faster (``bench/bench_guest_memory.py``: a
-64-bit store loop over 256 MiB ran at about 1,100 MiB/s against 160 MiB/s on
-the development host).  A guest that turns on its own paging would need
-``tlb_mode="cpu"``.
+guest-virtual address as guest-physical.  Flat 64-bit code run with
+:meth:`~GuestAddressSpace.run` never builds page tables, so both modes see the
+same addresses there, and the virtual mode is several times faster for code
+whose pages are executable (``bench/bench_guest_memory.py``: a 64-bit store
+loop over 256 MiB ran at about 1,100 MiB/s against 160 MiB/s on the
+development host).  A booted kernel turns on its own paging, so its boot
+chooses ``"cpu"`` (``set_tlb_mode``); with its data pages no-execute, as an OS
+maps them, it runs at the same speed (``bench/bench_guest.py``).
 
 Two more things decide the speed, and both are chosen here on purpose:
 
@@ -276,8 +281,10 @@ def _untyped(uc: Uc) -> Any:
 class GuestAddressSpace:
     """One guest: a Unicorn x86-64 CPU, its RAM mappings and its port-I/O registry.
 
-    Not thread-safe: one thread drives a guest.  Use it as a context manager
-    or call :meth:`close` so the engine is released deterministically.
+    One thread drives the engine at a time: the caller's, or, once a booted guest
+    runs, the CPU thread, to which :attr:`cpu_runner` sends every change made
+    from elsewhere.  Use it as a context manager or call :meth:`close` so the
+    engine is released deterministically.
 
     :param tlb_mode: ``"virtual"`` (default: guest-virtual = guest-physical,
         fast, for flat code without page tables) or ``"cpu"`` (Unicorn's
