@@ -15,6 +15,8 @@
  *                 inserted DIMM: a first pass, then the timed one between the
  *                 "bench ... begin" and "bench ... end" lines
  *   spin          after booting, store over 16 MiB of RAM for ever (a busy guest)
+ *   hammer        after booting, read the hotplug block's status for ever, with
+ *                 no pause (a guest that busy-polls a device)
  *   poweroff      once booted, power the machine off (ACPI S5 through PM1a_CNT)
  *   powerbutton   enable the ACPI power button; pressed (system_powerdown), it
  *                 powers the machine off
@@ -434,6 +436,10 @@ void kmain(u32 magic, u32 info)
         puts("still running after poweroff\n");
     }
     if (option("spin", 0)) { puts("spinning\n"); for (;;) store_loop(16 << 20, 16, 1); }
+    if (option("hammer", 0)) {
+        puts("hammering\n");
+        for (;;) (void)inb(MHP_BASE + MHP_STATUS);
+    }
     u64 limit = 0;
     int counting = option("events", &limit);
     u64 seen = 0;
