@@ -138,3 +138,24 @@ def test_failing_commands_are_answered_while_the_guest_runs(kernel: str, tmp_pat
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_the_python_api_runs_the_guest_beside_the_program(kernel: str, tmp_path: Path) -> None:
+    """``VM.from_args`` with ``-kernel``, then ``vm.cpu.resume()``: the guest runs on
+    its own thread while the program plugs a DIMM, and sees it."""
+    from pyqom import VM
+
+    out = tmp_path / "guest.out"
+    vm = VM.from_args(["-m", "128M,slots=2,maxmem=1G", "-kernel", kernel, "-chardev",
+                       f"file,id=c,path={out}", "-device", "isa-debugcon,iobase=0x402,chardev=c"],
+                      autoload=False)
+    try:
+        vm.cpu.resume()
+        asyncio.run(_until(lambda: b"ready\n" in transcript(out)))
+        vm.object_add("memory-backend-ram", "m1", size=128 << 20)
+        vm.device_add("pc-dimm", "d1", memdev="m1")
+        asyncio.run(_until(lambda: b"online slot 0\n" in transcript(out)))
+        vm.cpu.pause()
+        assert vm.query_memory_devices()[0]["data"]["addr"] == 1 << 32
+    finally:
+        vm.close()
