@@ -3,10 +3,13 @@ are there (CI installs them, so CI tests the rebuilt one), else the shipped copy
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,3 +50,28 @@ def transcript(path: Path) -> bytes:
     data = path.read_bytes() if path.exists() else b""
     start = data.find(BANNER)
     return data[start:] if start >= 0 else b""
+
+
+@contextlib.contextmanager
+def booted_with_qmp_stdio(program: list[str], args: list[str], out: Path, *,
+                          cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """``program`` started with ``args`` and ``-qmp stdio``, negotiated, once the
+    guest (console in ``out``) printed ``ready``; killed on the way out if still
+    running."""
+    process = subprocess.Popen([*program, *args, "-qmp", "stdio"], cwd=cwd, env=pyqom_env(),
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdout.readline()
+        process.stdin.write(b'{"execute":"qmp_capabilities"}\n')
+        process.stdin.flush()
+        process.stdout.readline()
+        deadline = time.monotonic() + 30
+        while b"ready\n" not in transcript(out) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

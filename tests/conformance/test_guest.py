@@ -17,7 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
-from guest_kernel import CONSOLE, build_guest, pyqom_command, pyqom_env, transcript
+from guest_kernel import (
+    CONSOLE,
+    booted_with_qmp_stdio,
+    build_guest,
+    pyqom_command,
+    pyqom_env,
+    transcript,
+)
 from qemu.qmp import QMPClient
 from qemu_oracle import qemu_or_skip
 
@@ -173,28 +180,15 @@ def test_system_powerdown_reaches_the_guest_as_on_qemu(kernel: str, tmp_path: Pa
     runs = []
     for name, program in (("qemu", [qemu]), ("pyqom", pyqom_command())):
         out = tmp_path / f"{name}.out"
-        process = subprocess.Popen(
-            [*program, *BASE, "-m", "128M,slots=2,maxmem=1G", "-kernel", kernel,
-             "-append", append, "-debugcon", f"file:{out}", *CONSOLE, "-qmp", "stdio"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=pyqom_env())
-        assert process.stdin is not None and process.stdout is not None
-        try:
-            process.stdout.readline()
-            process.stdin.write(b'{"execute":"qmp_capabilities"}\n')
-            process.stdin.flush()
-            process.stdout.readline()
-            deadline = time.monotonic() + 30
-            while b"ready\n" not in transcript(out) and time.monotonic() < deadline:
-                time.sleep(0.01)
+        with booted_with_qmp_stdio(
+                program, [*BASE, "-m", "128M,slots=2,maxmem=1G", "-kernel", kernel,
+                          "-append", append, "-debugcon", f"file:{out}", *CONSOLE],
+                out) as process:
+            assert process.stdin is not None and process.stdout is not None
             process.stdin.write(b'{"execute":"system_powerdown"}\n')
             process.stdin.flush()
             output = process.stdout.read()
             status = process.wait(30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
         events = [line.split(b'"event": ')[1] for line in output.splitlines()
                   if b'"event"' in line]
         text = transcript(out)

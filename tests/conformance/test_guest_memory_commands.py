@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from guest_kernel import build_guest, pyqom_command, pyqom_env, transcript
+from guest_kernel import booted_with_qmp_stdio, build_guest, pyqom_command, pyqom_env, transcript
 from qemu_oracle import qemu_or_skip
 
 STEPS = [
@@ -131,21 +131,12 @@ def test_with_minus_s_only_the_kernel_is_in_ram_before_cont(kernel: str, tmp_pat
 def _registers(program: list[str], kernel: str, work: Path) -> str:
     work.mkdir()
     out = work / "guest.out"
-    process = subprocess.Popen(
-        [*program, "-machine", "pc", "-accel", "tcg", "-display", "none", "-nodefaults",
-         "-m", "128M,slots=2,maxmem=1G", "-kernel", kernel, "-append", "sci",
-         "-debugcon", f"file:{out}", "-global", "isa-debugcon.iobase=0x402", "-qmp", "stdio"],
-        cwd=work, env=pyqom_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE)
-    assert process.stdin is not None and process.stdout is not None
-    try:
-        process.stdout.readline()
-        process.stdin.write(b'{"execute":"qmp_capabilities"}\n')
-        process.stdin.flush()
-        process.stdout.readline()
-        deadline = time.monotonic() + 30
-        while b"ready\n" not in transcript(out) and time.monotonic() < deadline:
-            time.sleep(0.01)
+    with booted_with_qmp_stdio(
+            program, ["-machine", "pc", "-accel", "tcg", "-display", "none", "-nodefaults",
+                      "-m", "128M,slots=2,maxmem=1G", "-kernel", kernel, "-append", "sci",
+                      "-debugcon", f"file:{out}", "-global", "isa-debugcon.iobase=0x402"],
+            out, cwd=work) as process:
+        assert process.stdin is not None and process.stdout is not None
         time.sleep(0.2)                       # halted in its sti; hlt loop by now
         process.stdin.write(b'{"execute":"stop"}\n{"execute":"human-monitor-command",'
                             b'"arguments":{"command-line":"info registers"}}\n'
@@ -158,10 +149,6 @@ def _registers(program: list[str], kernel: str, work: Path) -> str:
             if b'"event"' not in line:
                 replies.append(json.loads(line))
         process.wait(30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     return replies[1]["return"]
 
 
