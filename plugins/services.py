@@ -443,9 +443,10 @@ class GuestExit(Exception):
     """The guest asked the machine to end the process with ``status``
     (``isa-debug-exit``: ``(value << 1) | 1``).
 
-    Raised from a port handler, it stops the guest and ``VM.run`` raises it;
-    the caller ends the process with ``status & 0xff`` if it wants QEMU 7.2's
-    behaviour (QEMU exits at once, printing nothing and sending no SHUTDOWN).
+    Raised from a port handler, it stops the guest: ``VM.run`` raises it, and
+    on the CPU thread it becomes the ``("exit", status)`` CPU event, on which
+    the ``pyqom`` command ends with ``status & 0xff`` as QEMU 7.2 does (at
+    once, printing nothing and sending no SHUTDOWN).
     """
 
     def __init__(self, status: int) -> None:
