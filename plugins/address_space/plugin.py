@@ -56,7 +56,6 @@ class CpuService:
         self._interrupts: InterruptSource | None = None
         self._firmware: Callable[[], None] | None = None
         self._first_run: list[Callable[[], object]] = []
-        self._start: int | None = None
         self._handler: Callable[[str, Any], None] = lambda kind, detail: None
 
     def run(self, code: bytes, **options: Any) -> Any:
@@ -77,7 +76,6 @@ class CpuService:
         # is not created before it is needed.
         self._boot = (entry, dict(registers), scratch)
         self._firmware = firmware
-        self._start = None
         if self._vcpu is not None:
             self._vcpu.boot(self._enter())
 
@@ -88,8 +86,7 @@ class CpuService:
             self._firmware()
         while self._first_run:
             self._first_run.pop(0)()
-        self._start = self._space.enter_protected_mode(entry, registers, scratch=scratch)
-        return self._start
+        return self._space.enter_protected_mode(entry, registers, scratch=scratch)
 
     @property
     def booted(self) -> bool:

@@ -92,11 +92,6 @@ class Vcpu:
     # -- control (any thread) ----------------------------------------------------
 
     @property
-    def booted(self) -> bool:
-        """Whether there is guest code to run (:meth:`boot` was called)."""
-        return self._rip is not None
-
-    @property
     def halted(self) -> bool:
         """The guest executed HLT and waits (for an interrupt, or for ever with IF clear)."""
         return self._halted
