@@ -20,9 +20,10 @@ leaves the machine as it was.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -39,10 +40,16 @@ from devices.memory_options import (
     MemoryConfig,
     memory_config,
 )
+from plugins import hookimpl
+from plugins.device_events import Outcome, online_outcome, removal_outcome
 from plugins.services import GUEST_CPU, GUEST_MEMORY, GuestCpu, GuestMemory, services_of
 from pyqom.chardevs import HostChardevs, parse_legacy_chardev
 from pyqom.command_line import parse_command_line, start
 from pyqom.manager import make_plugin_manager, make_registry, make_tree
+
+if TYPE_CHECKING:
+    # concurrent.futures imports logging: off the start-up path until a future is made
+    from concurrent.futures import Future
 
 
 class VM:
@@ -102,8 +109,9 @@ class VM:
     def _start(self, plugins: Iterable[object], autoload: bool | None) -> None:
         #: the chardevs devices write to (``-chardev``, ``-debugcon``)
         self.chardevs = HostChardevs()
+        self._events = _EventWatch()
         self.pm: pluggy.PluginManager = make_plugin_manager(
-            autoload=autoload, plugins=[*plugins, self.chardevs])
+            autoload=autoload, plugins=[*plugins, self.chardevs, self._events])
         self.tree: qom.ObjectTree = make_tree(self.pm, make_registry(self.pm))
         #: QEMU's run state, the one the monitors report and change:
         #: ``prelaunch`` until the machine is ready, then ``running`` (or still
@@ -175,9 +183,47 @@ class VM:
         options.update({name.replace("_", "-"): value for name, value in props.items()})
         return qom.device_add(self.tree, qom.qemu_opts_from_qdict(options))
 
-    def device_del(self, id: str) -> None:
-        """``device_del``: asks the guest to release the device (QEMU 7.2 semantics)."""
-        qom.device_del(self.tree, id)
+    def device_del(self, id: str) -> Future[dict[str, Any]]:
+        """``device_del``: asks the guest to release the device (QEMU 7.2 semantics).
+
+        :returns: a :class:`concurrent.futures.Future` (a pyqom addition) that
+            completes with ``DEVICE_DELETED``'s data once the guest has ejected
+            the device, or fails with :class:`qom.QomError` if the guest refused
+            (its ``_OST`` failure status); wait with ``.result(timeout)``, or
+            ``await asyncio.wrap_future(...)`` in asyncio code.
+        :raises qom.QomError: QEMU's refusal of the request itself.
+        """
+        return self._watch(lambda name, data: removal_outcome(id, name, data),
+                           lambda: qom.device_del(self.tree, id))
+
+    def onlined(self, id: str) -> Future[dict[str, Any]]:
+        """A future (a pyqom addition) that completes with the ``_OST`` info once
+        the guest reports it onlined DIMM ``id`` (at once if it did already), or
+        fails with :class:`qom.QomError` on the guest's failure status."""
+        return self._watch(lambda name, data: online_outcome(id, name, data), lambda: None,
+                           replay=True)
+
+    def _watch(self, settles: Callable[[str, dict[str, Any]], Outcome | None],
+               start: Callable[[], object], *, replay: bool = False) -> Future[dict[str, Any]]:
+        from concurrent.futures import Future
+
+        future: Future[dict[str, Any]] = Future()
+
+        def settle(outcome: Outcome) -> None:
+            if future.done():
+                return
+            if outcome.ok:
+                future.set_result(dict(outcome.data or {}))
+            else:
+                future.set_exception(qom.QomError(outcome.message))
+
+        self._events.watch(settles, settle, replay=replay)
+        try:
+            start()
+        except BaseException:
+            self._events.forget(settles)
+            raise
+        return future
 
     # -- queries ---------------------------------------------------------
 
@@ -251,6 +297,54 @@ class VM:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+class _EventWatch:
+    """The VM's own ``qom_event`` listener: what :meth:`VM.device_del` and
+    :meth:`VM.onlined` wait for.  Events come on whichever thread raised them
+    (a guest's eject on the CPU thread); futures are thread-safe."""
+
+    __name__ = "pyqom.vm.events"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watches: list[tuple[Callable[[str, dict[str, Any]], Outcome | None],
+                                  Callable[[Outcome], None]]] = []
+        self._recent: list[tuple[str, dict[str, Any]]] = []   # for onlined()
+
+    def watch(self, settles: Callable[[str, dict[str, Any]], Outcome | None],
+              settle: Callable[[Outcome], None], *, replay: bool) -> None:
+        with self._lock:
+            if replay:
+                for name, data in self._recent:
+                    outcome = settles(name, data)
+                    if outcome is not None:
+                        settle(outcome)
+                        return
+            self._watches.append((settles, settle))
+
+    def forget(self, settles: Callable[[str, dict[str, Any]], Outcome | None]) -> None:
+        with self._lock:
+            self._watches = [entry for entry in self._watches if entry[0] is not settles]
+
+    @hookimpl
+    def qom_event(self, tree: qom.ObjectTree, name: str, data: dict[str, Any]) -> None:
+        """Settle the watches this event settles."""
+        settled = []
+        with self._lock:
+            if name == "ACPI_DEVICE_OST":
+                self._recent = [*self._recent[-63:], (name, data)]
+            elif name == "DEVICE_DELETED":   # an id may come back: forget its _OSTs
+                gone = data.get("device")
+                self._recent = [(n, d) for n, d in self._recent
+                                if d.get("info", {}).get("device") != gone]
+            for entry in list(self._watches):
+                outcome = entry[0](name, data)
+                if outcome is not None:
+                    self._watches.remove(entry)
+                    settled.append((entry[1], outcome))
+        for settle, outcome in settled:
+            settle(outcome)
 
 
 def _warning(warn: Callable[[str], None], location: str) -> Callable[[str], None]:

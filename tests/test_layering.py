@@ -18,7 +18,7 @@ STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 
 #: The contract: what a plugin imports, besides ``qom``.
 CONTRACT = {"plugins", "plugins.hookspecs", "plugins.services", "plugins.commands",
-            "plugins.phases", "plugins.aml", "plugins.memdev"}
+            "plugins.phases", "plugins.aml", "plugins.memdev", "plugins.device_events"}
 #: Built-in plugin packages: peers that never import each other.
 BUILTINS = ("plugins.address_space", "plugins.acpi", "plugins.monitor")
 #: The only module allowed to import unicorn.

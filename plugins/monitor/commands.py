@@ -34,6 +34,7 @@ from plugins.commands import (
     CommandTable,
     HmpCommand,
 )
+from plugins.device_events import removal_outcome
 from plugins.monitor.memdump import save
 from plugins.services import ACPI, GUEST_CPU, GUEST_MEMORY, GuestCpu, services_of
 
@@ -148,6 +149,22 @@ def device_add(control: VmControl, arguments: dict[str, Any]) -> None:
 def device_del(control: VmControl, id: str) -> None:
     """``device_del``: the unplug request (the guest completes it)."""
     qom.device_del(control.vm.tree, id)
+
+
+def x_device_del_wait(control: VmControl, id: str, timeout: float = 10.0) -> dict[str, Any]:
+    """``x-device-del-wait`` (a pyqom addition): ``device_del``, then wait until the
+    guest has ejected the device (``DEVICE_DELETED``; its data is the answer),
+    refused it (its ``_OST`` failure), or ``timeout`` seconds have passed."""
+    if not 0 <= timeout <= 3600:
+        raise qom.errors.parameter_expects("timeout", "a number of seconds from 0 to 3600")
+    outcome = control.wait_for_event(
+        lambda name, data: removal_outcome(id, name, data),
+        lambda: qom.device_del(control.vm.tree, id), timeout)
+    if outcome is None:
+        raise qom.QomError(f"Device '{id}' was not deleted within {timeout:g} s")
+    if not outcome.ok:
+        raise qom.QomError(outcome.message)
+    return dict(outcome.data or {})
 
 
 def query_memory_devices(control: VmControl) -> list[dict[str, Any]]:
@@ -318,6 +335,8 @@ BUILTIN_COMMANDS: tuple[Command, ...] = (
                                  Arg("cpu-index", "int", True))),
     Command("query-kvm", query_kvm),
     Command("system_powerdown", system_powerdown),
+    Command("x-device-del-wait", x_device_del_wait,
+            (Arg("id"), Arg("timeout", "number", True))),
 )
 """Module constant (immutable): the built-in QMP commands."""
 

@@ -55,8 +55,10 @@ class _EventRelay:
 
     @hookimpl
     def qom_event(self, tree: qom.ObjectTree, name: str, data: dict[str, Any]) -> None:
-        """Forward events of this VM's tree to the monitors."""
+        """Forward events of this VM's tree to the monitors (and to a command that
+        waits for one, on the thread that raised it)."""
         if tree is self._control.vm.tree:
+            self._control.observe(name, data)
             self._control.emit(name, data)
 
 
@@ -141,6 +143,7 @@ class VmControl:
         self.clock = clock
         self.quit_requested = False
         self._listeners: list[EventListener] = []
+        self._waiters: list[Callable[[str, dict[str, Any]], None]] = []
         self._quit_callbacks: list[Callable[[], None]] = []
         self._relay = _EventRelay(self)
         vm.pm.register(self._relay)
@@ -148,6 +151,36 @@ class VmControl:
         self.command_thread: CommandThread | None = None
         #: the last ``x``/``xp`` format and size (QEMU keeps them for the process)
         self.dump_format = DumpFormat()
+
+    def observe(self, name: str, data: dict[str, Any]) -> None:
+        """Offer an event to the waiting commands (:meth:`wait_for_event`)."""
+        for waiter in list(self._waiters):
+            waiter(name, data)
+
+    def wait_for_event(self, settles: Callable[[str, dict[str, Any]], Any],
+                       start: Callable[[], None], timeout: float) -> Any:
+        """Run ``start`` (a ``device_del``), then wait until ``settles(name, data)``
+        returns something for an event raised by then; that, or ``None`` after
+        ``timeout`` seconds.  The machine lock is let go while waiting, so the
+        guest (the CPU thread) can act: an eject needs it."""
+        lock = self.vm.tree.lock
+        settled = threading.Condition(lock)
+        found: list[Any] = []
+
+        def waiter(name: str, data: dict[str, Any]) -> None:
+            if not found and (outcome := settles(name, data)) is not None:
+                with settled:
+                    found.append(outcome)
+                    settled.notify_all()
+
+        self._waiters.append(waiter)
+        try:
+            start()
+            with settled:
+                settled.wait_for(lambda: bool(found), timeout)
+        finally:
+            self._waiters.remove(waiter)
+        return found[0] if found else None
 
     def use_command_thread(self, loop: EventLoop) -> None:
         """Run commands on a :class:`CommandThread` from now on (the ``pyqom`` process)."""

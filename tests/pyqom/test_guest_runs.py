@@ -159,3 +159,95 @@ def test_the_python_api_runs_the_guest_beside_the_program(kernel: str, tmp_path:
         assert vm.query_memory_devices()[0]["data"]["addr"] == 1 << 32
     finally:
         vm.close()
+
+
+def _api_vm(kernel: str, out: Path, append: str = ""):
+    from pyqom import VM
+
+    vm = VM.from_args(["-m", "128M,slots=2,maxmem=1G", "-kernel", kernel, "-append", append,
+                       "-chardev", f"file,id=c,path={out}",
+                       "-device", "isa-debugcon,iobase=0x402,chardev=c"], autoload=False)
+    vm.cpu.resume()
+    asyncio.run(_until(lambda: b"ready\n" in transcript(out)))
+    return vm
+
+
+def test_device_del_returns_a_future_of_the_eject(kernel: str, tmp_path: Path) -> None:
+    """No polling for DEVICE_DELETED (a pyqom addition): ``vm.onlined`` and the
+    future ``vm.device_del`` returns, from sync and asyncio code."""
+    vm = _api_vm(kernel, tmp_path / "guest.out")
+    try:
+        vm.object_add("memory-backend-ram", "m1", size=128 << 20)
+        vm.device_add("pc-dimm", "d1", memdev="m1")
+        assert vm.onlined("d1").result(20)["status"] == 0
+        assert vm.onlined("d1").result(0)["source"] == 1     # settled already: at once
+        deleted = vm.device_del("d1").result(20)
+        assert deleted == {"device": "d1", "path": "/machine/peripheral/d1"}
+        assert vm.query_memory_devices() == []
+        vm.device_add("pc-dimm", "d1", memdev="m1")         # the same id again
+
+        async def unplug() -> dict:
+            await asyncio.wrap_future(vm.onlined("d1"))
+            return await asyncio.wait_for(asyncio.wrap_future(vm.device_del("d1")), 20)
+
+        assert asyncio.run(unplug())["device"] == "d1"
+        with pytest.raises(Exception, match="Device 'nosuch' not found"):
+            vm.device_del("nosuch")
+    finally:
+        vm.close()
+
+
+def test_a_refused_eject_fails_the_future(kernel: str, tmp_path: Path) -> None:
+    vm = _api_vm(kernel, tmp_path / "guest.out", "ost-fail")
+    try:
+        vm.object_add("memory-backend-ram", "m1", size=128 << 20)
+        vm.device_add("pc-dimm", "d1", memdev="m1")
+        with pytest.raises(Exception, match=r"did not online 'd1' \(_OST status 0x1\)"):
+            vm.onlined("d1").result(20)
+        with pytest.raises(Exception, match=r"refused to eject 'd1' \(_OST status 0x1\)"):
+            vm.device_del("d1").result(20)
+        assert len(vm.query_memory_devices()) == 1
+    finally:
+        vm.close()
+
+
+@pytest.mark.parametrize(("append", "expected"), [
+    ("", '{"return": {"device": "d1", "path": "/machine/peripheral/d1"}}'),
+    ("never-eject", '{"error": {"class": "GenericError", "desc": '
+                    '"Device \'d1\' was not deleted within 0.5 s"}}'),
+    ("ost-fail", '{"error": {"class": "GenericError", "desc": '
+                 '"the guest refused to eject \'d1\' (_OST status 0x1)"}}'),
+])
+def test_x_device_del_wait(kernel: str, tmp_path: Path, append: str, expected: str) -> None:
+    """QMP ``x-device-del-wait`` (a pyqom addition) for clients without an event loop."""
+    out = tmp_path / "guest.out"
+    process = subprocess.Popen(
+        [*pyqom_command(), "-machine", "pc", "-display", "none", "-nodefaults",
+         "-m", "128M,slots=2,maxmem=1G", "-kernel", kernel, "-append", append,
+         "-debugcon", f"file:{out}", *CONSOLE, "-qmp", "stdio"],
+        env=pyqom_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        def ask(line: bytes) -> bytes:
+            process.stdin.write(line + b"\n")
+            process.stdin.flush()
+            while b'"event"' in (reply := process.stdout.readline()):
+                pass
+            return reply
+
+        process.stdout.readline()
+        ask(b'{"execute":"qmp_capabilities"}')
+        asyncio.run(_until(lambda: b"ready\n" in transcript(out)))
+        ask(b'{"execute":"object-add","arguments":{"qom-type":"memory-backend-ram",'
+            b'"id":"m1","size":134217728}}')
+        ask(b'{"execute":"device_add","arguments":{"driver":"pc-dimm","id":"d1",'
+            b'"memdev":"m1"}}')
+        asyncio.run(_until(lambda: b"ost slot 0 event 0x1" in transcript(out)))
+        reply = ask(b'{"execute":"x-device-del-wait","arguments":{"id":"d1","timeout":0.5}}')
+        assert reply == expected.encode() + b"\r\n"
+        ask(b'{"execute":"quit"}')
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
