@@ -290,9 +290,9 @@ class GuestCpu(Protocol):
         """Whether the CPU waits in HLT."""
         ...
 
-    def translate(self, address: int) -> int | None:
-        """The guest-physical address of virtual ``address`` under the guest's page
-        tables (``None``: not mapped); virtual is physical while paging is off."""
+    def read_virtual(self, address: int, length: int) -> bytes | None:
+        """``length`` bytes at guest-virtual ``address`` (the guest's page tables),
+        or ``None`` if some page is not mapped."""
         ...
 
     def idle_poll(self) -> None:

@@ -828,10 +828,6 @@ class GuestAddressSpace:
         """The value of a register of :data:`REGISTERS` (between runs)."""
         return int(self._engine().reg_read(_unicorn().registers[name]))
 
-    def reg_write(self, name: str, value: int) -> None:
-        """Set a register of :data:`REGISTERS` (between runs)."""
-        self._engine().reg_write(_unicorn().registers[name], value)
-
     def enter_protected_mode(self, entry: int, registers: Mapping[str, int], *,
                              scratch: int) -> int:
         """Make the next run enter 32-bit protected mode at ``entry`` with paging off,
@@ -954,7 +950,12 @@ class GuestAddressSpace:
             self.write(target, data[:chunk])
             address, data = address + chunk, data[chunk:]
 
-    def _virtual_read(self, address: int, length: int) -> bytes:
+    def read_virtual(self, address: int, length: int) -> bytes:
+        """``length`` bytes at guest-virtual ``address`` through the guest's page
+        tables (between runs).
+
+        :raises GuestFault: a page is not mapped (by the guest or in RAM).
+        """
         data = b""
         while length > 0:
             chunk = min(length, 0x1000 - (address & 0xFFF))
@@ -990,7 +991,7 @@ class GuestAddressSpace:
         size = 16 if long_mode else 8
         if (vector + 1) * size - 1 > idt_limit:
             raise GuestError(f"interrupt vector 0x{vector:x} is beyond the IDT", rip=rip)
-        gate = self._virtual_read(idt_base + vector * size, size)
+        gate = self.read_virtual(idt_base + vector * size, size)
         kind, present = gate[5] & 0x0F, gate[5] & 0x80
         if not present:
             raise GuestError(f"interrupt vector 0x{vector:x} has no gate", rip=rip)
@@ -1058,7 +1059,7 @@ class GuestAddressSpace:
                 return 0, 0xFFFF, 0x8B00
             return 0, 0, 0
         try:
-            raw = self._virtual_read(gdt_base + (selector & ~7), 16)
+            raw = self.read_virtual(gdt_base + (selector & ~7), 16)
         except GuestFault:
             return 0, 0, 0
         low, high = int.from_bytes(raw[0:4], "little"), int.from_bytes(raw[4:8], "little")

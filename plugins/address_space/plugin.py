@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from plugins import hookimpl
-from plugins.address_space.engine import GuestAddressSpace
+from plugins.address_space.engine import GuestAddressSpace, GuestFault
 from plugins.address_space.vcpu import Vcpu
 from plugins.services import (
     GUEST_CPU,
@@ -116,11 +116,6 @@ class CpuService:
             return self._vcpu.run_on_cpu(self._space.cpu_state)
         return self._space.cpu_state()
 
-    def translate(self, address: int) -> int | None:
-        if self._vcpu is not None:   # the registers are the CPU thread's while it runs
-            return self._vcpu.run_on_cpu(lambda: self._space.translate(address))
-        return self._space.translate(address)
-
     def before_first_run(self, action: Callable[[], object]) -> None:
         if self._vcpu is not None:
             action()
@@ -136,6 +131,16 @@ class CpuService:
         self._space.kick()
         if self._vcpu is not None:
             self._vcpu.interrupt_raised()
+
+    def read_virtual(self, address: int, length: int) -> bytes | None:
+        def read() -> bytes | None:
+            try:
+                return self._space.read_virtual(address, length)
+            except GuestFault:
+                return None
+
+        # One stop of the guest for the whole read, not one per page.
+        return self._vcpu.run_on_cpu(read) if self._vcpu is not None else read()
 
     def idle_poll(self) -> None:
         self._space.idle_poll()

@@ -257,20 +257,7 @@ def guest_reader(control: VmControl, *, virtual: bool
     if not virtual:
         return physical
     assert cpu is not None
-
-    def through_page_tables(address: int, length: int) -> bytes | None:
-        data = bytearray()
-        while length > 0:
-            chunk = min(length, 0x1000 - (address & 0xFFF))
-            target = cpu.translate(address)
-            piece = physical(target, chunk) if target is not None else None
-            if piece is None:
-                return None
-            data += piece
-            address, length = address + chunk, length - chunk
-        return bytes(data)
-
-    return through_page_tables
+    return cpu.read_virtual
 
 
 def pmemsave(control: VmControl, val: int, size: int, filename: str) -> None:

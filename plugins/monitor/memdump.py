@@ -10,7 +10,7 @@
   ``( )``, unary ``+ - ~``, ``* / %``, ``& | ^``, ``+ -``; so ``pmemsave 0 16
   /tmp/f`` reads ``16 / tmp`` and fails, as in QEMU.
 * ``xp`` reads guest-physical memory; ``x`` and ``memsave`` go through the
-  guest's page tables (``guest-cpu``'s ``translate``).
+  guest's page tables (``guest-cpu``'s ``read_virtual``).
 """
 
 from __future__ import annotations
