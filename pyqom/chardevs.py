@@ -75,11 +75,15 @@ class SocketBackend:
 
         self.listener: socket.socket | None = None
         self.client: socket.socket | None = None
+        #: the socket file this unix server made, removed when it closes
+        self.path = ""
         try:
             if not chardev.server:
                 self.client = connect(chardev)
                 return
             self.listener = open_listener(chardev)
+            if chardev.kind == "unix":
+                self.path = chardev.path
             if chardev.wait:
                 self.client = wait_for_client(self.listener,
                                               bound_port(chardev, self.listener), info)
@@ -87,7 +91,6 @@ class SocketBackend:
             self.close()
             raise QomError(err.lines[0]) from None
         self.listener.setblocking(False)
-        self.path = chardev.path if chardev.kind == "unix" else ""
 
     def write(self, data: bytes) -> None:
         if self.client is None and self.listener is not None:
@@ -107,9 +110,10 @@ class SocketBackend:
             if sock is not None:
                 sock.close()
         self.client = self.listener = None
-        if getattr(self, "path", ""):
+        if self.path:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
+            self.path = ""
 
 
 def _to_stderr(text: str) -> None:

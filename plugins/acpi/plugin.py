@@ -238,7 +238,7 @@ def qom_machine_init(machine: Object) -> None:
         # SeaBIOS places PIIX4's PM block (PMBA 0x600) before the guest runs;
         # until then it is not in the I/O space, as in QEMU.
         cpu.before_first_run(functools.partial(_place_pm_block, machine))
-    gpe.on_sci = lambda level: _update_sci(machine)
+    gpe.on_change = functools.partial(_update_sci, machine)
     ports = services.find(PORT_IO)
     if ports is not None:
         ports.register_ports(GPE0_BASE, GPE0_LENGTH, gpe.read, gpe.write, "acpi-gpe0")

@@ -152,8 +152,8 @@ class Gpe0Block(FieldsRepr):
     on_idle_read: Callable[[], None] | None = None
     #: told when an event is raised (wakes a waiting poller: the CPU's ``kick``)
     on_raise: Callable[[], None] | None = None
-    #: told the SCI line's level after every change (IRQ 9 of the 8259s)
-    on_sci: Callable[[bool], None] | None = None
+    #: told after every change that can move the SCI line (IRQ 9 of the 8259s)
+    on_change: Callable[[], None] | None = None
 
     def raise_event(self, bit: int) -> None:
         self.status[bit // 8] |= 1 << (bit % 8)
@@ -162,8 +162,8 @@ class Gpe0Block(FieldsRepr):
         self._sci_changed()
 
     def _sci_changed(self) -> None:
-        if self.on_sci is not None:
-            self.on_sci(self.sci_level)
+        if self.on_change is not None:
+            self.on_change()
 
     @property
     def sci_level(self) -> bool:

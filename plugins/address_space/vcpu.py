@@ -4,7 +4,8 @@ Unicorn's ``emu_start`` releases the GIL, so the monitors' threads go on while
 the guest runs; but the engine must not be changed from another thread while
 a slice runs (``mem_map_ptr``/``mem_unmap`` then crash the process).  So, as
 QEMU's ``run_on_cpu`` does, every change to the engine made from elsewhere
-(mapping a DIMM, writing guest memory, setting registers) is queued for the
+(mapping or unmapping a DIMM, writing guest memory, reading the registers
+or the guest's page tables for a monitor) is queued for the
 CPU thread, the running slice is stopped (``emu_stop``, re-sent until the
 thread has taken the work: a stop sent while no slice runs is lost), the CPU
 thread does the work between two instructions and resumes the guest where it
