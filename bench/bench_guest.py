@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import shutil
 import statistics
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_monitor import _LIVE, Program, connect, kill_all, pyqom_env
+from bench_monitor import _LIVE, Program, connect, kill_all, programs_to_compare
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -233,14 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--qemu", default="qemu-system-x86_64")
     args = parser.parse_args(argv)
     pycache = tempfile.mkdtemp(prefix="bench-guest-pycache-")
-    programs = [Program("pyqom", [sys.executable, "-m", "pyqom"], pyqom_env(pycache))]
-    qemu = shutil.which(args.qemu)
-    if qemu is None:
-        print(f"{args.qemu} not found: pyqom's numbers alone", file=sys.stderr)
-    else:
-        programs.append(Program("QEMU 7.2", [qemu]))
-    logging.getLogger("qemu.qmp").addHandler(logging.NullHandler())
-    logging.getLogger("qemu.qmp").propagate = False
+    programs = programs_to_compare(args.qemu, pycache)
     try:
         figures = asyncio.run(measure(programs, args.runs, args.mib))
     finally:

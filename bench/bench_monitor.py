@@ -337,6 +337,20 @@ def pyqom_env(pycache: str) -> dict[str, str]:
     return env
 
 
+def programs_to_compare(qemu_name: str, pycache: str) -> list[Program]:
+    """pyqom (bytecode cached in ``pycache``) and, if installed, QEMU 7.2; qemu.qmp's
+    own log kept quiet.  Shared by the benchmarks that drive both through QMP."""
+    programs = [Program("pyqom", [sys.executable, "-m", "pyqom"], pyqom_env(pycache))]
+    qemu = shutil.which(qemu_name)
+    if qemu is None:
+        print(f"{qemu_name} not found: pyqom's numbers alone", file=sys.stderr)
+    else:
+        programs.append(Program("QEMU 7.2", [qemu]))
+    logging.getLogger("qemu.qmp").addHandler(logging.NullHandler())
+    logging.getLogger("qemu.qmp").propagate = False
+    return programs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__,
@@ -353,15 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = args.seconds or (0.5 if args.quick else 2.0)
 
     pycache = tempfile.mkdtemp(prefix="bench-monitor-pycache-")
-    env = pyqom_env(pycache)
-    programs = [Program("pyqom", [sys.executable, "-m", "pyqom"], env)]
-    qemu = shutil.which(args.qemu)
-    if qemu is None:
-        print(f"{args.qemu} not found: pyqom's numbers alone", file=sys.stderr)
-    else:
-        programs.append(Program("QEMU 7.2", [qemu]))
-    logging.getLogger("qemu.qmp").addHandler(logging.NullHandler())
-    logging.getLogger("qemu.qmp").propagate = False
+    programs = programs_to_compare(args.qemu, pycache)
 
     def progress(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
