@@ -3,6 +3,7 @@ are there (CI installs them, so CI tests the rebuilt one), else the shipped copy
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,3 +77,24 @@ def booted_with_qmp_stdio(program: list[str], args: list[str], out: Path, *,
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+async def connect_qmp(name: str, sock: Path, timeout: float = 30) -> Any:
+    """A qemu.qmp client connected to ``sock`` once the program listens there
+    (the socket file exists a moment before ``listen``: a connect in between is
+    refused)."""
+    from qemu.qmp import QMPClient
+
+    deadline = time.monotonic() + timeout
+    while True:
+        client = QMPClient(name)
+        try:
+            if sock.exists():
+                await client.connect(str(sock))
+                return client
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on {sock}")
+        await asyncio.sleep(0.02)

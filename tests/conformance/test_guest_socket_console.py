@@ -36,12 +36,19 @@ def _console_over_socket(program: list[str], name: str, kernel: str, path: Path,
          *console], env=pyqom_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert process.stderr is not None
     try:
+        # The socket file exists a moment before the program listens on it.
         deadline = time.monotonic() + 30
-        while not path.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        client = socket.socket(socket.AF_UNIX)
-        client.settimeout(30)
-        client.connect(str(path))
+        while True:
+            client = socket.socket(socket.AF_UNIX)
+            client.settimeout(30)
+            try:
+                client.connect(str(path))
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                client.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         data = b""
         while chunk := client.recv(65536):
             data += chunk

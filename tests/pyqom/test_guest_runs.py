@@ -12,8 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-from guest_kernel import CONSOLE, build_guest, pyqom_command, pyqom_env, transcript
-from qemu.qmp import ExecuteError, QMPClient
+from guest_kernel import (
+    CONSOLE,
+    build_guest,
+    connect_qmp,
+    pyqom_command,
+    pyqom_env,
+    transcript,
+)
+from qemu.qmp import ExecuteError
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +45,7 @@ def test_paused_start_cont_stop_plug_and_eject(kernel: str, tmp_path: Path) -> N
         env=pyqom_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     async def session() -> list[tuple[str, object]]:
-        await _until(sock.exists)
-        client = QMPClient("test")
-        await client.connect(str(sock))
+        client = await connect_qmp("test", sock)
         events: list[tuple[str, object]] = []
 
         async def collect() -> None:
@@ -115,9 +120,7 @@ def test_failing_commands_are_answered_while_the_guest_runs(kernel: str, tmp_pat
         env=pyqom_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def session() -> None:
-        await _until(sock.exists)
-        client = QMPClient("test")
-        await client.connect(str(sock))
+        client = await connect_qmp("test", sock)
         await _until(lambda: {"": b"ready\n", "spin": b"spinning\n",
                               "hammer": b"hammering\n"}[append] in transcript(out))
         for _ in range(20):
