@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -82,13 +83,19 @@ def _table(qmp: Qmp, tmp: str, addr: int) -> bytes:
 
 def dump(memory: str) -> dict[str, bytes]:
     """The ACPI tables SeaBIOS installed for ``-m memory``, by signature."""
+    return dump_args(("-m", memory))
+
+
+def dump_args(args: Sequence[str]) -> dict[str, bytes]:
+    """The ACPI tables SeaBIOS installed on QEMU started with ``args``, by signature
+    (the NUMA conformance tests pass ``-smp``/``-numa``/``-object`` lines too)."""
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
         sys.exit("qemu-system-x86_64 not found")
     with tempfile.TemporaryDirectory() as tmp:
         path = f"{tmp}/qmp.sock"
         proc = subprocess.Popen([qemu, "-machine", "pc", "-accel", "tcg", "-display", "none",
-                                 "-nodefaults", "-m", memory,
+                                 "-nodefaults", *args,
                                  "-qmp", f"unix:{path},server=on,wait=off"],
                                 stdin=subprocess.DEVNULL)
         try:
