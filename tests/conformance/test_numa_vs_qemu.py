@@ -134,9 +134,15 @@ def ok(name: str, *args: str, lines: tuple[str, ...] = STATE, machine: str = "pc
     return Scenario(name, args, lines, True, machine)
 
 
-def bad(name: str, *args: str, machine: str = "pc") -> Scenario:
-    """A line QEMU refuses at start-up (exit 1, one message)."""
-    return Scenario(name, args, (), True, machine)
+def bad(name: str, *args: str, machine: str = "pc", greeting_race: bool = True) -> Scenario:
+    """A line QEMU refuses at start-up (exit 1, its message on stderr).
+
+    QEMU 7.2 checks ``-smp`` before it creates its monitors, so it never
+    prints a QMP greeting for those (``greeting_race=False``); every other
+    error here comes after, while its monitor thread may or may not have sent
+    the greeting yet (:func:`test_processes.run_both` retries QEMU for it).
+    """
+    return Scenario(name, args, (), True, machine, greeting_race)
 
 
 TWO_NODES = ("-m", "2G", *nodes("1G", "1G"))
@@ -168,11 +174,11 @@ SMP = [
     ok("smp-zero-cpus-deprecated", "-smp", "0"),
     ok("smp-zero-cpus-key-deprecated", "-smp", "cpus=0"),
     ok("smp-zero-sockets-deprecated", "-smp", "sockets=0"),
-    bad("smp-maxcpus-below-cpus", "-smp", "4,maxcpus=2"),
-    bad("smp-product-mismatch", "-smp", "5,sockets=2,cores=2"),
-    bad("smp-product-mismatch-threads", "-smp", "4,sockets=2,cores=2,threads=2"),
-    bad("smp-above-machine-max-256", "-smp", "256"),
-    bad("smp-above-machine-max-289", "-smp", "289"),
+    bad("smp-maxcpus-below-cpus", "-smp", "4,maxcpus=2", greeting_race=False),
+    bad("smp-product-mismatch", "-smp", "5,sockets=2,cores=2", greeting_race=False),
+    bad("smp-product-mismatch-threads", "-smp", "4,sockets=2,cores=2,threads=2", greeting_race=False),
+    bad("smp-above-machine-max-256", "-smp", "256", greeting_race=False),
+    bad("smp-above-machine-max-289", "-smp", "289", greeting_race=False),
 ]
 
 # ---------------------------------------------------------------------------
@@ -373,6 +379,11 @@ def assert_same_as_qemu(scenario: Scenario, tmp_path: Path) -> None:
     """Exit status, stderr and stdout's bytes are QEMU 7.2's (host thread ids blanked)."""
     expected, actual = (_blank_host_threads(o) for o in run_both(scenario, tmp_path))
     assert (actual.status, actual.stderr) == (expected.status, expected.stderr)
+    if scenario.greeting_race and expected.status and not expected.stdout:
+        lines = _lines(actual.stdout)  # QEMU lost its greeting every time: pyqom's is right
+        assert len(lines) == 1 and lines[0].endswith("\r\n") and '"QMP"' in json.loads(
+            lines[0]), lines
+        return
     actual_lines, expected_lines = _lines(actual.stdout), _lines(expected.stdout)
     for number, (mine, theirs) in enumerate(zip(actual_lines, expected_lines, strict=False)):
         assert (number, _canonical(mine)) == (number, _canonical(theirs))
@@ -501,10 +512,13 @@ def disassemble(data: bytes, signature: str, directory: Path) -> str:
 
 
 def cpus_part(dsl: str) -> str:
-    """The ``\\_SB.CPUS`` processor container of a DSDT disassembly (each CPU's ``_PXM``)."""
+    """The ``\\_SB.CPUS`` processor container of a DSDT disassembly (each CPU's
+    ``_PXM``), or ``""`` when the table has none."""
     lines = dsl.splitlines()
-    start = next(i for i, line in enumerate(lines)
-                 if re.fullmatch(r"\s*Device \(\\_SB\.CPUS\)", line))
+    start = next((i for i, line in enumerate(lines)
+                  if re.fullmatch(r"\s*Device \(\\_SB\.CPUS\)", line)), None)
+    if start is None:
+        return ""
     indent = len(lines[start]) - len(lines[start].lstrip())
     end = lines.index(" " * indent + "}", start)
     return "\n".join(lines[start:end + 1]) + "\n"
@@ -520,11 +534,17 @@ def qemu_tables_by_case() -> dict[str, dict[str, bytes]]:
 @pytest.mark.parametrize("case", list(ACPI_CASES))
 def test_numa_acpi_table_as_qemu(case: str, signature: str, tmp_path: Path,
                                  qemu_tables_by_case: dict[str, dict[str, bytes]]) -> None:
-    """SRAT (a memory affinity entry per node, the hotplug window), SLIT, MADT: iasl -d."""
+    """SRAT (a memory affinity entry per node, the hotplug window), SLIT, MADT: iasl -d.
+
+    QEMU builds a SLIT only when ``-numa dist`` was given: pyqom must not either.
+    """
     theirs = qemu_tables_by_case[case]
     ours = pyqom_acpi_tables(ACPI_CASES[case], tmp_path / "pyqom")
-    assert signature in theirs
-    assert disassemble(ours.get(signature, b""), signature, tmp_path / "ours") == \
+    if signature not in theirs:  # no SLIT without -numa dist
+        assert signature not in ours
+        return
+    assert signature in ours, sorted(ours)
+    assert disassemble(ours[signature], signature, tmp_path / "ours") == \
         disassemble(theirs[signature], signature, tmp_path / "theirs")
 
 
@@ -535,6 +555,7 @@ def test_numa_dsdt_parts_as_qemu(case: str, tmp_path: Path,
     theirs = disassemble(qemu_tables_by_case[case]["DSDT"], "DSDT", tmp_path / "theirs")
     ours = disassemble(pyqom_acpi_tables(ACPI_CASES[case], tmp_path / "pyqom")["DSDT"],
                        "DSDT", tmp_path / "ours")
+    assert "_PXM" in cpus_part(theirs)
     assert cpus_part(ours) == cpus_part(theirs)
     if "slots=" in " ".join(ACPI_CASES[case]):
         assert memory_hotplug_part(ours) == memory_hotplug_part(theirs)
