@@ -46,15 +46,16 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "devices.pc_dimm",
     "devices.isa_debug",
     "devices.i8259",
+    "devices.cpu",
     "devices.machine",
     "plugins.address_space.plugin",
     "plugins.acpi.plugin",
 )
 
-#: Plugins no machine can do without (the pc machine types, the RAM backend of
-#: ``pc.ram``, and the VM's chardevs): blocking one is a :class:`PluginLoadError`.
-ESSENTIAL_PLUGINS: frozenset[str] = frozenset({"backends.ram", "devices.machine",
-                                               "pyqom.chardevs"})
+#: Plugins no machine can do without (the pc machine types and their CPUs, the
+#: RAM backend of ``pc.ram``, and the VM's chardevs): blocking one is a :class:`PluginLoadError`.
+ESSENTIAL_PLUGINS: frozenset[str] = frozenset({"backends.ram", "devices.cpu",
+                                               "devices.machine", "pyqom.chardevs"})
 
 AUTOLOAD_OFF_ENV = "PYQOM_DISABLE_PLUGIN_AUTOLOAD"
 DISABLED_PLUGINS_ENV = "PYQOM_DISABLED_PLUGINS"
