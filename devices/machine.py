@@ -28,15 +28,24 @@ service, as QEMU's ``pc_memory_init`` adds ``ram-below-4g`` and
 from __future__ import annotations
 
 import bisect
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import pluggy
 
 from backends.base import TYPE_MEMORY_BACKEND, MemoryBackend
-from devices import memory_device
+from devices import memory_device, numa
+from devices.cpu import X86Cpu, create_cpus
 from devices.memory_device import TARGET_PAGE_SIZE, U64_MASK
 from devices.memory_options import MemoryConfig
+from devices.topology import (
+    CPU_TYPE_QEMU64,
+    CpuSlot,
+    SmpConfig,
+    apic_id_limit,
+    parse_smp,
+    possible_cpus,
+)
 from plugins import hookimpl
 from plugins.phases import call_each, run_plug_phases, run_unplug_phases
 from plugins.services import ACPI, GUEST_MEMORY, services_of
@@ -57,7 +66,10 @@ from qom import (
     link_property,
 )
 from qom.device import SLOT_BUS, SLOT_GET_HOTPLUG_HANDLER
-from qom.reprs import FieldsValue
+from qom.reprs import FieldsRepr, FieldsValue
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
 
 GiB: Final = 1 << 30
 TYPE_MACHINE: Final = "machine"
@@ -65,6 +77,7 @@ TYPE_MACHINE: Final = "machine"
 TYPE_X86_MACHINE: Final = "x86-machine"
 TYPE_PC_MACHINE: Final = "generic-pc-machine"
 TYPE_PC_I440FX_72: Final = "pc-i440fx-7.2-machine"
+TYPE_PC_I440FX_51: Final = "pc-i440fx-5.1-machine"
 TYPE_PC_I440FX_21: Final = "pc-i440fx-2.1-machine"
 TYPE_PC_I440FX_20: Final = "pc-i440fx-2.0-machine"
 
@@ -72,9 +85,14 @@ TYPE_PC_I440FX_20: Final = "pc-i440fx-2.0-machine"
 MACHINE_ALIASES: Final = {
     "pc": TYPE_PC_I440FX_72,
     "pc-i440fx-7.2": TYPE_PC_I440FX_72,
+    "pc-i440fx-5.1": TYPE_PC_I440FX_51,
     "pc-i440fx-2.1": TYPE_PC_I440FX_21,
     "pc-i440fx-2.0": TYPE_PC_I440FX_20,
 }
+
+#: each machine type's version (QEMU's compat flags follow from it)
+_TYPE_VERSIONS: Final = {TYPE_PC_I440FX_72: (7, 2), TYPE_PC_I440FX_51: (5, 1),
+                         TYPE_PC_I440FX_21: (2, 1), TYPE_PC_I440FX_20: (2, 0)}
 
 #: what ``-machine help`` says of every pc-i440fx machine
 MACHINE_DESCRIPTION: Final = "Standard PC (i440FX + PIIX, 1996)"
@@ -99,6 +117,10 @@ SLOT_HAS_RESERVED_MEMORY: Final = "has_reserved_memory"
 SLOT_ENFORCE_ALIGNED_DIMM: Final = "enforce_aligned_dimm"
 SLOT_BROKEN_RESERVED_END: Final = "broken_reserved_end"
 SLOT_ENFORCE_AMD_1TB_HOLE: Final = "enforce_amd_1tb_hole"
+#: the machine type's version, ``(7, 2)``: QEMU's compat flags follow from it
+SLOT_VERSION: Final = "version"
+#: the most CPUs a pc machine takes (``mc->max_cpus``)
+PC_MAX_CPUS: Final = 255
 
 
 def round_up(value: int, align: int) -> int:
@@ -113,6 +135,48 @@ class E820Entry(FieldsValue):
     base: int
     length: int
     type: int
+
+
+@attrs.define(repr=False, eq=False)
+class MainRam(FieldsRepr):
+    """The machine's initial RAM (QEMU's ``machine->ram``) as guest RAM offsets.
+
+    One backend (``pc.ram``, or ``-machine memory-backend``), or with
+    ``-numa node,memdev=`` the nodes' backends back to back in node order in
+    a container named ``pc.ram``.  Offset ``o`` of the RAM is guest address
+    ``o`` below 4 GiB and ``above_4g_mem_start + o - below_4g`` above.
+
+    :ivar name: the region's name (``pc.ram``, or the backend's id).
+    :ivar parts: ``(offset, backend)`` by offset.
+    :ivar container: the parts are subregions of a container (NUMA memdevs).
+    """
+
+    name: str
+    parts: list[tuple[int, MemoryBackend]]
+    container: bool = False
+
+    def pieces(self, offset: int, size: int) -> Iterator[tuple[int, MemoryBackend, int, int]]:
+        """``(ram offset, backend, offset in it, length)`` covering ``[offset, +size)``."""
+        end = offset + size
+        for start, backend in self.parts:
+            low, high = max(offset, start), min(end, start + backend.size)
+            if low < high:
+                yield low, backend, low - start, high - low
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Store ``data`` at RAM ``offset`` (host memory, no guest involved)."""
+        view = memoryview(data).cast("B")
+        for at, backend, inner, length in self.pieces(offset, len(view)):
+            memory = backend.host_memory
+            assert memory is not None, "a consumed backend has host memory"
+            memory.view[inner:inner + length] = view[at - offset:at - offset + length]
+
+    def read(self, offset: int, size: int) -> bytes:
+        chunks = []
+        for _, backend, inner, length in self.pieces(offset, size):
+            assert backend.host_memory is not None
+            chunks.append(bytes(backend.host_memory.view[inner:inner + length]))
+        return b"".join(chunks)
 
 
 @attrs.define(eq=False, repr=False)
@@ -141,7 +205,16 @@ class PcMachine(Object):
     device_memory_base: int = 0
     device_memory_size: int = 0
     e820: list[E820Entry] = attrs.field(factory=list)
+    #: ``pc.ram`` or the ``-machine memory-backend`` (None with NUMA memdevs)
     ram_backend: MemoryBackend | None = None
+    main_ram: MainRam | None = None
+    smp: SmpConfig = attrs.field(factory=SmpConfig)
+    #: every possible CPU (``maxcpus``), in CPU-index order, each on its node
+    cpu_slots: list[CpuSlot] = attrs.field(factory=list)
+    numa: numa.NumaState = attrs.field(factory=numa.NumaState)
+    #: the present CPUs' objects, by index (``/machine/unattached/device[N]``)
+    cpus: list[X86Cpu] = attrs.field(factory=list)
+    cpu_type: str = CPU_TYPE_QEMU64
     shut_down: bool = False
     #: plugged memory devices by address, kept by the hotplug handler
     _plugged: list[MemoryDevice] = attrs.field(factory=list, init=False)
@@ -162,10 +235,9 @@ class PcMachine(Object):
 
     @property
     def numa_node_count(self) -> int:
-        """pc enables one NUMA node by itself for memory hotplug: with slots, or
-        with ``maxmem`` above the RAM size (QEMU's ``auto_enable_numa_with_memhp``
-        and ``..._with_memdev``)."""
-        return 1 if self.ram_slots > 0 or self.maxram_size > self.ram_size else 0
+        """Guest NUMA nodes: from ``-numa``, or the one pc makes by itself for
+        memory hotplug (see :func:`auto_enables_numa`); 0 without NUMA."""
+        return self.numa.num_nodes
 
     @property
     def has_device_memory(self) -> bool:
@@ -259,7 +331,7 @@ def _machine_class_init(klass: ObjectClass, data: Any) -> None:
 def _pc_machine_class_init(klass: ObjectClass, data: Any) -> None:
     klass.slots.update({SLOT_HAS_RESERVED_MEMORY: True, SLOT_ENFORCE_ALIGNED_DIMM: True,
                         SLOT_BROKEN_RESERVED_END: False, SLOT_ENFORCE_AMD_1TB_HOLE: True,
-                        SLOT_MACHINE_NAME: "pc"})
+                        SLOT_MACHINE_NAME: "pc", SLOT_VERSION: (7, 2)})
 
     def memory(obj: Object) -> dict[str, int]:
         assert isinstance(obj, PcMachine)
@@ -273,7 +345,17 @@ def _pc_machine_class_init(klass: ObjectClass, data: Any) -> None:
         assert isinstance(obj, PcMachine)
         return obj.max_ram_below_4g
 
+    def smp(obj: Object) -> dict[str, int]:
+        assert isinstance(obj, PcMachine)
+        return obj.smp.as_qom()
+
+    def hmat(obj: Object) -> bool:
+        assert isinstance(obj, PcMachine)
+        return obj.numa.hmat_enabled
+
     klass.add_property(Property(name="memory", type="MemorySizeConfiguration", getter=memory))
+    klass.add_property(Property(name="smp", type="SMPConfiguration", getter=smp))
+    klass.add_property(Property(name="hmat", type="bool", getter=hmat))
     klass.add_property(Property(name="device-memory-region-size", type="int",
                                 getter=region_size))
     klass.add_property(Property(name="max-ram-below-4g", type="size", kind=SIZE,
@@ -285,10 +367,42 @@ def _pc_machine_class_init(klass: ObjectClass, data: Any) -> None:
 
 
 def _versioned(name: str, **flags: object) -> Any:
+    major, minor = name.rsplit("-", 1)[1].split(".")
+
     def class_init(klass: ObjectClass, data: Any) -> None:
         klass.slots[SLOT_MACHINE_NAME] = name
+        klass.slots[SLOT_VERSION] = (int(major), int(minor))
         klass.slots.update(flags)
     return class_init
+
+
+def machine_version(pc: Object) -> tuple[int, int]:
+    """The machine type's version (``pc-i440fx-5.1`` is ``(5, 1)``)."""
+    version = pc.object_class.slots.get(SLOT_VERSION, (7, 2))
+    assert isinstance(version, tuple)
+    return (int(version[0]), int(version[1]))
+
+
+def auto_enables_numa(version: tuple[int, int], memory: MemoryConfig) -> bool:
+    """pc makes node 0 by itself with hotplug slots (types after 2.10) or with
+    ``maxmem`` above the RAM (types after 5.0): QEMU's
+    ``auto_enable_numa_with_memhp`` and ``auto_enable_numa_with_memdev``."""
+    return ((memory.ram_slots > 0 and version > (2, 10))
+            or (memory.maxram_size > memory.ram_size and version > (5, 0)))
+
+
+def numa_mem_supported(version: tuple[int, int]) -> bool:
+    """``-numa node,mem=`` is accepted by types up to 5.0."""
+    return version <= (5, 0)
+
+
+def machine_smp(machine: str, given: dict[str, int], warn: Callable[[str], None]) -> SmpConfig:
+    """``-smp`` for the ``-machine`` name: types before 6.2 fill sockets first."""
+    type_name = machine_type_for(machine)
+    version = _TYPE_VERSIONS[type_name]
+    return parse_smp(given, prefer_sockets=version < (6, 2),
+                     machine_name=type_name.removesuffix("-machine"),
+                     max_cpus_supported=PC_MAX_CPUS, warn=warn)
 
 
 @hookimpl
@@ -301,6 +415,10 @@ def qom_register_types(registry: TypeRegistry) -> None:
                                impl=PcMachine, class_init=_pc_machine_class_init))
     registry.register(TypeInfo(name=TYPE_PC_I440FX_72, parent=TYPE_PC_MACHINE,
                                class_init=_versioned("pc-i440fx-7.2")))
+    # 5.1 is the last type with today's memory flags that still fills sockets
+    # first and refuses -numa node,mem.
+    registry.register(TypeInfo(name=TYPE_PC_I440FX_51, parent=TYPE_PC_MACHINE,
+                               class_init=_versioned("pc-i440fx-5.1")))
     # Legacy types matter here only for their memory flags.
     registry.register(TypeInfo(
         name=TYPE_PC_I440FX_21, parent=TYPE_PC_MACHINE,
@@ -331,7 +449,11 @@ def machine_type_for(name: str) -> str:
 def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.HookRelay,
                       machine: str = "pc", phys_bits: int = DEFAULT_PHYS_BITS,
                       max_ram_below_4g: int = 0, acpi: bool = True,
-                      memory_hotplug_support: bool = True) -> PcMachine:
+                      memory_hotplug_support: bool = True, smp: SmpConfig | None = None,
+                      numa_options: Sequence[numa.NumaOption] = (),
+                      memory_backend: str | None = None, custom_ram_size: bool = True,
+                      hmat: bool = False, cpu_type: str = CPU_TYPE_QEMU64,
+                      warn: Callable[[str], None] | None = None) -> PcMachine:
     """Build ``/machine`` and its RAM, then run ``qom_machine_init``.
 
     :param memory: the result of ``machine_set_mem``.
@@ -341,9 +463,19 @@ def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.Ho
     :param max_ram_below_4g: ``-machine pc,max-ram-below-4g=...`` (0 = default).
     :param acpi: False for ``-no-acpi``.
     :param memory_hotplug_support: ``-global PIIX4_PM.memory-hotplug-support``.
+    :param smp: the ``-smp`` topology (:func:`machine_smp`); one CPU by default.
+    :param numa_options: the ``-numa`` options, applied in order once the
+        ``-object`` backends exist (their errors are :class:`numa.NumaOptionError`).
+    :param memory_backend: ``-machine memory-backend=ID``: the main RAM's backend.
+    :param custom_ram_size: ``-m`` gave a size; if not, ``memory_backend``'s
+        size is the RAM size.
+    :param hmat: ``-machine hmat=on``.
+    :param cpu_type: the CPUs' QOM type (``-cpu max`` is ``max-x86_64-cpu``).
+    :param warn: receives QEMU's warnings (``-numa`` ones located).
     :raises QomError: QEMU's fatal board-init errors; nothing is left behind.
     """
     type_name = machine_type_for(machine)
+    say = warn if warn is not None else (lambda text: None)
     with UndoStack() as undo:
         pc = tree.new(type_name, memory=memory, phys_bits=phys_bits,
                       max_ram_below_4g=max_ram_below_4g, acpi=acpi,
@@ -351,10 +483,30 @@ def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.Ho
         assert isinstance(pc, PcMachine)
         tree.attach_machine(pc)
         undo.push(pc.unparent, "remove /machine")
-        pc.ram_backend = _create_main_ram(tree, memory.ram_size, undo)
+        pc.smp = smp if smp is not None else SmpConfig()
+        pc.cpu_slots = possible_cpus(pc.smp)
+        pc.numa.hmat_enabled = hmat
+        if memory_backend is not None:
+            pc.ram_backend = _resolve_backend(tree, memory_backend)
+            if pc.ram_backend is None:
+                raise QomError(f"Memory backend '{memory_backend}' not found")
+            if not custom_ram_size:
+                size = pc.ram_backend.size
+                pc.memory = MemoryConfig(size, max(size, memory.maxram_size), memory.ram_slots)
+        version = machine_version(pc)
+        for option in numa_options:
+            numa.apply_numa_option(pc.numa, option, slots=pc.cpu_slots,
+                                   resolve_backend=lambda path: _resolve_backend(tree, path),
+                                   numa_mem_supported=numa_mem_supported(version), warn=say)
+        _board_ram(tree, pc, undo, say)
+        if apic_id_limit(pc.cpu_slots) > 255:
+            raise QomError("current -smp configuration requires kernel irqchip and X2APIC "
+                           "API support.")
         if phys_bits > TARGET_PHYS_ADDR_SPACE_BITS or phys_bits < 32:
             raise QomError(f"phys-bits should be between 32 and {TARGET_PHYS_ADDR_SPACE_BITS} "
                            f" (but is {phys_bits})")
+        pc.cpu_type = cpu_type
+        create_cpus(tree, pc, cpu_type, say)
         _split_ram(pc)
         _memory_init(pc)
         # From here on plugins hold things for the machine: release them on failure.
@@ -364,6 +516,53 @@ def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.Ho
         _map_main_ram(pc)
         hook.qom_machine_init(machine=pc)
     return pc
+
+
+def _resolve_backend(tree: ObjectTree, path: str) -> MemoryBackend | None:
+    """``object_resolve_path_type(path, TYPE_MEMORY_BACKEND)``: None if absent or ambiguous."""
+    found, ambiguous = tree.resolve(path, TYPE_MEMORY_BACKEND)
+    return found if isinstance(found, MemoryBackend) and not ambiguous else None
+
+
+def _board_ram(tree: ObjectTree, pc: PcMachine, undo: UndoStack,
+               warn: Callable[[str], None]) -> None:
+    """``machine_run_board_init`` for memory: the RAM backend(s) and the NUMA nodes."""
+    state = pc.numa
+    if pc.ram_backend is not None:
+        if pc.ram_backend.size != pc.ram_size:
+            raise QomError("Machine memory size does not match the size of the memory backend")
+    elif pc.ram_size and state.uses_legacy_mem:
+        pc.ram_backend = _create_main_ram(tree, pc.ram_size, undo)
+    numa.complete_configuration(state, ram_size=pc.ram_size,
+                                auto_enable=auto_enables_numa(machine_version(pc), pc.memory))
+    if state.num_nodes and not state.uses_legacy_mem:
+        if pc.ram_backend is not None:
+            raise QomError("'-machine memory-backend' and '-numa memdev' properties are "
+                           "mutually exclusive")
+        parts: list[tuple[int, MemoryBackend]] = []
+        offset = 0
+        for node in state.ordered():
+            if node.memdev is None:
+                continue
+            _consume(node.memdev, undo)
+            parts.append((offset, node.memdev))
+            offset += node.mem
+        pc.main_ram = MainRam(MAIN_RAM_ID, parts, container=True)
+    if state.num_nodes:
+        numa.complete_distances(state)
+        numa.finish_cpu_init(state, pc.cpu_slots, warn)
+    if pc.main_ram is None and pc.ram_backend is not None:
+        _consume(pc.ram_backend, undo)
+        pc.main_ram = MainRam(str(pc.ram_backend.name_in_parent), [(0, pc.ram_backend)])
+
+
+def _consume(backend: MemoryBackend, undo: UndoStack) -> None:
+    """``machine_consume_memdev``: the backend is the machine's for good."""
+    if backend.is_mapped():
+        raise QomError(f"memory backend {backend.name_in_parent} can't be used multiple "
+                       "times.")
+    backend.set_mapped(True)
+    undo.push(lambda: backend.set_mapped(False), "release a RAM backend")
 
 
 def shutdown_machine(pc: PcMachine, reason: str) -> None:
@@ -377,15 +576,25 @@ def shutdown_machine(pc: PcMachine, reason: str) -> None:
 
 def _map_main_ram(pc: PcMachine) -> None:
     """``ram-below-4g`` at 0 and ``ram-above-4g`` at 4 GiB (or 1 TiB), both over
-    ``pc.ram``'s host memory; nothing to do without a ``guest-memory`` service."""
+    the main RAM's host memory; nothing to do without a ``guest-memory`` service.
+
+    With several backends (NUMA memdevs) each window is mapped piece by piece,
+    the pieces named after the window and the backend (``ram-below-4g@m1``).
+    """
     space = services_of(pc).find(GUEST_MEMORY)
-    if space is None or pc.ram_backend is None or pc.ram_backend.host_memory is None:
+    if space is None or pc.main_ram is None:
         return
-    memory = pc.ram_backend.host_memory
-    space.map_ram("ram-below-4g", 0, memory, size=pc.below_4g_mem_size)
+    windows = [("ram-below-4g", 0, 0, pc.below_4g_mem_size)]
     if pc.above_4g_mem_size:
-        space.map_ram("ram-above-4g", pc.above_4g_mem_start, memory,
-                      size=pc.above_4g_mem_size, offset=pc.below_4g_mem_size)
+        windows.append(("ram-above-4g", pc.above_4g_mem_start, pc.below_4g_mem_size,
+                        pc.above_4g_mem_size))
+    for name, gpa, offset, size in windows:
+        pieces = list(pc.main_ram.pieces(offset, size))
+        for at, backend, inner, length in pieces:
+            assert backend.host_memory is not None
+            label = f"{name}@{backend.name_in_parent}" if len(pieces) > 1 else name
+            space.map_ram(label, gpa + at - offset, backend.host_memory, size=length,
+                          offset=inner)
 
 
 def _create_main_ram(tree: ObjectTree, size: int, undo: UndoStack) -> MemoryBackend:
@@ -401,8 +610,6 @@ def _create_main_ram(tree: ObjectTree, size: int, undo: UndoStack) -> MemoryBack
     undo.push(backend.unparent, "remove /objects/pc.ram")
     backend.set_value("x-use-canonical-path-for-ramblock-id", False)
     backend.complete()
-    backend.set_mapped(True)
-    undo.push(lambda: backend.set_mapped(False), "release pc.ram")
     return backend
 
 

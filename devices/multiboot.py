@@ -358,9 +358,8 @@ def boot_kernel(pc: PcMachine, path: str, *, append: str, initrd: str | None,
         return False
     for text in image.warnings:
         warn(text)
-    backend = pc.ram_backend
-    memory = backend.host_memory if backend is not None else None
-    if memory is None:
+    ram = pc.main_ram
+    if ram is None:
         raise KernelLoadError("the machine has no RAM to load the kernel into")
     for gpa, data in image.chunks:
         if gpa + len(data) > pc.below_4g_mem_size:
@@ -368,13 +367,13 @@ def boot_kernel(pc: PcMachine, path: str, *, append: str, initrd: str | None,
                                   " is beyond the RAM below 4 GiB")
 
     for gpa, data in image.at_reset:
-        memory.view[gpa:gpa + len(data)] = data
+        ram.write(gpa, data)
 
     def copy_into_ram() -> None:
         # QEMU's option ROM copies the info, the modules (and an a.out kernel)
         # when the guest first runs: with -S they are not in RAM before cont.
         for gpa, data in image.chunks:
-            memory.view[gpa:gpa + len(data)] = data
+            ram.write(gpa, data)
 
     cpu = services_of(pc).get(GUEST_CPU)
     cpu.boot_protected_mode(image.entry, dict(image.registers), scratch=BOOT_SCRATCH,

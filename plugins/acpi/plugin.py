@@ -93,10 +93,9 @@ def _place(machine: PcMachine) -> TableBlob | None:
     still gets its tables built, as QEMU builds them for fw_cfg, but with
     nowhere to put them they stay out of guest memory.
     """
-    if not machine.acpi or machine.ram_backend is None:
+    if not machine.acpi or machine.main_ram is None:
         return None
-    memory = machine.ram_backend.host_memory
-    assert memory is not None
+    ram = machine.main_ram
     base = (machine.below_4g_mem_size - TABLES_AREA) & ~0xFFFF
     if base < 0x100000:
         blob = _built(machine, 0)
@@ -104,8 +103,8 @@ def _place(machine: PcMachine) -> TableBlob | None:
         blob = _built(machine, base)
         if len(blob.data) > TABLES_AREA:
             raise QomError("the ACPI tables do not fit the space kept for them")
-        memory.view[base:base + len(blob.data)] = blob.data
-        memory.view[RSDP_ADDRESS:RSDP_ADDRESS + len(blob.rsdp)] = blob.rsdp
+        ram.write(base, blob.data)
+        ram.write(RSDP_ADDRESS, blob.rsdp)
     machine.stash[ACPI_TABLES] = blob
     return blob
 
@@ -117,7 +116,10 @@ def _layout(machine: PcMachine, base: int, extra: Contributions) -> tuple[object
     return (base, extra.key(), machine.type_name, machine.ram_size, machine.maxram_size,
             machine.ram_slots,
             machine.below_4g_mem_size, machine.above_4g_mem_size, machine.above_4g_mem_start,
-            machine.device_memory_base, machine.device_memory_size, machine.numa_node_count)
+            machine.device_memory_base, machine.device_memory_size, machine.numa_node_count,
+            tuple((slot.apic_id, slot.node_id) for slot in machine.cpu_slots),
+            tuple((node.mem, tuple(sorted(node.distance.items())))
+                  for node in machine.numa.ordered()))
 
 
 def _built(machine: PcMachine, base: int) -> TableBlob:
@@ -146,10 +148,9 @@ def _restore(machine: PcMachine, previous: TableBlob | None,
     if previous is None:
         machine.stash.pop(ACPI_TABLES)
         return
-    memory = machine.ram_backend.host_memory if machine.ram_backend else None
-    if memory is not None and previous.base:
-        memory.view[previous.base:previous.base + len(previous.data)] = previous.data
-        memory.view[RSDP_ADDRESS:RSDP_ADDRESS + len(previous.rsdp)] = previous.rsdp
+    if machine.main_ram is not None and previous.base:
+        machine.main_ram.write(previous.base, previous.data)
+        machine.main_ram.write(RSDP_ADDRESS, previous.rsdp)
     machine.stash[ACPI_TABLES] = previous
 
 
