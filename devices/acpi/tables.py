@@ -31,14 +31,15 @@ RAM split, slots, device-memory region.  Nothing here changes state.
 
 from __future__ import annotations
 
-import re
 import struct
+from collections.abc import Sequence
 from typing import Final
 
 import attrs
 
 from devices.acpi import MEMORY_HOTPLUG_IO_BASE, MEMORY_HOTPLUG_IO_LEN
-from devices.machine import SLOT_MACHINE_NAME, PcMachine, pci_hole64_start
+from devices.machine import PcMachine, pci_hole64_start
+from devices.numa import MAX_NODES
 from plugins import aml
 from qom.reprs import FieldsRepr, FieldsValue
 
@@ -95,7 +96,8 @@ MEM_AFFINITY_HOTPLUGGABLE: Final = 2
 FACS_ALIGN: Final = 64
 
 #: ``etc/acpi/tables`` order; SRAT only when there is a NUMA node
-BLOB_ORDER: Final = ("FACS", "DSDT", "FACP", "APIC", "HPET", "SRAT", "WAET", "RSDT")
+BLOB_ORDER: Final = ("FACS", "DSDT", "FACP", "APIC", "HPET", "SRAT", "SLIT", "HMAT", "WAET",
+                     "RSDT")
 
 
 # -- framing -----------------------------------------------------------------------
@@ -160,17 +162,28 @@ def fadt(facs_address: int, dsdt_address: int) -> bytes:
     return table(b"FACP", 1, body)
 
 
-def madt(cpus: int = 1) -> bytes:
-    """The MADT (``APIC``): local APICs, the IO-APIC, ISA overrides, LINT1 NMI."""
+def madt(cpus: Sequence[tuple[int, bool]] = ((0, True),)) -> bytes:
+    """The MADT (``APIC``): local APICs, the IO-APIC, ISA overrides, LINT1 NMI.
+
+    :param cpus: ``(APIC id, present)`` of every possible CPU in index order;
+        an absent (hot-pluggable) CPU is listed disabled, as QEMU lists it.
+    """
     body = bytearray(struct.pack("<II", APIC_DEFAULT_ADDRESS, 1))  # flags: PCAT_COMPAT
-    for cpu in range(cpus):
-        body += struct.pack("<BBBBI", 0, 8, cpu, cpu, 1)  # enabled
+    for uid, (apic_id, present) in enumerate(cpus):
+        body += struct.pack("<BBBBI", 0, 8, uid, apic_id, 1 if present else 0)
     body += struct.pack("<BBBBII", 1, 12, 0, 0, IO_APIC_ADDRESS, 0)
     body += struct.pack("<BBBBIH", 2, 10, 0, 0, 2, 0)  # IRQ0 -> GSI 2
     for irq in _PCI_ISA_IRQS:
         body += struct.pack("<BBBBIH", 2, 10, 0, irq, irq, _ISO_LEVEL_ACTIVE_HIGH)
     body += struct.pack("<BBBHB", 4, 6, 0xFF, 0, 1)  # NMI on LINT1 of every CPU
     return table(b"APIC", 1, bytes(body))
+
+
+def machine_cpus(machine: PcMachine) -> list[tuple[int, bool]]:
+    """``(APIC id, present)`` of the machine's possible CPUs (one CPU if it has none)."""
+    if not machine.cpu_slots:
+        return [(0, True)]
+    return [(slot.apic_id, slot.index < machine.smp.cpus) for slot in machine.cpu_slots]
 
 
 def hpet() -> bytes:
@@ -201,28 +214,18 @@ class MemoryAffinity(FieldsValue):
                            0, self.flags, 0)
 
 
-def _machine_version(machine: PcMachine) -> tuple[int, int]:
-    found = re.search(r"(\d+)\.(\d+)$", str(machine.object_class.slots[SLOT_MACHINE_NAME]))
-    return (int(found[1]), int(found[2])) if found else (7, 2)
-
-
 def numa_nodes(machine: PcMachine) -> int:
-    """NUMA nodes the pc machine has: QEMU 7.2 makes node 0 by itself when the
-    machine has hotplug slots (machine types after 2.10) or ``maxmem > ram``
-    (after 5.0); pyqom has no ``-numa`` option, so never more than one."""
-    version = _machine_version(machine)
-    if machine.ram_slots > 0 and version > (2, 10):
-        return 1
-    if machine.maxram_size > machine.ram_size and version > (5, 0):
-        return 1
-    return 0
+    """The machine's NUMA nodes (``-numa``, or the one pc makes for hotplug)."""
+    return machine.numa_node_count
 
 
-def srat_memory_entries(machine: PcMachine, nodes: int = 1) -> list[MemoryAffinity]:
-    """The Memory Affinity entries in QEMU's order (one node owning all RAM)."""
+def srat_memory_entries(machine: PcMachine) -> list[MemoryAffinity]:
+    """The Memory Affinity entries in QEMU's order: each node's RAM in node order
+    (cut at the 640 KiB hole and the PCI hole), padding, the hotplug window."""
     entries: list[MemoryAffinity] = []
     below = machine.below_4g_mem_size
-    node_mem = [machine.ram_size] + [0] * (nodes - 1)
+    node_mem = [node.mem for node in machine.numa.ordered()]
+    nodes = len(node_mem)
     next_base = 0
     for node, size in enumerate(node_mem):
         mem_base, mem_len = next_base, size
@@ -254,18 +257,70 @@ def srat_memory_entries(machine: PcMachine, nodes: int = 1) -> list[MemoryAffini
     return entries
 
 
-def srat(machine: PcMachine, cpus: int = 1) -> bytes | None:
+def srat(machine: PcMachine) -> bytes | None:
     """The SRAT, or None when the machine has no NUMA node (plain ``-m 1G``)."""
-    nodes = numa_nodes(machine)
-    if not nodes:
+    if not numa_nodes(machine):
         return None
     body = bytearray(struct.pack("<IQ", 1, 0))  # table revision 1, reserved
-    for cpu in range(cpus):
-        # Processor Local APIC affinity: node 0, enabled.
-        body += struct.pack("<BBBBIB3sI", 0, 16, 0, cpu, 1, 0, b"\x00\x00\x00", 0)
-    for entry in srat_memory_entries(machine, nodes):
+    for slot in machine.cpu_slots:
+        # Processor Local APIC affinity, enabled (APIC ids stay below 255 on TCG).
+        body += struct.pack("<BBBBIB3sI", 0, 16, slot.node_id or 0, slot.apic_id, 1, 0,
+                            b"\x00\x00\x00", 0)
+    for entry in srat_memory_entries(machine):
         body += entry.encode()
     return table(b"SRAT", 1, bytes(body))
+
+
+def slit(machine: PcMachine) -> bytes | None:
+    """The SLIT from ``-numa dist`` (None without it): the full distance matrix."""
+    state = machine.numa
+    if not state.num_nodes or not state.have_distance:
+        return None
+    count = state.num_nodes
+    body = bytearray(struct.pack("<Q", count))
+    for src in range(count):
+        body += bytes(state.distance(src, dst) for dst in range(count))
+    return table(b"SLIT", 1, bytes(body))
+
+
+def hmat(machine: PcMachine) -> bytes | None:
+    """The HMAT (revision 2) with ``-machine hmat=on``: a proximity-domain
+    structure per node, the latency/bandwidth structures, the side caches."""
+    state = machine.numa
+    if not state.num_nodes or not state.hmat_enabled:
+        return None
+    body = bytearray(struct.pack("<I", 0))
+    for node in state.ordered():
+        flags = 1 if node.initiator < MAX_NODES else 0  # initiator field valid
+        body += struct.pack("<HHIHHIIIQQ", 0, 0, 40, flags, 0, node.initiator,
+                            node.node_id, 0, 0, 0)
+    initiators = [node.node_id for node in state.ordered() if node.has_cpu]
+    targets = state.num_nodes
+    for key in sorted(state.hmat_lb):
+        lb = state.hmat_lb[key]
+        if not lb.entries:
+            continue
+        length = 32 + 4 * len(initiators) + 4 * targets + 2 * len(initiators) * targets
+        latency = lb.data_type <= 2
+        base = lb.base * 1000 if latency else lb.base // (1 << 20)  # ps, MB/s
+        body += struct.pack("<HHIBBHIIIQ", 1, 0, length, lb.hierarchy, lb.data_type, 0,
+                            len(initiators), targets, 0, base & ((1 << 64) - 1))
+        body += b"".join(struct.pack("<I", node) for node in initiators)
+        body += b"".join(struct.pack("<I", node) for node in range(targets))
+        values = [0] * (len(initiators) * targets)
+        for initiator, target, value in lb.entries:
+            values[initiators.index(initiator) * targets + target] = (
+                value // lb.base) & 0xFFFF
+        body += b"".join(struct.pack("<H", value) for value in values)
+    for node in state.ordered():
+        levels = state.hmat_cache.get(node.node_id, {})
+        for level in sorted(levels):
+            cache = levels[level]
+            attributes = (len(levels) | cache.level << 4 | cache.associativity << 8
+                          | cache.policy << 12 | cache.line << 16)
+            body += struct.pack("<HHIIIQIHH", 2, 0, 32, cache.node_id, 0, cache.size,
+                                attributes, 0, 0)
+    return table(b"HMAT", 2, bytes(body))
 
 
 # -- DSDT ---------------------------------------------------------------------------
@@ -498,7 +553,8 @@ class Contributions(FieldsRepr):
 
 #: the tables the pc machine builds itself; a plugin cannot add another of these
 BUILTIN_SIGNATURES: Final = frozenset(
-    {"RSDP", "RSDT", "XSDT", "FACP", "FACS", "DSDT", "APIC", "HPET", "SRAT", "WAET"})
+    {"RSDP", "RSDT", "XSDT", "FACP", "FACS", "DSDT", "APIC", "HPET", "SRAT", "SLIT", "HMAT",
+     "WAET"})
 
 
 # -- the set ------------------------------------------------------------------------
@@ -529,14 +585,13 @@ class TableBlob(FieldsValue):
         return self.base + self.offsets[signature][0]
 
 
-def build_blob(machine: PcMachine, *, base: int = 0, cpus: int = 1,
+def build_blob(machine: PcMachine, *, base: int = 0,
                extra: Contributions | None = None) -> TableBlob:
     """All tables of the pc machine, laid out from ``base`` in QEMU's blob order.
 
     :param machine: a :class:`devices.machine.PcMachine` after board init.
     :param base: guest-physical address where the blob will be copied; with
         0 the pointers are blob offsets, as in QEMU's fw_cfg blob.
-    :param cpus: possible CPUs (pyqom's machine has one).
     :param extra: what plugins contributed: AML appended to the DSDT, and
         SSDTs and tables placed after the WAET and listed in the RSDT.
     :raises ValueError: ``base`` not 64-byte aligned or the blob beyond 4 GiB
@@ -562,10 +617,16 @@ def build_blob(machine: PcMachine, *, base: int = 0, cpus: int = 1,
     facs_address = put("FACS", facs())
     dsdt_address = put("DSDT", dsdt(machine, tuple(extra.dsdt_aml)))
     listed = [put("FACP", fadt(facs_address, dsdt_address)),
-              put("APIC", madt(cpus)), put("HPET", hpet())]
-    srat_table = srat(machine, cpus)
+              put("APIC", madt(machine_cpus(machine))), put("HPET", hpet())]
+    srat_table = srat(machine)
     if srat_table is not None:
         listed.append(put("SRAT", srat_table))
+    slit_table = slit(machine)
+    if slit_table is not None:
+        listed.append(put("SLIT", slit_table))
+    hmat_table = hmat(machine)
+    if hmat_table is not None:
+        listed.append(put("HMAT", hmat_table))
     listed.append(put("WAET", waet()))
     for signature, data in extra.tables:
         listed.append(put(signature, data))
@@ -576,7 +637,7 @@ def build_blob(machine: PcMachine, *, base: int = 0, cpus: int = 1,
                      rsdp=rsdp(rsdt_address))
 
 
-def build_tables(machine: PcMachine, *, base: int = 0, cpus: int = 1) -> dict[str, bytes]:
+def build_tables(machine: PcMachine, *, base: int = 0) -> dict[str, bytes]:
     """The ACPI tables of ``machine`` as ``{signature: bytes}``.
 
     Signatures: ``RSDP``, ``FACS``, ``DSDT``, ``FACP``, ``APIC``, ``HPET``,
@@ -584,7 +645,7 @@ def build_tables(machine: PcMachine, *, base: int = 0, cpus: int = 1) -> dict[st
     table is complete: checksum filled, pointers to where the blob lands when
     copied to ``base`` (see :func:`build_blob`).  Pure: the machine is only read.
     """
-    blob = build_blob(machine, base=base, cpus=cpus)
+    blob = build_blob(machine, base=base)
     tables = {"RSDP": blob.rsdp}
     tables.update({signature: blob.table(signature) for signature in blob.offsets})
     return tables
