@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 import qom
-from devices.machine import DEFAULT_PHYS_BITS, machine_type_for
+from devices.machine import DEFAULT_PHYS_BITS, machine_smp, machine_type_for
 from devices.memory_options import fix_up_memory_options, machine_set_mem, parse_memory_option
+from devices.numa import NumaOption, NumaOptionError, parse_numa_option
+from devices.topology import smp_options
 from plugins.monitor import help_text
 from plugins.monitor.chardev import Chardev, ChardevError, check_stdio_once, parse_chardev
 from plugins.services import ACPI, services_of
@@ -44,7 +46,7 @@ Warn = Callable[[str], None]
 WITH_ARGUMENT = frozenset({
     "-machine", "-M", "-m", "-object", "-device", "-cpu", "-display", "-name", "-qmp",
     "-monitor", "-accel", "-global", "-dump-acpi", "-chardev", "-debugcon",
-    "-kernel", "-append", "-initrd",
+    "-kernel", "-append", "-initrd", "-smp", "-numa",
 })
 #: options without an argument
 FLAGS = frozenset({"-S", "-nodefaults", "-no-acpi", "-version", "-h", "-help", "-nographic",
@@ -138,6 +140,16 @@ class CommandLine(FieldsRepr):
     #: stderr line (``-device nosuch,help``); pyqom then exits 0 as QEMU does
     help_text: str | None = None
     help_error: str | None = None
+    #: ``-smp`` keys merged over every ``-smp`` (the later wins), as strings
+    smp: dict[str, str] = attrs.Factory(dict)
+    #: ``-numa`` options in command-line order
+    numa: list[NumaOption] = attrs.Factory(list)
+    #: ``-machine memory-backend=ID``
+    memory_backend: str | None = None
+    #: ``-machine hmat=on``
+    hmat: bool = False
+    #: the CPUs' QOM type (``-cpu MODEL``)
+    cpu_type: str = "qemu64-x86_64-cpu"
     #: ``-kernel``, ``-append``, ``-initrd`` (the last of each counts, as in QEMU)
     kernel: str | None = None
     append: str | None = None
@@ -342,6 +354,10 @@ def _apply(line: CommandLine, option: str, value: str, warn: Warn,
             line.chardevs.append((value, spec))
         elif option == "-debugcon":
             line.debugcons.append(value)
+        elif option == "-smp":
+            line.smp.update(qom.parse_keyval(value, implied_key="cpus"))
+        elif option == "-numa":
+            line.numa.append(parse_numa_option(value))
         elif option == "-kernel":
             line.kernel = value
         elif option == "-append":
@@ -378,6 +394,10 @@ def _apply_machine(line: CommandLine, value: str, warn: Warn) -> None:
             line.max_ram_below_4g = qom.KEYVAL.read_size(name, raw)
         elif name == "acpi":
             line.acpi = raw != "off"
+        elif name == "memory-backend":
+            line.memory_backend = raw
+        elif name == "hmat":
+            line.hmat = qom.BOOL.read(qom.KEYVAL, name, raw)
         else:
             # QEMU applies machine properties after parsing, so no option text.
             try:
@@ -392,6 +412,7 @@ def _apply_cpu(line: CommandLine, value: str, warn: Warn) -> None:
     model = options.pop("model", "qemu64")
     if model not in ("qemu64", "max"):
         raise StartupError(f"unable to find CPU model '{model}'")
+    line.cpu_type = f"{model}-x86_64-cpu"
     for name, raw in options.items():
         if name != "phys-bits":
             raise StartupError(f"can't apply global {model}-x86_64-cpu.{name}={raw}: "
@@ -466,6 +487,12 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
     except QomError as err:
         raise StartupError.unlocated(err) from None
     try:
+        # QEMU sets the machine's smp property before it creates its monitors
+        smp = machine_smp(line.machine, smp_options(line.smp),
+                          lambda message: warn(f"warning: {message}"))
+    except QomError as err:
+        raise StartupError.unlocated(err) from None
+    try:
         for text, spec in line.chardevs:
             try:
                 vm.chardevs.open(spec, info=_located(warn, f"-chardev {text}"))
@@ -482,7 +509,13 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
         try:
             vm.create_machine(config, machine=line.machine, phys_bits=line.phys_bits,
                               max_ram_below_4g=line.max_ram_below_4g, acpi=line.acpi,
-                              memory_hotplug_support=line.memory_hotplug_support)
+                              memory_hotplug_support=line.memory_hotplug_support, smp=smp,
+                              numa_options=line.numa, memory_backend=line.memory_backend,
+                              custom_ram_size="size" in line.memory, hmat=line.hmat,
+                              cpu_type=line.cpu_type, warn=warn)
+        except NumaOptionError as err:
+            raise _after_monitors(StartupError(err.message, err.hint,
+                                               location=f"-numa {err.option}")) from None
         except QomError as err:
             raise _after_monitors(StartupError.unlocated(err)) from None
         if line.kernel is not None:

@@ -287,6 +287,21 @@ def system_powerdown(control: VmControl) -> None:
         acpi.press_power_button()
 
 
+def query_cpus_fast(control: VmControl) -> list[dict[str, Any]]:
+    """``query-cpus-fast``: each present CPU, its topology ids and node."""
+    from devices.cpu import query_cpus_fast as cpus_of
+
+    return cpus_of(control.vm.machine)
+
+
+def query_hotpluggable_cpus(control: VmControl) -> list[dict[str, Any]]:
+    """``query-hotpluggable-cpus``: every possible CPU (``maxcpus``), last first."""
+    from devices.cpu import query_hotpluggable_cpus as slots_of
+
+    machine = control.vm.machine
+    return slots_of(machine, machine.cpu_type)
+
+
 def query_kvm(control: VmControl) -> dict[str, bool]:
     """``query-kvm``: pyqom runs its guest on Unicorn, never on KVM."""
     return {"enabled": False, "present": False}
@@ -321,6 +336,8 @@ BUILTIN_COMMANDS: tuple[Command, ...] = (
     Command("memsave", memsave, (Arg("val", "int"), Arg("size", "int"), Arg("filename"),
                                  Arg("cpu-index", "int", True))),
     Command("query-kvm", query_kvm),
+    Command("query-cpus-fast", query_cpus_fast),
+    Command("query-hotpluggable-cpus", query_hotpluggable_cpus),
     Command("system_powerdown", system_powerdown),
     Command("x-device-del-wait", x_device_del_wait,
             (Arg("id"), Arg("timeout", "number", True))),

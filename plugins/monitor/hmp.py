@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import qom
+from devices.numa import node_memory
 from plugins.commands import HmpCommand
 from plugins.monitor import qjson
 from plugins.monitor.commands import QEMU_VERSION, guest_reader, package_string
@@ -643,15 +644,18 @@ def hmp_info_memory_size_summary(session: HmpSession, args: dict[str, Any]) -> N
 
 
 def hmp_info_numa(session: HmpSession, args: dict[str, Any]) -> None:
-    """``info numa``: pc has one node when it has hotplug slots."""
+    """``info numa``: each node's present CPUs, its memory (DIMMs on it
+    included) and what DIMMs add, as ``query_numa_node_mem`` counts them."""
     machine = session.control.vm.machine
-    nodes = machine.numa_node_count
-    session.print(f"{nodes} nodes\n")
-    if nodes:
-        plugged = machine.plugged_memory_size()
-        session.print("node 0 cpus: 0\n"
-                      f"node 0 size: {(machine.ram_size + plugged) >> 20} MB\n"
-                      f"node 0 plugged: {plugged >> 20} MB\n")
+    state = machine.numa
+    session.print(f"{state.num_nodes} nodes\n")
+    sizes = node_memory(state, machine.query_memory_devices())
+    present = [slot for slot in machine.cpu_slots if slot.index < machine.smp.cpus]
+    for node, (size, plugged) in zip(state.ordered(), sizes, strict=True):
+        cpus = "".join(f" {slot.index}" for slot in present if slot.node_id == node.node_id)
+        session.print(f"node {node.node_id} cpus:{cpus}\n"
+                      f"node {node.node_id} size: {size >> 20} MB\n"
+                      f"node {node.node_id} plugged: {plugged >> 20} MB\n")
 
 
 def hmp_info_version(session: HmpSession, args: dict[str, Any]) -> None:

@@ -28,15 +28,19 @@ def info_mtree(machine: Object) -> str:
             lines.append(_mtree_line(2, claimed.base, claimed.length, 0, "i/o", claimed.name))
     lines += ["", "address-space: cpu-memory-0", "address-space: memory",
               _mtree_line(1, 0, 1 << 64, 0, "i/o", "system")]
+    ram = machine.main_ram
+    ram_name = ram.name if ram is not None else "pc.ram"
+    # an alias of a container is listed as i/o, as QEMU lists it
+    alias_kind = "i/o" if ram is not None and ram.container else "ram"
     system: list[tuple[int, int, str]] = [
         (0, machine.below_4g_mem_size,
-         f"alias ram-below-4g @pc.ram {0:016x}-{machine.below_4g_mem_size - 1:016x}")]
+         f"alias ram-below-4g @{ram_name} {0:016x}-{machine.below_4g_mem_size - 1:016x}")]
     if machine.above_4g_mem_size:
         system.append((machine.above_4g_mem_start, machine.above_4g_mem_size,
-                       f"alias ram-above-4g @pc.ram {machine.below_4g_mem_size:016x}-"
+                       f"alias ram-above-4g @{ram_name} {machine.below_4g_mem_size:016x}-"
                        f"{machine.ram_size - 1:016x}"))
     for start, size, text in sorted(system):
-        lines.append(_mtree_line(2, start, size, 0, "ram", text))
+        lines.append(_mtree_line(2, start, size, 0, alias_kind, text))
     if machine.has_device_memory:
         lines.append(_mtree_line(2, machine.device_memory_base, machine.device_memory_size, 0,
                                  "i/o", "device-memory"))
@@ -45,6 +49,15 @@ def info_mtree(machine: Object) -> str:
             name = backend.name_in_parent if backend is not None else "?"
             lines.append(_mtree_line(3, device.get_addr(), device.get_region_size(), 0, "ram",
                                      str(name)))
-    lines += ["", "memory-region: pc.ram",
-              _mtree_line(1, 0, machine.ram_size, 0, "ram", "pc.ram"), ""]
+    # The RAM region the aliases point into: a backend, or with NUMA memdevs
+    # the pc.ram container of the nodes' backends.
+    lines += ["", f"memory-region: {ram_name}"]
+    if ram is not None and ram.container:
+        lines.append(_mtree_line(1, 0, machine.ram_size, 0, "i/o", ram_name))
+        for offset, backend in ram.parts:
+            lines.append(_mtree_line(2, offset, backend.size, 0, "ram",
+                                     str(backend.name_in_parent)))
+    else:
+        lines.append(_mtree_line(1, 0, machine.ram_size, 0, "ram", ram_name))
+    lines.append("")
     return "\n".join(lines) + "\n"
