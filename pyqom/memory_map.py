@@ -219,3 +219,30 @@ def render_diff_svg(before: MemoryMap, after: MemoryMap,
                                   {region: "added" for region in new - old})
     width = 2 * COLUMN_WIDTH + 3 * MARGIN
     return _document(width, max(left_height, right_height) + MARGIN, [*left, *right], title)
+
+
+# ---------------------------------------------------------------------------
+# Maps of machines that are not running
+# ---------------------------------------------------------------------------
+
+def memory_map_from_options(options: Sequence[str], *,
+                            objects: Sequence[dict[str, Any]] = (),
+                            devices: Sequence[dict[str, Any]] = ()) -> MemoryMap:
+    """The map of the machine ``options`` start (a regenerated configuration, say),
+    after ``object-add`` of each of ``objects`` and ``device_add`` of each of
+    ``devices`` (a plug plan), on a scratch machine closed again before this
+    returns.  Its backends are made as the options say (``prealloc=on``
+    preallocates), but the guest never touches them.
+
+    :raises qom.QomError: an option, object or device the machine refuses, in
+        QEMU's words (the plan cannot be carried out).
+    """
+    import qom
+    from pyqom.vm import VM  # the composition root builds the scratch machine
+
+    with VM.from_args(list(options), autoload=False) as scratch:
+        for arguments in objects:
+            qom.object_add(scratch.tree, dict(arguments))
+        for arguments in devices:
+            qom.device_add(scratch.tree, qom.qemu_opts_from_qdict(dict(arguments)))
+        return memory_map(scratch.machine)
