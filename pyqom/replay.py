@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -56,7 +56,8 @@ class Difference(FieldsValue):
 
     :ivar record: the recording's line number (1 is the header).
     :ivar monitor: which ``-qmp`` (from 0); ``connection``: which client.
-    :ivar sent: the last line sent on that connection (``None`` before any).
+    :ivar sent: the request the expected line answers (for an event, the last
+        line sent on that connection; ``None`` before any).
     :ivar expected: the recorded line; ``got``: what the program sent, or a
         description in angle brackets (``<connection closed>``, ``<no answer>``).
     """
@@ -133,6 +134,14 @@ def _blank(line: str) -> str:
         '"timestamp": {"seconds": 0, "microseconds": 0}', line))
 
 
+def _is_reply(line: str) -> bool:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and ("return" in value or "error" in value)
+
+
 def _command_of(line: str | None) -> str | None:
     try:
         value = json.loads(line) if line else None
@@ -162,23 +171,36 @@ def lines_match(expected: str, got: str, sent: str | None) -> bool:
 class _Client:
     """One replayed QMP connection: lines in with a deadline, bytes out."""
 
-    def __init__(self, path: str, deadline: float) -> None:
-        self.sock = socket.socket(socket.AF_UNIX)
+    def __init__(self, path: str, deadline: float, running: Callable[[], bool]) -> None:
         while True:
+            self.sock = socket.socket(socket.AF_UNIX)
             try:
                 self.sock.connect(path)
                 break
             except OSError:   # not listening yet: the program is still starting
-                if time.monotonic() > deadline:
+                self.sock.close()
+                if time.monotonic() > deadline or not running():
                     raise
                 time.sleep(0.02)
         self.buffer = b""
         self.closed = False
-        self.sent: str | None = None
+        self.sent: list[str] = []
+        self.replies = 0
 
     def send(self, line: str) -> None:
-        self.sent = line
+        self.sent.append(line)
         self.sock.sendall(line.encode("latin-1"))
+
+    def request_of(self, recorded: str) -> str | None:
+        """The line a recorded reply answers: the n-th line sent for the n-th
+        reply (one request per line, as clients send them); for an event or the
+        greeting, the last line sent."""
+        if not _is_reply(recorded):
+            return self.sent[-1] if self.sent else None
+        self.replies += 1
+        if self.replies <= len(self.sent):
+            return self.sent[self.replies - 1]
+        return self.sent[-1] if self.sent else None
 
     def read_line(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
@@ -213,16 +235,17 @@ def replay(path: str | Path, program: Sequence[str] | None = None, *,
         with open(stderr_path, "wb") as stderr:
             process = subprocess.Popen([*command, *options], stdin=subprocess.DEVNULL,
                                        stdout=subprocess.DEVNULL, stderr=stderr)
+        difference: Difference | None = Difference(0, 0, 0, None, "<a replay>", "<none>")
         try:
-            matched, difference = _walk(steps, sockets, process, timeout)
+            matched, difference = _walk(steps, sockets, timeout,
+                                        lambda: process.poll() is None)
         finally:
-            _stop(process)
+            _stop(process, grace=5.0 if difference is None else 0.0)
         return ReplayResult(matched, difference, stderr_path.read_text(errors="replace"))
 
 
 def _walk(steps: list[tuple[int, dict[str, Any]]], sockets: dict[int, str],
-          process: subprocess.Popen[bytes], timeout: float
-          ) -> tuple[int, Difference | None]:
+          timeout: float, running: Callable[[], bool]) -> tuple[int, Difference | None]:
     clients: dict[int, _Client] = {}
     matched = 0
     try:
@@ -230,7 +253,8 @@ def _walk(steps: list[tuple[int, dict[str, Any]]], sockets: dict[int, str],
             monitor, connection, kind = step["monitor"], step["connection"], step["step"]
             if kind == "connect":
                 try:
-                    clients[connection] = _Client(sockets[monitor], time.monotonic() + timeout)
+                    clients[connection] = _Client(sockets[monitor], time.monotonic() + timeout,
+                                                  running)
                 except OSError as err:
                     return matched, Difference(number, monitor, connection, None,
                                                "<a connection>", f"<cannot connect: {err}>")
@@ -244,8 +268,9 @@ def _walk(steps: list[tuple[int, dict[str, Any]]], sockets: dict[int, str],
                                                "<the line taken>", "<connection closed>")
             elif kind == "out":
                 got = client.read_line(timeout)
-                if not lines_match(step["line"], got, client.sent):
-                    return matched, Difference(number, monitor, connection, client.sent,
+                request = client.request_of(step["line"])
+                if not lines_match(step["line"], got, request):
+                    return matched, Difference(number, monitor, connection, request,
                                                step["line"], got)
                 matched += 1
             elif kind == "close":
@@ -256,10 +281,11 @@ def _walk(steps: list[tuple[int, dict[str, Any]]], sockets: dict[int, str],
     return matched, None
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Let a program that was told to quit end; end one that was not."""
+def _stop(process: subprocess.Popen[bytes], grace: float) -> None:
+    """Let a program that was told to quit end (``grace`` seconds); end one that
+    was not, or whose replay went wrong."""
     try:
-        process.wait(timeout=5)
+        process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         process.terminate()
         try:
