@@ -73,42 +73,44 @@ def _node_ranges(nodes: Iterable[int]) -> list[str]:
     return ranges
 
 
-def _opts_items(name: str, value: Any, tree: qom.ObjectTree) -> list[str]:
+def _opts_items(prop: qom.Property, value: Any) -> list[str]:
     """``name=value`` items of one property's JSON value, as QemuOpts takes them."""
+    name = prop.name
     if isinstance(value, bool):
         return [f"{name}={'on' if value else 'off'}"]
     if isinstance(value, list):
         return [f"{name}={part}" for part in _node_ranges(value)]
-    if isinstance(value, str) and value.startswith("/"):
-        # a link: the id of an object in /objects, otherwise its path
+    if prop.is_link and isinstance(value, str):
+        # a link to an object of /objects is written as its id, as users write it
         parent, _, last = value.rpartition("/")
         if parent == "/objects":
             value = last
     return [f"{name}={opts_value(str(value))}"]
 
 
-def _writable_values(obj: qom.Object) -> dict[str, Any]:
-    """Every readable, writable, non-child property of ``obj`` as ``qom-get`` shows it."""
-    values: dict[str, Any] = {}
+def _writable_values(obj: qom.Object) -> dict[str, tuple[qom.Property, Any]]:
+    """Every readable, writable, non-child property of ``obj``, with its value as
+    ``qom-get`` shows it."""
+    values: dict[str, tuple[qom.Property, Any]] = {}
     for prop in obj.iter_properties():
         if prop.is_child or not prop.readable or not prop.writable:
             continue
         try:
-            values[prop.name] = obj.get_json(prop.name)
+            values[prop.name] = (prop, obj.get_json(prop.name))
         except qom.QomError:
             continue   # a property with nothing to read now (QEMU leaves it out too)
     return values
 
 
 def _non_default(tree: qom.ObjectTree, obj: qom.Object,
-                 skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+                 skip: frozenset[str] = frozenset()) -> dict[str, tuple[qom.Property, Any]]:
     """The properties of ``obj`` whose value differs from a fresh object of its type."""
     probe = tree.new(obj.type_name)
     try:
-        defaults = _writable_values(probe)
+        defaults = {name: value for name, (_, value) in _writable_values(probe).items()}
     finally:
         probe.finalize()
-    return {name: value for name, value in _writable_values(obj).items()
+    return {name: (prop, value) for name, (prop, value) in _writable_values(obj).items()
             if name not in skip and defaults.get(name, _MISSING) != value}
 
 
@@ -158,8 +160,8 @@ def object_options(tree: qom.ObjectTree, machine: PcMachine) -> list[str]:
         if name == MAIN_RAM_ID or not obj.is_a(qom.TYPE_USER_CREATABLE):
             continue
         items = [obj.type_name, f"id={name}"]
-        for prop, value in _non_default(tree, obj).items():
-            items += _opts_items(prop, value, tree)
+        for prop, value in _non_default(tree, obj).values():
+            items += _opts_items(prop, value)
         options += ["-object", ",".join(items)]
     return options
 
@@ -189,8 +191,8 @@ def device_options(tree: qom.ObjectTree, machine: PcMachine) -> list[str]:
         for pinned in _PINNED:
             if device.is_a(qom.TYPE_MEMORY_DEVICE) and pinned in current:
                 values.setdefault(pinned, current[pinned])
-        for prop, value in values.items():
-            items += _opts_items(prop, value, tree)
+        for prop, value in values.values():
+            items += _opts_items(prop, value)
         options += ["-device", ",".join(items)]
     return options
 
