@@ -1,8 +1,8 @@
 """Regenerated configurations started on real QEMU 7.2 (pyqom.regenerate, issue 14).
 
 A pyqom machine goes through a random sequence of hot-plugs, unplugs (ejected
-by guest code) and deletions
-(plug_sequences); its regenerated options start a fresh pyqom and a real
+by guest code) and deletions (plug_sequences); its regenerated options start
+a fresh pyqom and a real
 QEMU 7.2 (``-S`` for the queries; then ``cont``, so SeaBIOS installs the
 ACPI tables, which are read back with ``pmemsave``).  Compared:
 

@@ -1,8 +1,8 @@
 """Regenerating a live machine's configuration (pyqom.regenerate, a pyqom addition).
 
 The round trip: a machine after a random sequence of hot-plugs, unplugs (which
-guest code ejects) and deletions,
-its regenerated options, and a fresh pyqom started from them must answer
+guest code ejects) and deletions, its regenerated options, and a fresh pyqom
+started from them must answer
 ``query-memory-devices`` (but for ``hotplugged``: a cold start plugs cold),
 ``query-memdev`` and carry ACPI tables identical to the live machine's.
 tests/conformance/test_regenerate_vs_qemu.py starts real QEMU 7.2 with them.
