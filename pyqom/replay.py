@@ -47,7 +47,9 @@ MONITOR_OPTIONS = ("-qmp", "-monitor")
 HASH_ORDERED = frozenset({"query-memdev", "qom-list", "qom-list-properties"})
 
 TIMESTAMP = re.compile(r'"timestamp": \{"seconds": -?\d+, "microseconds": -?\d+\}')
-PACKAGE = re.compile(r'"package": "(?:[^"\\]|\\.)*"')
+#: the ``package`` string of the greeting and of ``query-version``'s answer
+PACKAGE = re.compile(r'^(\{"QMP": \{"version": \{.*|\{"return": \{"qemu": \{.*)'
+                     r'"package": "(?:[^"\\]|\\.)*"')
 
 
 @attrs.frozen(repr=False)
@@ -130,7 +132,7 @@ def replay_options(argv: Sequence[str], sockets: Sequence[str], *, pyqom: bool) 
 
 
 def _blank(line: str) -> str:
-    return PACKAGE.sub('"package": ""', TIMESTAMP.sub(
+    return PACKAGE.sub(r'\1"package": ""', TIMESTAMP.sub(
         '"timestamp": {"seconds": 0, "microseconds": 0}', line))
 
 

@@ -165,6 +165,10 @@ def test_what_is_blanked():
     assert lines_match(event % (1, 2), event % (3, 4), None)
     greeting = '{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "%s"}}}\r\n'
     assert lines_match(greeting % "pyqom 0.1.0", greeting % "Debian 1:7.2+dfsg-7", None)
+    version = '{"return": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "%s"}}\r\n'
+    assert lines_match(version % "pyqom 0.1.0", version % "Debian 1:7.2+dfsg-7", None)
+    other = '{"return": {"package": "%s"}}\r\n'            # any other package is compared
+    assert not lines_match(other % "a", other % "b", None)
     assert not lines_match('{"return": {}}\r\n', '{"return": {}}\n', None)
     memdev = '{"return": [{"id": "a"}, {"id": "b"}]}\r\n'
     swapped = '{"return": [{"id": "b"}, {"id": "a"}]}\r\n'
