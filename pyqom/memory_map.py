@@ -3,9 +3,10 @@
 Two steps, kept apart so each can be tested alone:
 
 1. :func:`memory_map` reads a machine into a :class:`MemoryMap`: RAM below
-   4 GiB, the hole up to 4 GiB, RAM above 4 GiB, the gap up to the
-   device-memory region, the region itself, and inside it every memory
-   device (id, slot, node, backend) and every free gap, in address order;
+   4 GiB, the hole up to 4 GiB, RAM above 4 GiB, the device-memory region
+   and inside it every memory device (id, slot, node, backend) and every
+   free gap, the firmware's reserved ranges, and the unused gaps between
+   them, in address order;
 2. :func:`render_svg` (one map) and :func:`render_diff_svg` (a before/after
    pair, say around a planned plug) turn map values into SVG text: pure
    functions of the value, no drawing library.
@@ -25,7 +26,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import attrs
 
-from devices.machine import FOUR_GIB, PcMachine
+from devices.machine import E820_RESERVED, FOUR_GIB, PcMachine
 from qom.reprs import FieldsValue
 
 #: region kinds, each drawn in its own colour
@@ -88,24 +89,32 @@ def _id_of(path: str | None) -> str:
 
 
 def memory_map(machine: PcMachine) -> MemoryMap:
-    """The map of ``machine`` as it is now."""
-    regions = [MapRegion(0, machine.below_4g_mem_size, "ram", "ram-below-4g",
-                         (("memdev", "pc.ram"),))]
+    """The map of ``machine`` as it is now: its RAM, the hole below 4 GiB, the
+    firmware's reserved ranges (E820: the AMD HyperTransport hole), the
+    device-memory region with what is plugged in it, and the unused gaps
+    between them, up to the last of these."""
+    outer = [MapRegion(0, machine.below_4g_mem_size, "ram", "ram-below-4g",
+                       (("memdev", "pc.ram"),))]
     if machine.below_4g_mem_size < FOUR_GIB:
-        regions.append(MapRegion(machine.below_4g_mem_size,
-                                 FOUR_GIB - machine.below_4g_mem_size, "hole",
-                                 "PCI hole below 4G"))
-    end = FOUR_GIB
+        outer.append(MapRegion(machine.below_4g_mem_size, FOUR_GIB - machine.below_4g_mem_size,
+                               "hole", "hole below 4G (PCI, BIOS)"))
     if machine.above_4g_mem_size:
-        regions.append(MapRegion(machine.above_4g_mem_start, machine.above_4g_mem_size,
-                                 "ram", "ram-above-4g", (("memdev", "pc.ram"),)))
-        end = machine.above_4g_mem_start + machine.above_4g_mem_size
+        outer.append(MapRegion(machine.above_4g_mem_start, machine.above_4g_mem_size,
+                               "ram", "ram-above-4g", (("memdev", "pc.ram"),)))
     if machine.has_device_memory:
-        base, size = machine.device_memory_base, machine.device_memory_size
-        if base > end:
-            regions.append(MapRegion(end, base - end, "gap", "alignment gap"))
-        regions.append(MapRegion(base, size, "device-memory", "device-memory"))
-        regions += _device_memory_contents(machine, base, base + size)
+        outer.append(MapRegion(machine.device_memory_base, machine.device_memory_size,
+                               "device-memory", "device-memory"))
+    outer += [MapRegion(entry.base, entry.length, "hole", "reserved (E820)")
+              for entry in machine.e820 if entry.type == E820_RESERVED]
+    regions: list[MapRegion] = []
+    at = 0
+    for region in sorted(outer, key=lambda region: region.start):
+        if region.start > at:
+            regions.append(MapRegion(at, region.start - at, "gap", "unused"))
+        regions.append(region)
+        if region.kind == "device-memory":
+            regions += _device_memory_contents(machine, region.start, region.end)
+        at = max(at, region.end)
     return MemoryMap(tuple(regions))
 
 

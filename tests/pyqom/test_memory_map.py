@@ -42,9 +42,11 @@ def test_model_in_address_order(vm):
     outer = [r for r in regions if not r.inside]
     assert [(r.kind, r.label, r.start, r.size) for r in outer] == [
         ("ram", "ram-below-4g", 0, 3 * GiB),
-        ("hole", "PCI hole below 4G", 3 * GiB, GiB),
+        ("hole", "hole below 4G (PCI, BIOS)", 3 * GiB, GiB),
         ("ram", "ram-above-4g", 4 * GiB, 2 * GiB),
         ("device-memory", "device-memory", 6 * GiB, 10 * GiB),
+        ("gap", "unused", 16 * GiB, 0xFD00000000 - 16 * GiB),
+        ("hole", "reserved (E820)", 0xFD00000000, 12 * GiB),    # AMD's HyperTransport
     ]
     inner = [r for r in regions if r.inside]
     assert [(r.kind, r.label) for r in inner] == [
@@ -64,7 +66,16 @@ def test_gap_before_device_memory():
 
 def test_machine_without_device_memory():
     with VM.from_args(["-m", "1G"], autoload=False) as vm:
-        assert [r.kind for r in memory_map(vm.machine).regions] == ["ram", "hole"]
+        assert [r.kind for r in memory_map(vm.machine).regions] == ["ram", "hole", "gap", "hole"]
+
+
+def test_regions_tile_the_map():
+    """Outer regions follow each other without gaps or overlaps from 0."""
+    for memory in ("1G", "5G,slots=3,maxmem=12G", "3584M,slots=1,maxmem=8G"):
+        with VM.from_args(["-m", memory], autoload=False) as vm:
+            outer = [r for r in memory_map(vm.machine).regions if not r.inside]
+            assert outer[0].start == 0
+            assert all(a.end == b.start for a, b in itertools.pairwise(outer)), memory
 
 
 def test_size_labels():

@@ -101,14 +101,15 @@ def test_map_as_seen_in_chromium(tmp_path):
         model = memory_map(vm.machine)
     rows = on_screen(render_svg(model), tmp_path)
     assert [row["label"] for row in rows] == [
-        "ram-below-4g (memdev pc.ram)", "PCI hole below 4G", "ram-above-4g (memdev pc.ram)",
+        "ram-below-4g (memdev pc.ram)", "hole below 4G (PCI, BIOS)", "ram-above-4g (memdev pc.ram)",
         "device-memory", "d1 (slot 0, node 0, memdev m1)", "free",
-        "d2 (slot 2, node 0, memdev m2)", "free"]
+        "d2 (slot 2, node 0, memdev m2)", "free", "unused", "reserved (E820)"]
     assert rows[6]["range"] == "0x200000000 - 0x23fffffff (1 GiB)"
     check_column(rows)
     # the DIMMs are drawn inside the device-memory region's indent
     device_memory = rows[3]["box"]
-    assert all(row["box"]["left"] > device_memory["left"] for row in rows[4:])
+    assert all(row["box"]["left"] > device_memory["left"] for row in rows[4:8])
+    assert all(row["box"]["left"] == device_memory["left"] for row in rows[8:])
 
 
 def test_plug_diff_as_seen_in_chromium(tmp_path):
