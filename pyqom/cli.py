@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from plugins.monitor import (
     ChardevError,
@@ -40,6 +40,9 @@ from plugins.services import GUEST_CPU, services_of
 from pyqom.command_line import CommandLine, StartupError, parse_command_line, start
 from pyqom.manager import PluginLoadError
 from pyqom.vm import VM
+
+if TYPE_CHECKING:
+    from plugins.monitor.record import Recorder
 
 PROG = "pyqom"
 
@@ -55,12 +58,17 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         err.write(f"{PROG}: {text}\n")
         err.flush()
 
+    if args[:1] == ["-x-replay"]:
+        from pyqom.replay import replay_main  # a pyqom addition: no machine of its own
+
+        return replay_main(args[1:], out, err)
     try:
         vm = VM.empty()
     except PluginLoadError as error:
         warn(str(error))
         return 1
     servers: list[tuple[MonitorServer, bool]] = []
+    recorder: Recorder | None = None
     try:
         line = parse_command_line(args, warn, vm.tree.registry, PROG)
         if line.help_text is not None:
@@ -72,9 +80,13 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             return 0
         if line.prealloc_progress:
             show_prealloc_progress(err)
+        if line.record is not None:
+            recorder = open_recorder(line.record, args)
         servers = open_monitors(line, warn)
         start(vm, line, warn)
     except StartupError as error:
+        if recorder is not None:
+            recorder.close()
         for server, _ in servers:
             server.close_sockets()
         vm.shutdown_reason = "host-error"
@@ -85,6 +97,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         err.write(error.render(PROG))
         return 1
     except Exception as error:  # a plugin's bug: one line naming it, not a traceback
+        if recorder is not None:
+            recorder.close()
         for server, _ in servers:
             server.close_sockets()
         vm.shutdown_reason = "host-error"
@@ -92,7 +106,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         warn(f"start-up failed: {type(error).__name__}: {' '.join(str(error).split())}")
         return 1
     try:
-        return serve(vm, line, servers, err)
+        return serve(vm, line, servers, err, recorder=recorder)
     finally:
         vm.close()
 
@@ -248,15 +262,30 @@ def termination_message(signum: int, pid: int) -> str:
     return f"terminating on signal {signum} from pid {pid} ({name or '<unknown process>'})"
 
 
+def open_recorder(path: str, argv: Sequence[str]) -> Recorder:
+    """``-x-record FILE``: the file is created before the monitors open.
+
+    :raises StartupError: QEMU-style ``Could not open`` line, located at the option.
+    """
+    from plugins.monitor.record import Recorder  # only with -x-record
+
+    try:
+        return Recorder(path, argv)
+    except OSError as error:
+        raise StartupError(f"Could not open '{path}': {error.strerror}",
+                           location=f"-x-record {path}") from None
+
+
 def serve(vm: VM, line: CommandLine, servers: list[tuple[MonitorServer, bool]],
-          err: TextIO) -> int:
+          err: TextIO, *, recorder: Recorder | None = None) -> int:
     """Serve the monitors until ``quit``; SIGINT, SIGTERM or SIGHUP end the run too,
     as in QEMU: the message on stderr, SHUTDOWN (``host-signal``) to QMP clients,
     exit status 0.  Without monitors pyqom runs until it is signalled, as a
     ``-display none`` QEMU does."""
 
     loop = EventLoop()
-    monitors = Monitors(vm, servers, loop=loop, paused=None, prog=PROG)  # the VM knows (-S)
+    monitors = Monitors(vm, servers, loop=loop, paused=None, prog=PROG,  # the VM knows (-S)
+                        recorder=recorder)
     signalled: list[tuple[int, int]] = []
 
     def on_signal(signum: int, pid: int) -> None:

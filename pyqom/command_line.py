@@ -46,7 +46,7 @@ Warn = Callable[[str], None]
 WITH_ARGUMENT = frozenset({
     "-machine", "-M", "-m", "-object", "-device", "-cpu", "-display", "-name", "-qmp",
     "-monitor", "-accel", "-global", "-dump-acpi", "-chardev", "-debugcon",
-    "-kernel", "-append", "-initrd", "-smp", "-numa",
+    "-kernel", "-append", "-initrd", "-smp", "-numa", "-x-record", "-x-memory-map",
 })
 #: options without an argument
 FLAGS = frozenset({"-S", "-nodefaults", "-no-acpi", "-version", "-h", "-help", "-nographic",
@@ -154,6 +154,12 @@ class CommandLine(FieldsRepr):
     kernel: str | None = None
     append: str | None = None
     initrd: str | None = None
+    #: ``-x-record FILE``: every QMP exchange written to FILE (a pyqom addition,
+    #: :mod:`plugins.monitor.record`)
+    record: str | None = None
+    #: ``-x-memory-map FILE``: the ready machine's memory map as SVG (a pyqom
+    #: addition, :mod:`pyqom.memory_map`)
+    memory_map: str | None = None
 
 
 def _json_option(option: str, text: str) -> dict[str, Any]:
@@ -364,6 +370,10 @@ def _apply(line: CommandLine, option: str, value: str, warn: Warn,
             line.append = value
         elif option == "-initrd":
             line.initrd = value
+        elif option == "-x-record":
+            line.record = value
+        elif option == "-x-memory-map":
+            line.memory_map = value
     except StartupError:
         raise
     except QomError as err:
@@ -530,6 +540,8 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
         vm.machine_ready(paused=line.paused)
         if line.dump_acpi is not None:
             dump_acpi_tables(vm.machine, line.dump_acpi)
+        if line.memory_map is not None:
+            write_memory_map(vm.machine, line.memory_map)
     except BaseException:
         vm.shutdown_reason = "host-error"
         vm.close()
@@ -555,6 +567,20 @@ def dump_acpi_tables(machine: qom.Object, directory: str | Path) -> list[Path]:
         path.write_bytes(data)
         written.append(path)
     return written
+
+
+def write_memory_map(machine: qom.Object, path: str) -> None:
+    """``-x-memory-map FILE``: the ready machine's guest-physical map as SVG."""
+    from devices.machine import PcMachine
+    from pyqom.memory_map import memory_map, render_svg  # only with -x-memory-map
+
+    assert isinstance(machine, PcMachine)
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(render_svg(memory_map(machine)))
+    except OSError as err:
+        raise StartupError(f"Could not open '{path}': {err.strerror}",
+                           location=f"-x-memory-map {path}") from None
 
 
 def _check_globals(vm: VM, line: CommandLine, warn: Warn) -> None:

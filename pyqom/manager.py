@@ -50,6 +50,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "devices.machine",
     "plugins.address_space.plugin",
     "plugins.acpi.plugin",
+    "pyqom.additions",
 )
 
 #: Plugins no machine can do without (the pc machine types and their CPUs, the

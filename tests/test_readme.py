@@ -30,3 +30,37 @@ def test_the_api_example_runs(monkeypatch) -> None:
     fence = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("```"))
     end = next(i for i in range(fence + 1, len(lines)) if lines[i].startswith("```"))
     exec(compile("\n".join(lines[fence + 1:end]), "README.md", "exec"), {})
+
+
+def test_the_additions_example_runs(tmp_path) -> None:
+    """The regenerate / map / record-and-replay block, run by bash in a scratch
+    directory whose ``.venv`` is this test's environment."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.skip("qemu-system-x86_64 not installed (Debian: apt-get install "
+                    "qemu-system-x86); CI installs it")
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = lines.index("<!-- additions-example -->")
+    fence = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("```"))
+    end = next(i for i in range(fence + 1, len(lines)) if lines[i].startswith("```"))
+    (tmp_path / ".venv").symlink_to(Path(sys.prefix))
+    done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", "\n".join(lines[fence + 1:end])],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+                               "PYQOM_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    args = (tmp_path / "machine.args").read_text().strip()
+    assert args in out and args == lines[lines.index("cat machine.args", fence) + 1][2:]
+    assert (tmp_path / "live.svg").read_text() == (tmp_path / "cold.svg").read_text()
+    devices = [line for line in out if '"addr": 4294967296' in line]
+    assert len(devices) == 2 and devices[0] == devices[1]     # pyqom and QEMU, cold
+    assert "session.jsonl: replayed, 8 lines matched" in out
+    assert out[-1] == "differs from QEMU 7.2"
+    assert out[-5] == "session.jsonl:13: first difference (monitor 0, connection 0)"
+    assert "CommandNotFound" in out[-2]

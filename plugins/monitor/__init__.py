@@ -31,6 +31,7 @@ from plugins.monitor.transport import MonitorServer
 if TYPE_CHECKING:
     from plugins.monitor.control import VM
     from plugins.monitor.hmp import HmpConnection, HmpSession
+    from plugins.monitor.record import Recorder
 
 __all__ = [
     "Arg", "Command", "CommandTable", "HmpCommand", "HmpConnection", "HmpSession",
@@ -120,8 +121,11 @@ class Monitors:
     """
 
     def __init__(self, vm: VM, opened: Iterable[tuple[MonitorServer, bool]], *,
-                 loop: EventLoop, paused: bool | None = True, prog: str = "pyqom") -> None:
+                 loop: EventLoop, paused: bool | None = True, prog: str = "pyqom",
+                 recorder: Recorder | None = None) -> None:
         self.control = VmControl(vm, paused=paused)
+        #: ``-x-record``: every QMP session is recorded (a pyqom addition)
+        self.recorder = recorder
         self.servers = list(opened)
         self.loop = loop
         self.prog = prog
@@ -136,8 +140,12 @@ class Monitors:
         # Watching for quit starts first: a quit read while the monitors start
         # (a piped stdin) must not be missed.
         self.control.on_quit(self._quit_answered)
+        qmp_index = 0
         for server, is_hmp in self.servers:
             _attach(server, self.control, hmp=is_hmp, stderr=sys.stderr.write, prog=self.prog)
+            if self.recorder is not None and not is_hmp and server.factory is not None:
+                server.factory = self.recorder.wrap(server.factory, qmp_index)
+            qmp_index += not is_hmp
             server.start(self.loop)
 
     def _quit_answered(self) -> None:
@@ -162,6 +170,8 @@ class Monitors:
             for server, _ in self.servers:
                 server.close()
             self.control.close()
+            if self.recorder is not None:
+                self.recorder.close()
 
 
 def run_monitors(vm: VM, *, qmp: Iterable[str] = (), hmp: Iterable[str] = (),

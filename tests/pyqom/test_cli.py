@@ -112,7 +112,7 @@ def test_version_and_help():
 
 def test_hex_size_warning_goes_to_stderr_and_start_up_goes_on(monkeypatch):
     # Stop right after start-up: no monitor, so serve() would wait for a signal.
-    monkeypatch.setattr("pyqom.cli.serve", lambda vm, line, servers, err: 0)
+    monkeypatch.setattr("pyqom.cli.serve", lambda vm, line, servers, err, **options: 0)
     status, _, err = run("-m", "0x400")
     assert status == 0
     assert err == (f"{PROG}: warning: Using a multiplier suffix on hex numbers is deprecated: "

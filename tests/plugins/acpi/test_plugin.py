@@ -126,7 +126,7 @@ def test_x_query_acpi_tables(vm):
 
 def test_dump_acpi_writes_sig_dat_files(tmp_path, monkeypatch):
     monkeypatch.setenv("PYQOM_DISABLE_PLUGIN_AUTOLOAD", "1")
-    monkeypatch.setattr("pyqom.cli.serve", lambda vm, line, servers, err: 0)
+    monkeypatch.setattr("pyqom.cli.serve", lambda vm, line, servers, err, **options: 0)
     out, err = io.StringIO(), io.StringIO()
     status = main(["-m", "1G,slots=3,maxmem=4G", "-dump-acpi", str(tmp_path / "acpi")],
                   stdout=out, stderr=err)
