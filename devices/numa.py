@@ -124,6 +124,8 @@ class NumaState(FieldsRepr):
     have_mem: bool = False
     have_distance: bool = False
     hmat_enabled: bool = False
+    #: the machine made the one node itself (memory hotplug, no ``-numa``)
+    automatic: bool = False
     #: (hierarchy, data type) -> the structure, once an ``hmat-lb`` named it
     hmat_lb: dict[tuple[int, int], HmatLb] = attrs.field(factory=dict)
     #: node -> level -> its memory-side cache
@@ -574,6 +576,7 @@ def complete_configuration(state: NumaState, *, ram_size: int, auto_enable: bool
     if not state.nodes and auto_enable:
         state.nodes[0] = NumaNode(0, mem=ram_size)
         state.max_node_id = 1
+        state.automatic = True
     for node_id in range(state.max_node_id - 1, -1, -1):
         if node_id not in state.nodes:
             raise QomError(f"numa: Node ID missing: {node_id}")

@@ -6,8 +6,13 @@ are now and returns the options, in QEMU's syntax, that give the same machine
 on a fresh pyqom or on QEMU 7.2:
 
 * ``-machine TYPE`` (and ``max-ram-below-4g``, ``acpi=off`` when set);
-* ``-cpu qemu64,phys-bits=N`` when the address width is not the default;
+* ``-machine ...,memory-backend=ID`` and ``hmat=on`` when set;
+* ``-cpu MODEL[,phys-bits=N]`` when the model or address width is not the default;
+* ``-smp`` with every member when the machine has more than one CPU;
 * ``-m size=...,slots=...,maxmem=...``;
+* ``-numa node`` (memdev or mem, CPUs, initiator), ``-numa dist`` for every
+  pair, and the HMAT's ``hmat-lb``/``hmat-cache``, unless the one node is the
+  one pc made by itself;
 * ``-global`` settings (``PIIX4_PM.memory-hotplug-support=off``, and every
   device ``-global`` the machine was given);
 * ``-object`` for every user-created object in ``/objects`` (plugged or not),
@@ -118,20 +123,87 @@ _MISSING: Final = object()
 
 
 def machine_options(tree: qom.ObjectTree, machine: PcMachine) -> list[str]:
-    """``-machine TYPE[,max-ram-below-4g=...][,acpi=off]``."""
+    """``-machine TYPE[,max-ram-below-4g=...][,acpi=off][,memory-backend=ID][,hmat=on]``."""
     text = machine.type_name.removesuffix("-machine")
     if machine.max_ram_below_4g not in (0, DEFAULT_MAX_RAM_BELOW_4G):
         text += f",max-ram-below-4g={size_text(machine.max_ram_below_4g)}"
     if not machine.acpi:
         text += ",acpi=off"
+    backend = machine.ram_backend
+    if backend is not None and backend.name_in_parent != MAIN_RAM_ID:
+        text += f",memory-backend={opts_value(str(backend.name_in_parent))}"
+    if machine.numa.hmat_enabled:
+        text += ",hmat=on"
     return ["-machine", text]
 
 
 def cpu_options(tree: qom.ObjectTree, machine: PcMachine) -> list[str]:
-    """``-cpu qemu64,phys-bits=N`` when the width is not the default (40)."""
-    if machine.phys_bits == DEFAULT_PHYS_BITS:
+    """``-cpu MODEL[,phys-bits=N]`` when the model or the width is not the default."""
+    model = machine.cpu_type.removesuffix("-x86_64-cpu")
+    if machine.phys_bits == DEFAULT_PHYS_BITS and model == "qemu64":
         return []
-    return ["-cpu", f"qemu64,phys-bits={machine.phys_bits}"]
+    text = model
+    if machine.phys_bits != DEFAULT_PHYS_BITS:
+        text += f",phys-bits={machine.phys_bits}"
+    return ["-cpu", text]
+
+
+def smp_options(tree: qom.ObjectTree, machine: PcMachine) -> list[str]:
+    """``-smp`` with every member, when the topology is not one CPU."""
+    smp = machine.smp
+    if smp.max_cpus == 1:
+        return []
+    return ["-smp", f"cpus={smp.cpus},sockets={smp.sockets},dies={smp.dies},"
+                    f"cores={smp.cores},threads={smp.threads},maxcpus={smp.max_cpus}"]
+
+
+def numa_options(tree: qom.ObjectTree, machine: PcMachine) -> list[str]:
+    """``-numa node`` per node (its memdev or mem, its CPUs, its initiator), a
+    ``-numa dist`` per ordered pair, and the HMAT entries; nothing for the node
+    pc makes by itself."""
+    from devices.numa import (
+        HMAT_ASSOCIATIVITIES,
+        HMAT_DATA_TYPES,
+        HMAT_HIERARCHIES,
+        HMAT_POLICIES,
+        MAX_NODES,
+    )
+
+    state = machine.numa
+    if not state.num_nodes or state.automatic:
+        return []
+    options: list[str] = []
+    for node in state.ordered():
+        text = f"node,nodeid={node.node_id}"
+        if node.memdev is not None:
+            text += f",memdev={opts_value(str(node.memdev.name_in_parent))}"
+        elif state.have_mem:
+            text += f",mem={size_text(node.mem)}"
+        cpus = [slot.index for slot in machine.cpu_slots if slot.node_id == node.node_id]
+        text += "".join(f",cpus={part}" for part in _node_ranges(cpus))
+        if state.hmat_enabled and node.initiator < MAX_NODES and not node.has_cpu:
+            text += f",initiator={node.initiator}"
+        options += ["-numa", text]
+    if state.have_distance:
+        for src in state.ordered():
+            for dst in state.ordered():
+                if src.node_id != dst.node_id:
+                    options += ["-numa", f"dist,src={src.node_id},dst={dst.node_id},"
+                                         f"val={state.distance(src.node_id, dst.node_id)}"]
+    for (hierarchy, data_type), lb in sorted(state.hmat_lb.items()):
+        kind = "latency" if data_type <= HMAT_DATA_TYPES.index("write-latency") else "bandwidth"
+        for initiator, target, value in lb.entries:
+            options += ["-numa", f"hmat-lb,initiator={initiator},target={target},"
+                                 f"hierarchy={HMAT_HIERARCHIES[hierarchy]},"
+                                 f"data-type={HMAT_DATA_TYPES[data_type]},{kind}={value}"]
+    for node_id in sorted(state.hmat_cache):
+        for level, cache in sorted(state.hmat_cache[node_id].items()):
+            options += ["-numa", f"hmat-cache,node-id={node_id},size={cache.size},"
+                                 f"level={level},"
+                                 f"associativity={HMAT_ASSOCIATIVITIES[cache.associativity]},"
+                                 f"policy={HMAT_POLICIES[cache.policy]},"
+                                 f"line={cache.line}"]
+    return options
 
 
 def memory_options(tree: qom.ObjectTree, machine: PcMachine) -> list[str]:
@@ -200,8 +272,8 @@ def device_options(tree: qom.ObjectTree, machine: PcMachine) -> list[str]:
 #: The option kinds, in the order they are written (QEMU applies ``-object``
 #: before the machine and ``-device`` after it, whatever the order).
 SECTIONS: Final[tuple[Section, ...]] = (
-    machine_options, cpu_options, memory_options, global_options,
-    object_options, device_options,
+    machine_options, cpu_options, smp_options, memory_options, global_options,
+    object_options, numa_options, device_options,
 )
 
 

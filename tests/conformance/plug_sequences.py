@@ -93,3 +93,20 @@ def apply(vm: VM, steps: list[tuple[Any, ...]]) -> list[str]:
         except qom.QomError:
             continue
     return done
+
+
+#: a NUMA machine: two memdev nodes, CPUs placed by socket, distances, HMAT,
+#: and a DIMM on node 1
+NUMA_LINE = [
+    "-machine", "pc,hmat=on", "-m", "2G,slots=2,maxmem=4G", "-smp", "4,sockets=2,cores=2",
+    "-object", "memory-backend-ram,id=m0,size=1G", "-object", "memory-backend-ram,id=m1,size=1G",
+    "-object", "memory-backend-ram,id=d1mem,size=512M",
+    "-numa", "node,nodeid=0,memdev=m0", "-numa", "node,nodeid=1,memdev=m1",
+    "-numa", "cpu,node-id=0,socket-id=0", "-numa", "cpu,node-id=1,socket-id=1",
+    "-numa", "dist,src=0,dst=1,val=21",
+    "-numa", "hmat-lb,initiator=0,target=0,hierarchy=memory,data-type=access-latency,latency=5",
+    "-numa", "hmat-lb,initiator=1,target=1,hierarchy=memory,data-type=access-latency,latency=5",
+    "-numa", "hmat-lb,initiator=0,target=1,hierarchy=memory,data-type=access-latency,latency=10",
+    "-numa", "hmat-lb,initiator=1,target=0,hierarchy=memory,data-type=access-latency,latency=10",
+    "-device", "pc-dimm,id=d1,memdev=d1mem,node=1",
+]

@@ -27,7 +27,7 @@ from pathlib import Path
 from acpi_testdata import memory_hotplug_part
 from acpi_testdata import normalise as normalise_dsl
 from hypothesis import HealthCheck, example, given, settings
-from plug_sequences import FULL, MEMORY, apply, sequences
+from plug_sequences import FULL, MEMORY, NUMA_LINE, apply, sequences
 from pyqom_side import normalise
 from qemu_oracle import QemuOracle, qemu_or_skip
 
@@ -113,3 +113,30 @@ def test_regenerated_line_starts_the_same_machine_on_qemu(steps):
         if shutil.which("iasl") is not None:   # tests/devices/acpi says so when it is not
             assert (memory_hotplug_part(disassembled(built["DSDT"]))
                     == memory_hotplug_part(disassembled(theirs["DSDT"]))), options
+
+
+def test_regenerated_numa_line_starts_the_same_machine_on_qemu():
+    """A NUMA machine's regenerated line (nodes, CPUs, distances, HMAT, a DIMM on
+    node 1): QEMU 7.2 reports the same devices and nodes and builds the same SRAT,
+    SLIT, HMAT and APIC."""
+    qemu_or_skip()
+    with VM.from_args(NUMA_LINE, autoload=False) as live:
+        options = regenerate_options(live.tree, live.machine)
+    with VM.from_args(options, autoload=False) as ours:
+        qemu = QemuOracle(*options)
+        try:
+            assert qemu.execute("query-memory-devices") == {
+                "return": ours.query_memory_devices()}, options
+            info = qemu.execute("human-monitor-command", {"command-line": "info numa"})
+            assert info["return"].startswith("2 nodes"), info
+            assert qemu.execute("cont") == {"return": {}}
+            time.sleep(FIRMWARE_SECONDS)
+            qemu.execute("stop")
+            theirs = firmware_tables(qemu)
+        finally:
+            qemu.close()
+        base = struct.unpack_from("<I", theirs["FACP"], 36)[0]
+        built = build_tables(ours.machine, base=base)
+        for signature in ("SRAT", "SLIT", "HMAT", "APIC"):
+            assert signature in theirs and built.get(signature) == theirs[signature], (
+                signature, options)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 from hypothesis import HealthCheck, example, given, settings
-from plug_sequences import FULL, MEMORY, apply, sequences
+from plug_sequences import FULL, MEMORY, NUMA_LINE, apply, sequences
 
 from plugins.services import ACPI, services_of
 from pyqom.regenerate import (
@@ -169,3 +169,37 @@ def test_qmp_file_error(tmp_path):
                                    f"Could not open '{tmp_path}/no/such': "
                                    "No such file or directory"}}
         qmp.close()
+
+
+def numa_state(vm: VM) -> tuple:
+    machine = vm.machine
+    return (machine.smp, [(slot.apic_id, slot.node_id) for slot in machine.cpu_slots],
+            [(node.node_id, node.mem, node.memdev.name_in_parent if node.memdev else None,
+              sorted(node.distance.items()), node.initiator, node.has_cpu)
+             for node in machine.numa.ordered()],
+            {key: (lb.base, lb.entries) for key, lb in machine.numa.hmat_lb.items()})
+
+
+def test_numa_round_trip():
+    """-smp, -numa node/cpu/dist/hmat-lb, hmat=on and node= come back from the state."""
+    with VM.from_args(NUMA_LINE, autoload=False) as live:
+        options = options_of(live)
+        assert "-smp" in options and options.count("-numa") >= 6
+        with VM.from_args(options, autoload=False) as again:
+            assert numa_state(again) == numa_state(live)
+            assert again.query_memory_devices() == live.query_memory_devices()
+            assert acpi_tables(again) == acpi_tables(live)
+            assert options_of(again) == options
+
+
+def test_automatic_node_and_memory_backend_round_trip():
+    """The node pc makes itself is not written; -machine memory-backend is."""
+    line = ["-m", "1G", "-object", "memory-backend-ram,id=pcram,size=1G",
+            "-machine", "memory-backend=pcram"]
+    with VM.from_args(line, autoload=False) as live:
+        options = options_of(live)
+        assert "pc-i440fx-7.2,memory-backend=pcram" in options
+        with VM.from_args(options, autoload=False) as again:
+            assert again.machine.ram_backend.name_in_parent == "pcram"
+    with VM.from_args(["-m", "1G,slots=2,maxmem=2G"], autoload=False) as live:
+        assert "-numa" not in options_of(live)
