@@ -61,7 +61,8 @@ def test_the_guest_sees_what_it_sees_on_qemu(kernel: str, memory: str, tmp_path:
 
 
 async def _hotplug_session(program: list[str], args: list[str], tmp_path: Path,
-                           name: str, last_words: bytes | None = None
+                           name: str, last_words: bytes | None = None,
+                           dimm: dict[str, object] | None = None
                            ) -> tuple[bytes, list[tuple[str, object]], int]:
     """Boot, wait for the guest, plug a DIMM, unplug it; (transcript, events, status).
 
@@ -92,7 +93,8 @@ async def _hotplug_session(program: list[str], args: list[str], tmp_path: Path,
 
         await client.execute("object-add", {"qom-type": "memory-backend-ram", "id": "m1",
                                             "size": 256 << 20})
-        await client.execute("device_add", {"driver": "pc-dimm", "id": "d1", "memdev": "m1"})
+        await client.execute("device_add", {"driver": "pc-dimm", "id": "d1", "memdev": "m1",
+                                            **(dimm or {})})
         await wait_for("ACPI_DEVICE_OST", 1)
         await client.execute("device_del", {"id": "d1"})
         if last_words is None:
@@ -132,6 +134,46 @@ def test_a_dimm_plugged_onlined_unplugged_and_ejected_as_on_qemu(kernel: str, tm
     assert any(kind == "DEVICE_DELETED" for kind, _ in theirs[1])
     assert b"insert slot 0 addr 0x100000000 size 0x10000000 node 0\n" in theirs[0]
     assert b"ejected slot 0\n" in theirs[0]
+    assert mine == theirs
+
+
+#: two NUMA nodes from memdevs (one across the 640K hole, one above 4 GiB),
+#: four CPUs placed by socket, distances, memory hotplug
+NUMA_ARGS = ["-m", "4G,slots=2,maxmem=6G", "-smp", "4,sockets=2,cores=2",
+             "-object", "memory-backend-ram,id=n0,size=3G",
+             "-object", "memory-backend-ram,id=n1,size=1G",
+             "-numa", "node,nodeid=0,memdev=n0", "-numa", "node,nodeid=1,memdev=n1",
+             "-numa", "cpu,node-id=0,socket-id=0", "-numa", "cpu,node-id=1,socket-id=1",
+             "-numa", "dist,src=0,dst=1,val=21"]
+
+
+def test_the_guest_sees_the_numa_machine_it_sees_on_qemu(kernel: str, tmp_path: Path) -> None:
+    """Its RAM from two node backends (the kernel loaded into them, the tables
+    too), and the SRAT the guest prints: a CPU entry per possible CPU with its
+    node, each node's memory, the hotplug window."""
+    qemu = qemu_or_skip()
+    args = [*NUMA_ARGS, "-kernel", kernel, "-append", "exit=0x10"]
+    theirs = _boot([qemu], args, tmp_path / "qemu.out")
+    mine = _boot(pyqom_command(), args, tmp_path / "pyqom.out")
+    assert theirs.returncode == mine.returncode == 33, (theirs.stderr, mine.stderr)
+    assert mine.stderr == theirs.stderr
+    expected = transcript(tmp_path / "qemu.out")
+    assert b"srat cpu apic 0x2 node 0x1" in expected
+    assert transcript(tmp_path / "pyqom.out") == expected
+
+
+def test_a_dimm_plugged_on_node_1_as_on_qemu(kernel: str, tmp_path: Path) -> None:
+    """The guest reads the inserted DIMM's node from the register block (what
+    the AML's ``_PXM`` returns): 1, on both."""
+    qemu = qemu_or_skip()
+    args = [*NUMA_ARGS, "-kernel", kernel, "-append", ""]
+    ejected = b"ejected slot 0\n"
+    theirs = asyncio.run(_hotplug_session([qemu], args, tmp_path, "qemu", ejected,
+                                          {"node": 1}))
+    mine = asyncio.run(_hotplug_session(pyqom_command(), args, tmp_path, "pyqom", ejected,
+                                        {"node": 1}))
+    assert theirs[2] == 0
+    assert b" node 1\n" in theirs[0]
     assert mine == theirs
 
 
