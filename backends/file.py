@@ -165,11 +165,11 @@ class FileBackend(MemoryBackend):
         self._fd = fd
         return mapping
 
-    def charges_memory(self) -> bool:
+    def charges_memory(self, page_size: int) -> bool:
         """A private mapping's pages are copies the cgroup counts; a shared file's
         are page cache the kernel can write back (a shared file on tmpfs is not
         checked)."""
-        return not self.share and super().charges_memory()
+        return not self.share and super().charges_memory(page_size)
 
     def on_unparent(self) -> None:
         """QEMU's ``file_backend_unparent``: ``discard-data=on`` punches out the file."""

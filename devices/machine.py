@@ -222,9 +222,14 @@ class PcMachine(Object):
         """Record a memory device's slot and range as taken, then the plug phases."""
         memory = as_memory_device(device)
         if memory is not None:
-            bisect.insort(self._plugged, memory, key=lambda dev: dev.get_addr())
-            undo.push(lambda: self._forget(memory), "forget memory device")
+            self.record_plugged(memory, undo)
         run_plug_phases(self.relay, self, device, undo)
+
+    def record_plugged(self, memory: MemoryDevice, undo: UndoStack) -> None:
+        """Count ``memory``'s slot and range as taken (the plug's first step; a plan
+        does it too, so the next planned device is placed after it), undone by ``undo``."""
+        bisect.insort(self._plugged, memory, key=lambda dev: dev.get_addr())
+        undo.push(lambda: self._forget(memory), "forget memory device")
 
     def unplug_request(self, device: Device) -> None:
         """``device_del``: QEMU's checks, then ``qom_device_unplug_request``."""
@@ -352,11 +357,7 @@ def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.Ho
         tree.attach_machine(pc)
         undo.push(pc.unparent, "remove /machine")
         pc.ram_backend = _create_main_ram(tree, memory.ram_size, undo)
-        if phys_bits > TARGET_PHYS_ADDR_SPACE_BITS or phys_bits < 32:
-            raise QomError(f"phys-bits should be between 32 and {TARGET_PHYS_ADDR_SPACE_BITS} "
-                           f" (but is {phys_bits})")
-        _split_ram(pc)
-        _memory_init(pc)
+        _board_checks(pc)
         # From here on plugins hold things for the machine: release them on failure.
         undo.push(lambda: shutdown_machine(pc, "host-error"), "shut the machine down")
         services = services_of(pc)
@@ -364,6 +365,96 @@ def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.Ho
         _map_main_ram(pc)
         hook.qom_machine_init(machine=pc)
     return pc
+
+
+def _board_checks(pc: PcMachine) -> None:
+    """The CPU's ``phys-bits`` range, the RAM split and ``pc_memory_init``: every
+    board-init check after the main RAM, in QEMU's order (the start-up planner
+    runs exactly these)."""
+    if pc.phys_bits > TARGET_PHYS_ADDR_SPACE_BITS or pc.phys_bits < 32:
+        raise QomError(f"phys-bits should be between 32 and {TARGET_PHYS_ADDR_SPACE_BITS} "
+                       f" (but is {pc.phys_bits})")
+    _split_ram(pc)
+    _memory_init(pc)
+
+
+@attrs.frozen(repr=False, eq=False)
+class BoardPlan(FieldsValue):
+    """What :func:`check_board` found: the layout board init would make, or why it fails.
+
+    :ivar error: QEMU's fatal board-init error, or ``None`` when the machine boots.
+    :ivar device_memory_base: where the device-memory region starts (0 without one).
+    :ivar device_memory_size: its size.
+    :ivar above_4g_mem_start: 4 GiB, or 1 TiB when the AMD HyperTransport hole moved it.
+    :ivar max_used_gpa: the last guest-physical address the board uses (the 64-bit PCI hole's).
+    :ivar phys_limit: the last address the CPU's ``phys-bits`` can reach.
+    """
+
+    error: QomError | None
+    device_memory_base: int = 0
+    device_memory_size: int = 0
+    above_4g_mem_start: int = FOUR_GIB
+    max_used_gpa: int = 0
+    phys_limit: int = 0
+
+    @property
+    def boots(self) -> bool:
+        """Whether board init succeeds."""
+        return self.error is None
+
+
+def check_board(tree: ObjectTree, memory: MemoryConfig, *, machine: str = "pc",
+                phys_bits: int = DEFAULT_PHYS_BITS, max_ram_below_4g: int = 0) -> BoardPlan:
+    """The start-up planner: run board init's checks (:func:`create_pc_machine`'s,
+    the same code) on a machine object that is never attached, with no RAM
+    allocated and no plugin called; the object is finalized before this returns.
+
+    :raises QomError: only for an unknown machine name (as ``-machine`` would).
+    """
+    pc = tree.new(machine_type_for(machine), memory=memory, phys_bits=phys_bits,
+                  max_ram_below_4g=max_ram_below_4g)
+    assert isinstance(pc, PcMachine)
+    try:
+        try:
+            _board_checks(pc)
+        except QomError as err:
+            return BoardPlan(error=err)
+        return BoardPlan(error=None, device_memory_base=pc.device_memory_base,
+                         device_memory_size=pc.device_memory_size,
+                         above_4g_mem_start=pc.above_4g_mem_start,
+                         max_used_gpa=_max_used_gpa(pc), phys_limit=(1 << pc.phys_bits) - 1)
+    finally:
+        pc.finalize()
+
+
+def largest_bootable_maxmem(tree: ObjectTree, memory: MemoryConfig, *, machine: str = "pc",
+                            phys_bits: int = DEFAULT_PHYS_BITS,
+                            max_ram_below_4g: int = 0) -> int | None:
+    """The largest ``maxmem`` (a multiple of the page size) with which ``memory``'s
+    RAM and slots pass :func:`check_board`, or ``None`` if no ``maxmem`` does.
+
+    A binary search: the board's checks refuse a ``maxmem`` only for being too
+    large once RAM, slots and CPU are fixed (the region, and so the highest
+    address used, grows with it).
+    """
+    def boots(maxmem: int) -> bool:
+        config = MemoryConfig(memory.ram_size, maxmem, memory.ram_slots)
+        return check_board(tree, config, machine=machine, phys_bits=phys_bits,
+                           max_ram_below_4g=max_ram_below_4g).boots
+
+    page = TARGET_PAGE_SIZE
+    # With slots, maxmem must exceed the RAM (machine_set_mem's rule).
+    low = round_up(memory.ram_size + (1 if memory.ram_slots else 0), page)
+    if low > U64_MASK or not boots(low):
+        return None
+    lo, hi = low // page, U64_MASK // page
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if boots(mid * page):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo * page
 
 
 def shutdown_machine(pc: PcMachine, reason: str) -> None:
