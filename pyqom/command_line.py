@@ -48,7 +48,7 @@ WITH_ARGUMENT = frozenset({
 })
 #: options without an argument
 FLAGS = frozenset({"-S", "-nodefaults", "-no-acpi", "-version", "-h", "-help", "-nographic",
-                   "-x-prealloc-progress"})
+                   "-x-prealloc-progress", "-x-check-config"})
 
 
 def _boot_kernel(vm: VM, line: CommandLine, warn: Warn) -> None:
@@ -134,6 +134,9 @@ class CommandLine(FieldsRepr):
     #: ``-x-prealloc-progress``: say on stderr how far a preallocation of 1 GiB or
     #: more has come (a pyqom addition; QEMU says nothing)
     prealloc_progress: bool = False
+    #: ``-x-check-config``: say whether the board would boot, and exit (a pyqom
+    #: addition, :mod:`pyqom.check_config`)
+    check_config: bool = False
     #: what a help option printed instead of a start-up: stdout text, then a
     #: stderr line (``-device nosuch,help``); pyqom then exits 0 as QEMU does
     help_text: str | None = None
@@ -200,6 +203,8 @@ def parse_command_line(argv: Sequence[str], warn: Warn, registry: qom.TypeRegist
                 line.acpi = False
             elif option == "-x-prealloc-progress":
                 line.prealloc_progress = True
+            elif option == "-x-check-config":
+                line.check_config = True
             elif option == "-version":
                 line.help_text = help_text.version_text(prog)
                 return line

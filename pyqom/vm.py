@@ -40,6 +40,7 @@ from devices.memory_options import (
     MemoryConfig,
     memory_config,
 )
+from devices.plan import DEFAULT_ALIGNMENTS, memory_capacity, plan_plug, requests_from_qmp
 from plugins import hookimpl
 from plugins.device_events import Outcome, online_outcome, removal_outcome
 from plugins.services import GUEST_CPU, GUEST_MEMORY, GuestCpu, GuestMemory, services_of
@@ -224,6 +225,31 @@ class VM:
             self._events.forget(settles)
             raise
         return future
+
+    # -- plans (pyqom additions) ------------------------------------------
+
+    def plan_plug(self, *requests: Mapping[str, Any]) -> dict[str, Any]:
+        """What ``object-add`` / ``device_add`` requests would do, without doing them
+        (``x-plan-plug``; see :mod:`devices.plan`): each request is
+        ``{"execute": "object-add" | "device_add", "arguments": {...}}``, values
+        as for QMP.  The machine is left exactly as it was.
+
+        :returns: ``fits``; the planned ``objects`` and ``devices`` (slot,
+            address, size, alignment, padding); on a refusal ``failed`` (the
+            request's index) and ``error`` (``class``, ``desc``: what the real
+            command would answer); ``slots-left``, ``maxmem-left``,
+            ``highest-address`` and ``phys-bits-limit``.
+        """
+        with self.tree.lock:
+            return plan_plug(self.tree, requests_from_qmp(list(requests)))
+
+    def memory_capacity(self, alignments: Sequence[int] = DEFAULT_ALIGNMENTS
+                        ) -> dict[str, Any]:
+        """``x-query-memory-capacity``: free slots and ``maxmem``, the device-memory
+        region's free ranges and fragmentation, and per alignment the largest
+        DIMM that fits now (see :func:`devices.plan.memory_capacity`)."""
+        with self.tree.lock:
+            return memory_capacity(self.machine, alignments)
 
     # -- queries ---------------------------------------------------------
 
