@@ -82,6 +82,8 @@ MACHINE_DESCRIPTION: Final = "Standard PC (i440FX + PIIX, 1996)"
 MAIN_RAM_ID: Final = "pc.ram"
 ACPI_MAX_RAM_SLOTS: Final = 256
 DEFAULT_PHYS_BITS: Final = 40
+#: the CPUID vendor of pyqom's CPU models (``qemu64``, and ``max`` under TCG)
+CPU_VENDOR_AMD: Final = "AuthenticAMD"
 TARGET_PHYS_ADDR_SPACE_BITS: Final = 52
 DEFAULT_MAX_RAM_BELOW_4G: Final = 0xE0000000
 GIGABYTE_ALIGNED_LOWMEM: Final = 0xC0000000
@@ -124,6 +126,8 @@ class PcMachine(Object):
 
     memory: MemoryConfig = attrs.field(factory=lambda: MemoryConfig(128 << 20, 128 << 20, 0))
     phys_bits: int = DEFAULT_PHYS_BITS
+    #: the CPU's ``vendor`` (``-cpu ...,vendor=``): only an AMD CPU has the 1 TiB hole
+    cpu_vendor: str = CPU_VENDOR_AMD
     max_ram_below_4g: int = 0
     acpi: bool = True
     memory_hotplug_support: bool = True
@@ -335,6 +339,7 @@ def machine_type_for(name: str) -> str:
 
 def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.HookRelay,
                       machine: str = "pc", phys_bits: int = DEFAULT_PHYS_BITS,
+                      cpu_vendor: str = CPU_VENDOR_AMD,
                       max_ram_below_4g: int = 0, acpi: bool = True,
                       memory_hotplug_support: bool = True) -> PcMachine:
     """Build ``/machine`` and its RAM, then run ``qom_machine_init``.
@@ -343,6 +348,8 @@ def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.Ho
     :param hook: the plugin manager's ``hook`` relay.
     :param machine: a ``-machine`` name (``pc``) or a machine QOM type.
     :param phys_bits: the CPU's physical address bits (``-cpu qemu64,phys-bits=N``).
+    :param cpu_vendor: the CPU's vendor (``-cpu qemu64,vendor=...``); only for the
+        memory layout (the AMD 1 TiB hole): the guest's CPUID is Unicorn's.
     :param max_ram_below_4g: ``-machine pc,max-ram-below-4g=...`` (0 = default).
     :param acpi: False for ``-no-acpi``.
     :param memory_hotplug_support: ``-global PIIX4_PM.memory-hotplug-support``.
@@ -350,7 +357,7 @@ def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.Ho
     """
     type_name = machine_type_for(machine)
     with UndoStack() as undo:
-        pc = tree.new(type_name, memory=memory, phys_bits=phys_bits,
+        pc = tree.new(type_name, memory=memory, phys_bits=phys_bits, cpu_vendor=cpu_vendor,
                       max_ram_below_4g=max_ram_below_4g, acpi=acpi,
                       memory_hotplug_support=memory_hotplug_support, hook=hook)
         assert isinstance(pc, PcMachine)
@@ -404,7 +411,8 @@ class BoardPlan(FieldsValue):
 
 
 def check_board(tree: ObjectTree, memory: MemoryConfig, *, machine: str = "pc",
-                phys_bits: int = DEFAULT_PHYS_BITS, max_ram_below_4g: int = 0) -> BoardPlan:
+                phys_bits: int = DEFAULT_PHYS_BITS, cpu_vendor: str = CPU_VENDOR_AMD,
+                max_ram_below_4g: int = 0) -> BoardPlan:
     """The start-up planner: run board init's checks (:func:`create_pc_machine`'s,
     the same code) on a machine object that is never attached, with no RAM
     allocated and no plugin called; the object is finalized before this returns.
@@ -412,7 +420,7 @@ def check_board(tree: ObjectTree, memory: MemoryConfig, *, machine: str = "pc",
     :raises QomError: only for an unknown machine name (as ``-machine`` would).
     """
     pc = tree.new(machine_type_for(machine), memory=memory, phys_bits=phys_bits,
-                  max_ram_below_4g=max_ram_below_4g)
+                  cpu_vendor=cpu_vendor, max_ram_below_4g=max_ram_below_4g)
     assert isinstance(pc, PcMachine)
     try:
         try:
@@ -429,6 +437,7 @@ def check_board(tree: ObjectTree, memory: MemoryConfig, *, machine: str = "pc",
 
 def largest_bootable_maxmem(tree: ObjectTree, memory: MemoryConfig, *, machine: str = "pc",
                             phys_bits: int = DEFAULT_PHYS_BITS,
+                            cpu_vendor: str = CPU_VENDOR_AMD,
                             max_ram_below_4g: int = 0) -> int | None:
     """The largest ``maxmem`` (a multiple of the page size) with which ``memory``'s
     RAM and slots pass :func:`check_board`, or ``None`` if no ``maxmem`` does.
@@ -440,7 +449,7 @@ def largest_bootable_maxmem(tree: ObjectTree, memory: MemoryConfig, *, machine: 
     def boots(maxmem: int) -> bool:
         config = MemoryConfig(memory.ram_size, maxmem, memory.ram_slots)
         return check_board(tree, config, machine=machine, phys_bits=phys_bits,
-                           max_ram_below_4g=max_ram_below_4g).boots
+                           cpu_vendor=cpu_vendor, max_ram_below_4g=max_ram_below_4g).boots
 
     page = TARGET_PAGE_SIZE
     # With slots, maxmem must exceed the RAM (machine_set_mem's rule).
@@ -541,9 +550,9 @@ def _max_used_gpa(pc: PcMachine) -> int:
 def _memory_init(pc: PcMachine) -> None:
     """QEMU's ``pc_memory_init`` checks and layout, in its order."""
     slots = pc.object_class.slots
-    # The default CPU (qemu64) reports an AMD vendor: keep RAM out of the
-    # HyperTransport hole below 1 TiB by moving it above 1 TiB if needed.
-    if slots[SLOT_ENFORCE_AMD_1TB_HOLE]:
+    # An AMD CPU (qemu64 and max are, unless vendor= says otherwise): keep RAM
+    # out of the HyperTransport hole below 1 TiB by moving it above 1 TiB if needed.
+    if slots[SLOT_ENFORCE_AMD_1TB_HOLE] and pc.cpu_vendor == CPU_VENDOR_AMD:
         if _max_used_gpa(pc) >= AMD_HT_START:
             pc.above_4g_mem_start = AMD_ABOVE_1TB_START
         if pc.phys_bits >= 40:

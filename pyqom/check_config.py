@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TextIO
 import attrs
 
 from devices.machine import (
+    CPU_VENDOR_AMD,
     DEFAULT_PHYS_BITS,
     BoardPlan,
     check_board,
@@ -66,11 +67,11 @@ class StartupPlan(FieldsValue):
 
 def plan_startup(memory: str | int | MemoryConfig | None = None, *, slots: int | None = None,
                  maxmem: int | str | None = None, machine: str = "pc",
-                 phys_bits: int = DEFAULT_PHYS_BITS,
+                 phys_bits: int = DEFAULT_PHYS_BITS, cpu_vendor: str = CPU_VENDOR_AMD,
                  max_ram_below_4g: int = 0) -> StartupPlan:
     """The start-up planner for the Python API, with :class:`~pyqom.vm.VM`'s
     memory arguments: whether ``VM(memory, slots=..., maxmem=..., machine=...,
-    phys_bits=...)`` would get past board init, without building it.
+    phys_bits=..., cpu_vendor=...)`` would get past board init, without building it.
 
     :raises QomError: what QEMU says of the ``-m`` values themselves
         (``machine_set_mem``) or of an unknown machine.
@@ -82,9 +83,9 @@ def plan_startup(memory: str | int | MemoryConfig | None = None, *, slots: int |
     vm = VM.empty()
     try:
         board = check_board(vm.tree, config, machine=machine, phys_bits=phys_bits,
-                            max_ram_below_4g=max_ram_below_4g)
+                            cpu_vendor=cpu_vendor, max_ram_below_4g=max_ram_below_4g)
         largest = None if board.boots else largest_bootable_maxmem(
-            vm.tree, config, machine=machine, phys_bits=phys_bits,
+            vm.tree, config, machine=machine, phys_bits=phys_bits, cpu_vendor=cpu_vendor,
             max_ram_below_4g=max_ram_below_4g)
     finally:
         vm.close()
@@ -127,7 +128,7 @@ def check_config(vm: VM, line: CommandLine, warn: Callable[[str], None], out: Te
         config = machine_set_mem(fix_up_memory_options(
             line.memory, lambda message: warn(f"warning: {message}")))
         plan = check_board(vm.tree, config, machine=line.machine, phys_bits=line.phys_bits,
-                           max_ram_below_4g=line.max_ram_below_4g)
+                           cpu_vendor=line.cpu_vendor, max_ram_below_4g=line.max_ram_below_4g)
         if plan.error is None:
             out.write(layout_text(config, plan))
             out.flush()
@@ -135,6 +136,7 @@ def check_config(vm: VM, line: CommandLine, warn: Callable[[str], None], out: Te
         warn(str(plan.error))
         largest = largest_bootable_maxmem(vm.tree, config, machine=line.machine,
                                           phys_bits=line.phys_bits,
+                                          cpu_vendor=line.cpu_vendor,
                                           max_ram_below_4g=line.max_ram_below_4g)
     except QomError as error:
         warn(str(error))

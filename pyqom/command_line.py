@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 import qom
-from devices.machine import DEFAULT_PHYS_BITS, machine_type_for
+from devices.machine import CPU_VENDOR_AMD, DEFAULT_PHYS_BITS, machine_type_for
 from devices.memory_options import fix_up_memory_options, machine_set_mem, parse_memory_option
 from plugins.monitor import help_text
 from plugins.monitor.chardev import Chardev, ChardevError, check_stdio_once, parse_chardev
@@ -115,6 +115,7 @@ class CommandLine(FieldsRepr):
     memory_hotplug_support: bool = True
     memory: dict[str, str] = attrs.Factory(dict)
     phys_bits: int = DEFAULT_PHYS_BITS
+    cpu_vendor: str = CPU_VENDOR_AMD
     #: (option text, QAPI-checked arguments, input) in command-line order
     objects: list[tuple[str, dict[str, Any], qom.Input]] = attrs.Factory(list)
     #: (option text, options, input) in command-line order
@@ -398,6 +399,13 @@ def _apply_cpu(line: CommandLine, value: str, warn: Warn) -> None:
     if model not in ("qemu64", "max"):
         raise StartupError(f"unable to find CPU model '{model}'")
     for name, raw in options.items():
+        if name == "vendor":
+            # QEMU's x86_cpuid_set_vendor: twelve characters
+            if len(raw) != 12:
+                raise StartupError(f"can't apply global {model}-x86_64-cpu.{name}={raw}: "
+                                   f"Property '.vendor' doesn't take value '{raw}'")
+            line.cpu_vendor = raw
+            continue
         if name != "phys-bits":
             raise StartupError(f"can't apply global {model}-x86_64-cpu.{name}={raw}: "
                                f"Property '{model}-x86_64-cpu.{name}' not found")
@@ -486,6 +494,7 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
             _open_debugcon(vm, line, text, first=index == 0, warn=warn)
         try:
             vm.create_machine(config, machine=line.machine, phys_bits=line.phys_bits,
+                              cpu_vendor=line.cpu_vendor,
                               max_ram_below_4g=line.max_ram_below_4g, acpi=line.acpi,
                               memory_hotplug_support=line.memory_hotplug_support)
         except QomError as err:

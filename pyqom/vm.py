@@ -30,6 +30,7 @@ import pluggy
 import qom
 from backends.base import query_memdev
 from devices.machine import (
+    CPU_VENDOR_AMD,
     DEFAULT_PHYS_BITS,
     PcMachine,
     create_pc_machine,
@@ -63,6 +64,8 @@ class VM:
     :raises ValueError: ``slots`` or ``maxmem`` given in ``memory`` and as a keyword.
     :param machine: ``-machine`` type name.
     :param phys_bits: the CPU's physical address bits.
+    :param cpu_vendor: the CPU's vendor (``-cpu ...,vendor=``): an Intel CPU has no
+        AMD 1 TiB hole in the memory layout.
     :param objects: ``object-add`` argument dicts created before the machine.
     :param devices: ``device_add`` option dicts cold-plugged after machine init
         (values as for QMP ``device_add``: strings or JSON values).
@@ -78,6 +81,7 @@ class VM:
     def __init__(self, memory: str | int | MemoryConfig | None = None, *,
                  slots: int | None = None, maxmem: int | str | None = None,
                  machine: str = "pc", phys_bits: int = DEFAULT_PHYS_BITS,
+                 cpu_vendor: str = CPU_VENDOR_AMD,
                  max_ram_below_4g: int = 0, acpi: bool = True,
                  memory_hotplug_support: bool = True,
                  objects: Iterable[dict[str, Any]] = (),
@@ -98,6 +102,7 @@ class VM:
             for arguments in objects:
                 qom.object_add(self.tree, arguments, object_source)
             self.create_machine(config, machine=machine, phys_bits=phys_bits,
+                                cpu_vendor=cpu_vendor,
                                 max_ram_below_4g=max_ram_below_4g, acpi=acpi,
                                 memory_hotplug_support=memory_hotplug_support)
             for options in devices:

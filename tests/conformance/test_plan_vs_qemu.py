@@ -90,6 +90,8 @@ CASES = [
     Case("RAM above 4G", "5G,slots=2,maxmem=8G", (), (ram("m1", G), dimm("d1", "m1"))),
     Case("AMD hole", "4G,slots=2,maxmem=1T", (), (ram("m1", 2 * G), dimm("d1", "m1")),
          cpu="qemu64,phys-bits=48"),
+    Case("no AMD hole on Intel", "4G,slots=2,maxmem=1T", (),
+         (ram("m1", 2 * G), dimm("d1", "m1")), cpu="qemu64,phys-bits=48,vendor=GenuineIntel"),
     Case("a list", "1G,slots=3,maxmem=6G", (),
          (ram("m1", G), dimm("d1", "m1"), ram("m2", 2 * G), dimm("d2", "m2", slot="2"),
           ram("m3", 2 * G), dimm("d3", "m3"))),
@@ -200,6 +202,10 @@ CONFIGS = [
     ("-m", "2G,slots=2,maxmem=1G"),
     ("-m", "1G,slots=2,maxmem=4097M"),
     ("-m", "1G,slots=2,maxmem=8G", "-machine", "pc-i440fx-2.0"),
+    ("-m", "1G,slots=16,maxmem=1000G", "-cpu", "qemu64,vendor=GenuineIntel"),
+    ("-m", "1G,slots=16,maxmem=1000G", "-cpu", "qemu64,vendor=AuthenticAMD"),
+    ("-m", "1G,slots=16,maxmem=1000G", "-cpu", "qemu64,vendor=xyz"),
+    ("-m", "4G,slots=2,maxmem=1T", "-cpu", "max,phys-bits=44,vendor=GenuineIntel"),
 ]
 
 
@@ -229,6 +235,8 @@ def test_check_config_boots_when_qemu_boots(args: tuple[str, ...]) -> None:
     ("128M,slots=256,maxmem=2T", "qemu64"),
     ("1G,slots=16,maxmem=4T", "qemu64,phys-bits=41"),
     ("1G,slots=2,maxmem=1T", "qemu64,phys-bits=36"),
+    ("1G,slots=16,maxmem=2T", "qemu64,vendor=GenuineIntel"),
+    ("1G,slots=16,maxmem=8T", "qemu64,phys-bits=42,vendor=GenuineIntel"),
 ])
 def test_the_largest_maxmem_boots_on_qemu(memory: str, cpu: str) -> None:
     status, _, err = _check_config(["-m", memory, "-cpu", cpu])

@@ -35,6 +35,16 @@ def test_does_not_boot_and_says_how_far_it_could_go() -> None:
         "(0xbbc0000000)\n"))
 
 
+def test_an_intel_cpu_has_no_amd_hole() -> None:
+    args = ("-m", "1G,slots=16,maxmem=1000G")
+    assert _run(*args, "-cpu", "qemu64,vendor=GenuineIntel")[0] == 0
+    assert _run(*args, "-cpu", "qemu64,vendor=AuthenticAMD")[0] == 1
+    assert plan_startup(args[1], cpu_vendor="GenuineIntel").boots
+    assert _run(*args, "-cpu", "qemu64,vendor=xyz") == (1, "", (
+        "pyqom: can't apply global qemu64-x86_64-cpu.vendor=xyz: "
+        "Property '.vendor' doesn't take value 'xyz'\n"))
+
+
 def test_the_amd_hole_is_reported() -> None:
     status, out, _ = _run("-m", "4G,slots=2,maxmem=1T", "-cpu", "qemu64,phys-bits=48")
     assert status == 0
