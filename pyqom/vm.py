@@ -46,6 +46,7 @@ from plugins import hookimpl
 from plugins.device_events import Outcome, online_outcome, removal_outcome
 from plugins.services import GUEST_CPU, GUEST_MEMORY, GuestCpu, GuestMemory, services_of
 from pyqom.chardevs import HostChardevs, parse_legacy_chardev
+from pyqom.check_config import StartupPlan, plan_startup
 from pyqom.command_line import parse_command_line, start
 from pyqom.manager import make_plugin_manager, make_registry, make_tree
 
@@ -255,6 +256,19 @@ class VM:
         DIMM that fits now (see :func:`devices.plan.memory_capacity`)."""
         with self.tree.lock:
             return memory_capacity(self.machine, alignments)
+
+    @staticmethod
+    def plan_startup(memory: str | int | MemoryConfig | None = None, *,
+                     slots: int | None = None, maxmem: int | str | None = None,
+                     machine: str = "pc", phys_bits: int = DEFAULT_PHYS_BITS,
+                     cpu_vendor: str = CPU_VENDOR_AMD,
+                     max_ram_below_4g: int = 0) -> StartupPlan:
+        """Whether ``VM(memory, slots=..., maxmem=..., ...)`` would get past board
+        init, and if not the largest ``maxmem`` that would, without building it
+        (``pyqom -x-check-config``; see :func:`pyqom.check_config.plan_startup`)."""
+        return plan_startup(memory, slots=slots, maxmem=maxmem, machine=machine,
+                            phys_bits=phys_bits, cpu_vendor=cpu_vendor,
+                            max_ram_below_4g=max_ram_below_4g)
 
     # -- queries ---------------------------------------------------------
 

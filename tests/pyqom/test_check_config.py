@@ -11,6 +11,7 @@ import pytest
 import qom
 from pyqom.check_config import plan_startup, size_text
 from pyqom.cli import main
+from pyqom.vm import VM
 
 G = 1 << 30
 
@@ -80,6 +81,7 @@ def test_python_api() -> None:
     assert plan_startup("1G", slots=256, maxmem="751G").boots
     with pytest.raises(qom.QomError, match=r"^slots specified but no max-size$"):
         plan_startup("1G", slots=2)
+    assert VM.plan_startup("1G", slots=256, maxmem="752G").largest_maxmem == 751 * G
 
 
 def test_size_text() -> None:
