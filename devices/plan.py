@@ -26,9 +26,11 @@ whatever happens, and the tree's device counters are put back, so the
 machine is as it was (``tests/devices/test_plan.py`` checks the tree,
 every property, the mappings, the ACPI tables and the host's mappings).
 What a plan cannot foresee is the host refusing memory (``mmap`` or
-``mbind`` failing), and ``memory-backend-file``, whose ``object-add``
-opens or creates files: it is refused in one line (plan the device with
-a backend already added).
+``mbind`` failing).  A ``memory-backend-file`` plan opens the file as
+``object-add`` does (one that does not exist yet is created and removed
+again at once) and neither grows nor maps it; a backend type of a plugin
+that does not plan its allocation is refused in one line (add it, then
+plan the device).
 
 :func:`memory_capacity` (``x-query-memory-capacity``) reads the free slots,
 free ``maxmem``, the free ranges of the device-memory region and, for each

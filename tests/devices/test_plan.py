@@ -229,16 +229,60 @@ def test_prealloc_is_planned_without_populating() -> None:
         assert vm_peak() - peak < G
 
 
-def test_objects_other_than_backends_are_not_planned() -> None:
+def file_backend(name: str, size: int, path: str, **extra: Any) -> dict[str, Any]:
+    return {"execute": "object-add", "arguments": {
+        "qom-type": "memory-backend-file", "id": name, "size": size, "mem-path": path,
+        **extra}}
+
+
+@pytest.mark.parametrize("where", ["new", "directory", "empty", "small", "large", "missing"])
+def test_file_backends_are_planned_on_the_real_file(where: str, tmp_path: Any) -> None:
+    path = tmp_path / "mem"
+    if where == "directory":
+        path = tmp_path
+    elif where in ("empty", "small", "large"):
+        path.write_bytes(b"x" * {"empty": 0, "small": 4096, "large": 4 << 20}[where])
+    elif where == "missing":
+        path = tmp_path / "no" / "such"
+    before = sorted(p.name for p in tmp_path.iterdir()), path.exists() and path.is_file() \
+        and path.stat().st_size
+    with VM("1G,slots=2,maxmem=4G") as vm:
+        requests = [file_backend("f", 2 << 20, str(path), share=True), dimm("f", "d1")]
+        plan = vm.plan_plug(*requests)
+        # the plan left the directory and the file as they were...
+        assert (sorted(p.name for p in tmp_path.iterdir()), path.exists() and path.is_file()
+                and path.stat().st_size) == before
+        # ...and is what the real commands do
+        check_plan_matches(vm, requests)
+    if where == "missing":
+        assert plan["error"]["desc"] == (f"can't open backing store {path} for guest RAM: "
+                                         "No such file or directory")
+    elif where == "small":
+        assert plan["error"]["desc"] == (
+            "backing store size 0x1000 does not match 'size' option 0x200000")
+    else:
+        assert plan["fits"] is True
+        assert plan["objects"][0]["align"] == 4096
+
+
+def test_a_planned_file_backend_with_discard_data_keeps_the_data(tmp_path: Any) -> None:
+    path = tmp_path / "mem"
+    path.write_bytes(b"keep" * (1 << 19))
+    with VM("1G,slots=2,maxmem=4G") as vm:
+        plan = vm.plan_plug(file_backend("f", 2 << 20, str(path), share=True,
+                                         **{"discard-data": True}), dimm("f"))
+        assert plan["fits"] is True
+    assert path.read_bytes() == b"keep" * (1 << 19)
+
+
+def test_only_object_add_and_device_add_are_planned() -> None:
     with VM("1G,slots=2,maxmem=8G") as vm:
-        plan = vm.plan_plug({"execute": "object-add", "arguments": {
-            "qom-type": "memory-backend-file", "id": "f", "size": G, "mem-path": "/tmp/x"}})
-        assert plan["fits"] is False
-        assert plan["error"]["desc"] == ("x-plan-plug: memory-backend-file cannot be planned;"
-                                         " add it with object-add, then plan the device")
-        assert not os.path.exists("/tmp/x") or os.path.getsize("/tmp/x") != G
         with pytest.raises(qom.QomError, match="only object-add and device_add"):
             vm.plan_plug({"execute": "object-del", "arguments": {"id": "f"}})
+        plan = vm.plan_plug({"execute": "object-add", "arguments": {
+            "qom-type": "authz-simple", "id": "a"}})
+        assert plan["error"]["desc"] == "Parameter 'qom-type' does not accept value " \
+            "'authz-simple'"
 
 
 def test_bad_requests_are_one_line_errors() -> None:
