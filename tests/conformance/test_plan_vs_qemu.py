@@ -147,6 +147,43 @@ def test_plan_says_what_qemu_does(case: Case) -> None:
         oracle.close()
 
 
+@pytest.mark.parametrize("content,size", [(None, 2 * M), (b"", 4 * M), (b"x" * 4096, 2 * M),
+                                          (b"x" * (8 * M), 2 * M), (None, 3 * 4096)])
+def test_a_file_backend_plan_says_what_qemu_does(tmp_path: Any, content: bytes | None,
+                                                 size: int) -> None:
+    results = []
+    for side in ("qemu", "pyqom"):
+        path = tmp_path / side
+        if content is not None:
+            path.write_bytes(content)
+        steps = (("object-add", {"qom-type": "memory-backend-file", "id": "f", "size": size,
+                                 "mem-path": str(path), "share": True}),
+                 dimm("d1", "f"))
+        if side == "qemu":
+            oracle = QemuOracle("-m", "1G,slots=2,maxmem=4G")
+            try:
+                results.append(_qemu_outcome(oracle, steps))
+            finally:
+                oracle.close()
+            continue
+        with VM.from_args(["-m", "1G,slots=2,maxmem=4G"]) as vm:
+            control = VmControl(vm)
+            qmp = PyqomQmp(control)
+            try:
+                answer = qmp.execute("x-plan-plug", {"requests": [
+                    {"execute": command, "arguments": arguments}
+                    for command, arguments in steps]})
+                results.append(_plan(answer["return"]))
+            finally:
+                qmp.close()
+                control.close()
+    qemu, pyqom = results
+    if not qemu["fits"]:   # the message names the file, which differs by side
+        qemu["error"]["desc"] = qemu["error"]["desc"].replace(str(tmp_path / "qemu"), "FILE")
+        pyqom["error"]["desc"] = pyqom["error"]["desc"].replace(str(tmp_path / "pyqom"), "FILE")
+    assert pyqom == qemu
+
+
 @attrs.define
 class _PyqomOracle:
     """pyqom's QMP session where :func:`_qemu_outcome` expects QEMU's."""
