@@ -7,12 +7,15 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import qom
 from devices.plan import memory_capacity, plan_plug, requests_from_qmp
+from plugins import hookimpl
+from plugins.memdev import TYPE_MEMORY_BACKEND, as_memdev
 from plugins.services import ACPI, GUEST_MEMORY, services_of
 from pyqom.vm import VM
 
@@ -406,3 +409,61 @@ def test_plan_plug_before_a_machine_is_a_clean_error() -> None:
             plan_plug(vm.tree, [])
     finally:
         vm.close()
+
+
+# -- a memory device of a plugin's own, without a slot -------------------------
+
+@attrs.define(eq=False, repr=False)
+class SlotlessMemdev(qom.Device, qom.MemoryDevice):
+    """A memory device as a plugin writes one (CONTRIBUTING.md's example): no slot."""
+
+    memdev = qom.qom_link("memdev", TYPE_MEMORY_BACKEND, check=qom.link_check_before_realize)
+    addr: int = qom.device_property("addr", qom.UINT64, type="uint64", default=0)
+
+    def get_addr(self) -> int:
+        return self.addr
+
+    def set_addr(self, addr: int) -> None:
+        self.addr = addr
+
+    def get_region_size(self) -> int:
+        return int(as_memdev(self.memdev).size)
+
+    def get_min_alignment(self) -> int:
+        return self.get_host_region().align
+
+    def get_host_region(self) -> qom.HostRegion:
+        memory = as_memdev(self.memdev).host_memory
+        assert memory is not None
+        return memory
+
+    def get_memdev(self) -> qom.Object | None:
+        return self.memdev
+
+    def fill_device_info(self) -> dict[str, Any]:
+        return {"type": "slotless", "data": {"id": self.id, "addr": self.addr,
+                                             "size": self.get_region_size()}}
+
+
+class SlotlessPlugin:
+    @hookimpl
+    def qom_register_types(self, registry: qom.TypeRegistry) -> None:
+        registry.register(qom.TypeInfo(name="slotless", parent=qom.TYPE_DEVICE,
+                                       impl=SlotlessMemdev,
+                                       interfaces=(qom.TYPE_MEMORY_DEVICE,)))
+
+
+def test_a_plugin_memory_device_is_planned_like_a_dimm() -> None:
+    with VM("1G,slots=2,maxmem=8G", plugins=[SlotlessPlugin()], autoload=False) as vm:
+        requests = [ram("m1", G), {"execute": "device_add", "arguments": {
+                        "driver": "slotless", "id": "s1", "memdev": "m1"}},
+                    ram("m2", G), dimm("m2", "d2")]
+        before = machine_state(vm)
+        plan = vm.plan_plug(*requests)
+        assert machine_state(vm) == before
+        assert [(d["id"], d.get("slot"), d["addr"]) for d in plan["devices"]] == [
+            ("s1", None, 4 * G), ("d2", 0, 5 * G)]
+        made, failure = run_real(vm, requests)
+        assert failure is None
+        assert [(dev.id, dev.get_addr()) for dev in made  # type: ignore[attr-defined]
+                if isinstance(dev, qom.Device)] == [("s1", 4 * G), ("d2", 5 * G)]
