@@ -16,7 +16,7 @@ import qom
 from devices.plan import memory_capacity, plan_plug, requests_from_qmp
 from plugins import hookimpl
 from plugins.memdev import TYPE_MEMORY_BACKEND, as_memdev
-from plugins.services import ACPI, GUEST_MEMORY, services_of
+from plugins.services import ACPI, GUEST_MEMORY, PORT_IO, services_of
 from pyqom.vm import VM
 
 M, G = 1 << 20, 1 << 30
@@ -33,8 +33,8 @@ def _objects(tree: qom.ObjectTree, path: str) -> Iterator[str]:
 
 def machine_state(vm: VM) -> dict[str, Any]:
     """Everything a plan could change: every object and the value of every property,
-    the plugged memory devices, the guest's mappings, the ACPI tables and OSPM
-    slots, the tree's device counters, the backends' busy flags, the open file
+    the plugged memory devices, the guest's mappings and claimed ports, the ACPI
+    tables and OSPM slots, the tree's device counters, the backends' busy flags, the open file
     descriptors and the host's large mappings."""
     tree = vm.tree
     properties = {}
@@ -55,6 +55,7 @@ def machine_state(vm: VM) -> dict[str, Any]:
         "plugged": [(getattr(dev, "id", None), dev.get_addr(), dev.get_slot())
                     for dev in vm.machine.memory_devices()],
         "mappings": [(m.name, m.gpa, m.size, m.offset, m.readonly) for m in space.mappings()],
+        "ports": [(r.name, r.base, r.length) for r in services.get(PORT_IO).port_ranges()],
         "acpi": acpi.tables(),
         "ospm": acpi.ospm_status(),
         "counters": (tree.anon_device_count, tree.unattached_count),
