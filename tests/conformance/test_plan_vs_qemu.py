@@ -18,6 +18,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from pyqom_side import PyqomQmp
 from qemu_oracle import QemuOracle, qemu_command_line, stderr_messages
 
@@ -284,3 +286,60 @@ def test_the_largest_maxmem_boots_on_qemu(memory: str, cpu: str) -> None:
         args = ("-m", f"{ram_and_slots},maxmem={maxmem}B", "-cpu", cpu)
         assert qemu_command_line(*args).returncode == (0 if boots else 1), args
         assert _check_config(list(args))[0] == (0 if boots else 1), args
+
+
+# -- random machines and requests, against QEMU ---------------------------------
+
+SIZES = st.one_of(st.sampled_from([2 * M, 128 * M, 512 * M, G, 2 * G, 3 * G]),
+                  st.sampled_from([0, 3 * M]))
+ADDRESSES = st.sampled_from([4 * G, 5 * G, 6 * G, 4 * G + 2 * M, 4 * G + 4096, 9 * G, 3 * G])
+
+
+@st.composite
+def random_cases(draw: st.DrawFn) -> tuple[str, tuple[Step, ...], tuple[Step, ...]]:
+    memory = (f"{draw(st.sampled_from(['1G', '3584M', '4G']))},"
+              f"slots={draw(st.integers(1, 4))},"
+              f"maxmem={draw(st.sampled_from(['5G', '8G', '9G', '7170M']))}")
+    setup: list[Step] = []
+    for index in range(draw(st.integers(0, 2))):
+        setup.append(ram(f"p{index}", draw(st.sampled_from([512 * M, G]))))
+        props = {"addr": str(draw(ADDRESSES))} if draw(st.booleans()) else {}
+        setup.append(dimm(f"pd{index}", f"p{index}", **props))
+    request: list[Step] = []
+    for index in range(draw(st.integers(1, 3))):
+        name = f"m{index}"
+        kind = draw(st.sampled_from([ram, ram, memfd]))
+        request.append(kind(name, draw(SIZES)))
+        props = {}
+        if draw(st.integers(0, 3)) == 0:
+            props["slot"] = str(draw(st.integers(-1, 5)))
+        if draw(st.integers(0, 3)) == 0:
+            props["addr"] = str(draw(ADDRESSES))
+        request.append(dimm(f"d{index}", name, **props))
+    return memory, tuple(setup), tuple(request)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=random_cases())
+def test_random_plans_say_what_qemu_does(
+        case: tuple[str, tuple[Step, ...], tuple[Step, ...]]) -> None:
+    memory, setup, request = case
+    oracle = QemuOracle("-m", memory)
+    try:
+        with VM.from_args(["-m", memory]) as vm:
+            control = VmControl(vm)
+            qmp = PyqomQmp(control)
+            try:
+                for command, arguments in setup:
+                    assert qmp.execute(command, arguments) == oracle.execute(command, arguments)
+                answer = qmp.execute("x-plan-plug", {"requests": [
+                    {"execute": command, "arguments": arguments}
+                    for command, arguments in request]})
+                expected = _qemu_outcome(oracle, request)
+                assert _plan(answer["return"]) == expected
+                event("fits" if expected["fits"] else expected["error"]["desc"][:30])
+            finally:
+                qmp.close()
+                control.close()
+    finally:
+        oracle.close()
