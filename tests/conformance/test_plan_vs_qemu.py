@@ -290,8 +290,8 @@ def test_the_largest_maxmem_boots_on_qemu(memory: str, cpu: str) -> None:
 
 # -- random machines and requests, against QEMU ---------------------------------
 
-SIZES = st.one_of(st.sampled_from([2 * M, 128 * M, 512 * M, G, 2 * G, 3 * G]),
-                  st.sampled_from([0, 3 * M]))
+#: mostly sizes that fit somewhere, now and then 0 and a size that is no 2 MiB multiple
+SIZES = st.sampled_from([2 * M, 128 * M, 512 * M, G, 2 * G, 3 * G] * 3 + [0, 3 * M])
 ADDRESSES = st.sampled_from([4 * G, 5 * G, 6 * G, 4 * G + 2 * M, 4 * G + 4096, 9 * G, 3 * G])
 
 
