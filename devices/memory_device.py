@@ -199,7 +199,8 @@ def free_ranges(machine: PcMachine) -> list[tuple[int, int]]:
 def largest_fit(machine: PcMachine, align: int) -> int:
     """The largest size, a multiple of ``align``, that :func:`find_address` places
     now without an address given (0 if none): a binary search over
-    :func:`find_address` itself, whose answer only shrinks as the size grows."""
+    :func:`find_address` itself (a size that fits means every smaller multiple
+    fits too: the same free range, or less of ``maxmem``, takes it)."""
     if not machine.has_device_memory:
         return 0
 
