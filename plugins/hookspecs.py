@@ -154,7 +154,10 @@ def qom_device_pre_plug(machine: Object, device: Device) -> None:
     no plug hooks: they do their own set-up in ``realize``); the first
     exception stops the plug and is reported to the user.  Must not change anything.  For a
     memory device the handler has already chosen its slot and address, so
-    an implementation can check them.
+    an implementation can check them.  A plan (``x-plan-plug``) calls it too
+    and then stops short of the plug phases: a check that lives here (or in
+    the device's ``realize``) is one the plan reports; a check in a plug
+    phase would be missed by plans.
 
     :param machine: the machine object at ``/machine``.
     :param device: the device, with its properties set, not yet realized.

@@ -37,6 +37,7 @@ from plugins.monitor import (
     qmp_server,
 )
 from plugins.services import GUEST_CPU, services_of
+from pyqom.check_config import check_config
 from pyqom.command_line import CommandLine, StartupError, parse_command_line, start
 from pyqom.manager import PluginLoadError
 from pyqom.vm import VM
@@ -78,6 +79,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
                 warn(line.help_error)
             vm.close()
             return 0
+        if line.check_config:
+            status = check_config(vm, line, warn, out, err)
+            vm.close()
+            return status
         if line.prealloc_progress:
             show_prealloc_progress(err)
         if line.record is not None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 import qom
-from devices.machine import DEFAULT_PHYS_BITS, machine_smp, machine_type_for
+from devices.machine import CPU_VENDOR_AMD, DEFAULT_PHYS_BITS, machine_smp, machine_type_for
 from devices.memory_options import fix_up_memory_options, machine_set_mem, parse_memory_option
 from devices.numa import NumaOption, NumaOptionError, parse_numa_option
 from devices.topology import smp_options
@@ -50,7 +50,7 @@ WITH_ARGUMENT = frozenset({
 })
 #: options without an argument
 FLAGS = frozenset({"-S", "-nodefaults", "-no-acpi", "-version", "-h", "-help", "-nographic",
-                   "-x-prealloc-progress"})
+                   "-x-prealloc-progress", "-x-check-config"})
 
 
 def _boot_kernel(vm: VM, line: CommandLine, warn: Warn) -> None:
@@ -117,6 +117,7 @@ class CommandLine(FieldsRepr):
     memory_hotplug_support: bool = True
     memory: dict[str, str] = attrs.Factory(dict)
     phys_bits: int = DEFAULT_PHYS_BITS
+    cpu_vendor: str = CPU_VENDOR_AMD
     #: (option text, QAPI-checked arguments, input) in command-line order
     objects: list[tuple[str, dict[str, Any], qom.Input]] = attrs.Factory(list)
     #: (option text, options, input) in command-line order
@@ -136,6 +137,9 @@ class CommandLine(FieldsRepr):
     #: ``-x-prealloc-progress``: say on stderr how far a preallocation of 1 GiB or
     #: more has come (a pyqom addition; QEMU says nothing)
     prealloc_progress: bool = False
+    #: ``-x-check-config``: say whether the board would boot, and exit (a pyqom
+    #: addition, :mod:`pyqom.check_config`)
+    check_config: bool = False
     #: what a help option printed instead of a start-up: stdout text, then a
     #: stderr line (``-device nosuch,help``); pyqom then exits 0 as QEMU does
     help_text: str | None = None
@@ -218,6 +222,8 @@ def parse_command_line(argv: Sequence[str], warn: Warn, registry: qom.TypeRegist
                 line.acpi = False
             elif option == "-x-prealloc-progress":
                 line.prealloc_progress = True
+            elif option == "-x-check-config":
+                line.check_config = True
             elif option == "-version":
                 line.help_text = help_text.version_text(prog)
                 return line
@@ -424,6 +430,13 @@ def _apply_cpu(line: CommandLine, value: str, warn: Warn) -> None:
         raise StartupError(f"unable to find CPU model '{model}'")
     line.cpu_type = f"{model}-x86_64-cpu"
     for name, raw in options.items():
+        if name == "vendor":
+            # QEMU's x86_cpuid_set_vendor: twelve characters
+            if len(raw) != 12:
+                raise StartupError(f"can't apply global {model}-x86_64-cpu.{name}={raw}: "
+                                   f"Property '.vendor' doesn't take value '{raw}'")
+            line.cpu_vendor = raw
+            continue
         if name != "phys-bits":
             raise StartupError(f"can't apply global {model}-x86_64-cpu.{name}={raw}: "
                                f"Property '{model}-x86_64-cpu.{name}' not found")
@@ -518,6 +531,7 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
             _open_debugcon(vm, line, text, first=index == 0, warn=warn)
         try:
             vm.create_machine(config, machine=line.machine, phys_bits=line.phys_bits,
+                              cpu_vendor=line.cpu_vendor,
                               max_ram_below_4g=line.max_ram_below_4g, acpi=line.acpi,
                               memory_hotplug_support=line.memory_hotplug_support, smp=smp,
                               numa_options=line.numa, memory_backend=line.memory_backend,

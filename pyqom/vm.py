@@ -30,6 +30,7 @@ import pluggy
 import qom
 from backends.base import query_memdev
 from devices.machine import (
+    CPU_VENDOR_AMD,
     DEFAULT_PHYS_BITS,
     PcMachine,
     create_pc_machine,
@@ -40,10 +41,12 @@ from devices.memory_options import (
     MemoryConfig,
     memory_config,
 )
+from devices.plan import DEFAULT_ALIGNMENTS, memory_capacity, plan_plug, requests_from_qmp
 from plugins import hookimpl
 from plugins.device_events import Outcome, online_outcome, removal_outcome
 from plugins.services import GUEST_CPU, GUEST_MEMORY, GuestCpu, GuestMemory, services_of
 from pyqom.chardevs import HostChardevs, parse_legacy_chardev
+from pyqom.check_config import StartupPlan, plan_startup
 from pyqom.command_line import parse_command_line, start
 from pyqom.manager import make_plugin_manager, make_registry, make_tree
 
@@ -62,6 +65,8 @@ class VM:
     :raises ValueError: ``slots`` or ``maxmem`` given in ``memory`` and as a keyword.
     :param machine: ``-machine`` type name.
     :param phys_bits: the CPU's physical address bits.
+    :param cpu_vendor: the CPU's vendor (``-cpu ...,vendor=``): an Intel CPU has no
+        AMD 1 TiB hole in the memory layout.
     :param objects: ``object-add`` argument dicts created before the machine.
     :param devices: ``device_add`` option dicts cold-plugged after machine init
         (values as for QMP ``device_add``: strings or JSON values).
@@ -77,6 +82,7 @@ class VM:
     def __init__(self, memory: str | int | MemoryConfig | None = None, *,
                  slots: int | None = None, maxmem: int | str | None = None,
                  machine: str = "pc", phys_bits: int = DEFAULT_PHYS_BITS,
+                 cpu_vendor: str = CPU_VENDOR_AMD,
                  max_ram_below_4g: int = 0, acpi: bool = True,
                  memory_hotplug_support: bool = True,
                  objects: Iterable[dict[str, Any]] = (),
@@ -97,6 +103,7 @@ class VM:
             for arguments in objects:
                 qom.object_add(self.tree, arguments, object_source)
             self.create_machine(config, machine=machine, phys_bits=phys_bits,
+                                cpu_vendor=cpu_vendor,
                                 max_ram_below_4g=max_ram_below_4g, acpi=acpi,
                                 memory_hotplug_support=memory_hotplug_support)
             for options in devices:
@@ -224,6 +231,44 @@ class VM:
             self._events.forget(settles)
             raise
         return future
+
+    # -- plans (pyqom additions) ------------------------------------------
+
+    def plan_plug(self, *requests: Mapping[str, Any]) -> dict[str, Any]:
+        """What ``object-add`` / ``device_add`` requests would do, without doing them
+        (``x-plan-plug``; see :mod:`devices.plan`): each request is
+        ``{"execute": "object-add" | "device_add", "arguments": {...}}``, values
+        as for QMP.  The machine is left exactly as it was.
+
+        :returns: ``fits``; the planned ``objects`` and ``devices`` (slot,
+            address, size, alignment, padding); on a refusal ``failed`` (the
+            request's index) and ``error`` (``class``, ``desc``: what the real
+            command would answer); ``slots-left``, ``maxmem-left``,
+            ``highest-address`` and ``phys-bits-limit``.
+        """
+        with self.tree.lock:
+            return plan_plug(self.tree, requests_from_qmp(list(requests)))
+
+    def memory_capacity(self, alignments: Sequence[int] = DEFAULT_ALIGNMENTS
+                        ) -> dict[str, Any]:
+        """``x-query-memory-capacity``: free slots and ``maxmem``, the device-memory
+        region's free ranges and fragmentation, and per alignment the largest
+        DIMM that fits now (see :func:`devices.plan.memory_capacity`)."""
+        with self.tree.lock:
+            return memory_capacity(self.machine, alignments)
+
+    @staticmethod
+    def plan_startup(memory: str | int | MemoryConfig | None = None, *,
+                     slots: int | None = None, maxmem: int | str | None = None,
+                     machine: str = "pc", phys_bits: int = DEFAULT_PHYS_BITS,
+                     cpu_vendor: str = CPU_VENDOR_AMD,
+                     max_ram_below_4g: int = 0) -> StartupPlan:
+        """Whether ``VM(memory, slots=..., maxmem=..., ...)`` would get past board
+        init, and if not the largest ``maxmem`` that would, without building it
+        (``pyqom -x-check-config``; see :func:`pyqom.check_config.plan_startup`)."""
+        return plan_startup(memory, slots=slots, maxmem=maxmem, machine=machine,
+                            phys_bits=phys_bits, cpu_vendor=cpu_vendor,
+                            max_ram_below_4g=max_ram_below_4g)
 
     # -- queries ---------------------------------------------------------
 

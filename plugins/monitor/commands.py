@@ -27,6 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import qom
 from backends.base import query_memdev
+from devices.plan import (
+    DEFAULT_ALIGNMENTS,
+    memory_capacity,
+    pc_machine_of,
+    plan_plug,
+    requests_from_qmp,
+)
 from plugins.commands import (
     Arg,
     Command,
@@ -165,6 +172,27 @@ def x_device_del_wait(control: VmControl, id: str, timeout: float = 10.0) -> dic
     if not outcome.ok:
         raise qom.QomError(outcome.message)
     return dict(outcome.data or {})
+
+
+def x_plan_plug(control: VmControl, requests: list[Any]) -> dict[str, Any]:
+    """``x-plan-plug`` (a pyqom addition): what ``requests`` (``{"execute":
+    "object-add" | "device_add", "arguments": {...}}`` each) would do, with the
+    machine left as it was (:func:`devices.plan.plan_plug`)."""
+    return plan_plug(control.vm.tree, requests_from_qmp(requests))
+
+
+def x_query_memory_capacity(control: VmControl,
+                            alignments: list[Any] | None = None) -> dict[str, Any]:
+    """``x-query-memory-capacity`` (a pyqom addition): free slots, free ``maxmem``,
+    the free ranges and the largest DIMM that fits now per alignment
+    (:func:`devices.plan.memory_capacity`)."""
+    if alignments is None:
+        alignments = list(DEFAULT_ALIGNMENTS)
+    for index, align in enumerate(alignments):
+        if isinstance(align, bool) or not isinstance(align, int):
+            raise qom.QomError(
+                f"Invalid parameter type for 'alignments[{index}]', expected: integer")
+    return memory_capacity(pc_machine_of(control.vm.tree), alignments)
 
 
 def query_memory_devices(control: VmControl) -> list[dict[str, Any]]:
@@ -341,6 +369,9 @@ BUILTIN_COMMANDS: tuple[Command, ...] = (
     Command("system_powerdown", system_powerdown),
     Command("x-device-del-wait", x_device_del_wait,
             (Arg("id"), Arg("timeout", "number", True))),
+    Command("x-plan-plug", x_plan_plug, (Arg("requests", "array"),)),
+    Command("x-query-memory-capacity", x_query_memory_capacity,
+            (Arg("alignments", "array", True),)),
 )
 """Module constant (immutable): the built-in QMP commands."""
 
