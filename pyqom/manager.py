@@ -43,6 +43,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "backends.ram",
     "backends.file",
     "backends.memfd",
+    "backends.thread_context",
     "devices.pc_dimm",
     "devices.isa_debug",
     "devices.i8259",
