@@ -44,6 +44,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "backends.file",
     "backends.memfd",
     "backends.thread_context",
+    "backends.rng",
+    "backends.secret",
     "devices.pc_dimm",
     "devices.isa_debug",
     "devices.i8259",
