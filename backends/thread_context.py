@@ -170,13 +170,14 @@ class ThreadContext(Object):
         ``thread_context_create_thread``).  The call returns once the thread
         has started.
         """
-        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
         with self._lock:
             if self._thread is None:
+                # Stopped (deleted) context: the thread places itself first.
+                thread = threading.Thread(target=self._placed, args=(target, args),
+                                          name=name, daemon=True)
                 thread.start()
-                if self._last_cpus is not None and thread.native_id is not None:
-                    os.sched_setaffinity(thread.native_id, self._last_cpus)
                 return thread
+            thread = threading.Thread(target=target, args=args, name=name, daemon=True)
             failure: list[BaseException] = []
             done = threading.Event()
 
@@ -193,6 +194,11 @@ class ThreadContext(Object):
         if failure:
             raise failure[0]
         return thread
+
+    def _placed(self, target: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        if self._last_cpus is not None:
+            os.sched_setaffinity(0, self._last_cpus)
+        target(*args)
 
     # -- properties --------------------------------------------------------
 
