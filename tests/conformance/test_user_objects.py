@@ -18,8 +18,10 @@ both programs run on the same host, so the answers must agree either way.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,17 @@ STEPS: list[tuple[str, dict[str, Any]]] = [
     _add(RAM, "m4", size=2 << 20, policy="preferred", **{"host-nodes": [0]}),
     _add(RAM, "m5", size=2 << 20, policy="interleave", **{"host-nodes": [0]}),
     _add(RAM, "m6", size=2 << 20, policy="bind", **{"host-nodes": [0, 0]}),
+    _add(RAM, "m7", size=2 << 20, policy="bind", **{"host-nodes": [1]}),
+    _add(RAM, "m7", size=2 << 20, policy="interleave", **{"host-nodes": [0, 1]}),
+    _add(RAM, "m7", size=2 << 20, policy="bind", **{"host-nodes": [127]}),
+    _add(RAM, "m7", size=2 << 20, policy="bind", **{"host-nodes": [128]}),
+    _add(RAM, "m7", size=2 << 20, policy="bind"),
+    _add(RAM, "m7", size=2 << 20, **{"host-nodes": [0]}),
+    _add(RAM, "m7", size=2 << 20, policy="nosuch"),
+    _add(RAM, "m8", size=2 << 20, policy="default"),
+    _set("/objects/m8", "policy", "bind"),
+    _set("/objects/m8", "host-nodes", [0]),
+    _get("/objects/m8", "host-nodes"),
     _get("/objects/m3", "host-nodes"),
     _get("/objects/m4", "policy"),
     ("query-memdev", {}),
@@ -405,3 +418,100 @@ def test_object_help_is_qemus(type_name: str) -> None:
                                "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert (mine.returncode, mine.stdout, mine.stderr.replace("pyqom", "qemu-system-x86_64")) \
         == (qemu.returncode, qemu.stdout, qemu.stderr)
+
+
+# ---------------------------------------------------------------------------
+# The threads themselves, as the kernel shows them in both processes
+# ---------------------------------------------------------------------------
+
+HOST_CPUS = sorted(os.sched_getaffinity(0))
+needs_two_cpus = pytest.mark.skipif(len(HOST_CPUS) < 2,
+                                    reason="one CPU: an affinity cannot differ from the default")
+
+
+def _allowed_cpus(pid: int, tid: int) -> str:
+    status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+    return next(line.split(":", 1)[1].strip() for line in status.splitlines()
+                if line.startswith("Cpus_allowed_list:"))
+
+
+class _PyqomInProcess:
+    """pyqom's QMP session in this process (its threads are this process's)."""
+
+    def __init__(self) -> None:
+        self.vm = VM("1G", slots=3, maxmem="4G", autoload=False)
+        self.control = VmControl(self.vm)
+        self.session = PyqomQmp(self.control)
+        self.pid = os.getpid()
+
+    def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        return self.session.execute(command, arguments or {})
+
+    def close(self) -> None:
+        self.session.close()
+        self.control.close()
+        self.vm.close()
+
+
+@pytest.fixture(params=["qemu", "pyqom"])
+def program(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Each program in turn; QEMU names its threads (``-name debug-threads=on``)."""
+    if request.param == "qemu":
+        oracle: Any = QemuOracle("-m", "1G,slots=3,maxmem=4G", "-name", "debug-threads=on")
+    else:
+        oracle = _PyqomInProcess()
+    yield oracle
+    oracle.close()
+
+
+@needs_two_cpus
+def test_thread_id_is_a_thread_with_that_affinity(program: Any) -> None:
+    """In both programs ``thread-id`` names a thread whose kernel affinity is
+    ``cpu-affinity``, and changing it moves that thread."""
+    last = HOST_CPUS[-1]
+    assert program.execute("object-add", {"qom-type": "thread-context", "id": "tc",
+                                          "cpu-affinity": [last]}) == {"return": {}}
+    tid = program.execute("qom-get", {"path": "/objects/tc", "property": "thread-id"})["return"]
+    assert tid != program.pid
+    assert _allowed_cpus(program.pid, tid) == str(last)
+    program.execute("qom-set", {"path": "/objects/tc", "property": "cpu-affinity",
+                                "value": [HOST_CPUS[0]]})
+    assert _allowed_cpus(program.pid, tid) == str(HOST_CPUS[0])
+
+
+@needs_two_cpus
+def test_prealloc_threads_run_in_the_context(program: Any) -> None:
+    """In both programs the ``touch_pages`` threads of a backend with
+    ``prealloc-context`` have the context's affinity (sampled from ``/proc``
+    while the populate runs; a populate too quick to be seen is tried again)."""
+    last = HOST_CPUS[-1]
+    program.execute("object-add", {"qom-type": "thread-context", "id": "tc",
+                                   "cpu-affinity": [last]})
+    seen: dict[int, str] = {}
+    for attempt in range(8):
+        stop = threading.Event()
+
+        def sample(stop: threading.Event = stop) -> None:
+            while not stop.is_set():
+                for task in Path(f"/proc/{program.pid}/task").iterdir():
+                    try:
+                        if (task / "comm").read_text().strip() == "touch_pages":
+                            seen[int(task.name)] = _allowed_cpus(program.pid, int(task.name))
+                    except (OSError, StopIteration):
+                        pass  # the thread ended meanwhile
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            reply = program.execute("object-add", {
+                "qom-type": RAM, "id": f"m{attempt}", "size": 512 << 20, "prealloc": True,
+                "prealloc-threads": 2, "prealloc-context": "tc"})
+        finally:
+            stop.set()
+            sampler.join()
+        assert reply == {"return": {}}
+        program.execute("object-del", {"id": f"m{attempt}"})
+        if seen:
+            break
+    assert seen, "no touch_pages thread seen in eight populates"
+    assert set(seen.values()) == {str(last)}
