@@ -30,3 +30,20 @@ def test_the_api_example_runs(monkeypatch) -> None:
     fence = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("```"))
     end = next(i for i in range(fence + 1, len(lines)) if lines[i].startswith("```"))
     exec(compile("\n".join(lines[fence + 1:end]), "README.md", "exec"), {})
+
+
+def test_the_objects_example_runs() -> None:
+    import os
+    import subprocess
+    import sys
+
+    command = _command_after("objects-example").replace(".venv/bin/pyqom",
+                                                        f"{sys.executable} -m pyqom")
+    env = {**os.environ, "PYQOM_DISABLE_PLUGIN_AUTOLOAD": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert (result.returncode, result.stderr) == (0, "")
+    replies = result.stdout.splitlines()[1:]
+    assert replies[:4] == ['{"return": {}}', '{"return": [0]}', '{"return": {}}',
+                           '{"return": true}']
