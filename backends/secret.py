@@ -32,7 +32,6 @@ it (a deprecated QAPI member) and refuses it, as QEMU 7.2 does.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 from typing import Any, Final
@@ -119,6 +118,10 @@ def qbase64_decode(data: bytes, *, nul_terminated: bool) -> bytes:
 
 
 def _libcrypto() -> ctypes.CDLL:
+    # Imported here: ctypes.util imports tempfile and shutil, which start-up does
+    # not need (tests/pyqom/test_startup_imports.py).
+    import ctypes.util
+
     name = ctypes.util.find_library("crypto") or "libcrypto.so.3"
     try:
         lib = ctypes.CDLL(name)
