@@ -154,6 +154,9 @@ STEPS: list[tuple[str, dict[str, Any]]] = [
     _hmp("object_add thread-context,id=tc5,node-affinity.0=0,cpu-affinity.0=0"),
     _hmp("object_add thread-context,id=tc5,thread-id=1"),
     _hmp("object_del tc4"),
+    _hmp("object_add thread-context,help"),
+    _hmp("object_add secret,help"),
+    _hmp("object_add rng-builtin,help"),
     # -- rng backends
     _add("rng-random", "r1"),
     _get("/objects/r1", "filename"),
@@ -402,6 +405,27 @@ def test_same_process_as_qemu(scenario: Scenario, tmp_path: Path) -> None:
     for number, (mine, theirs) in enumerate(zip(actual_lines, expected_lines, strict=False)):
         assert (number, _canonical(mine)) == (number, _canonical(theirs))
     assert len(actual_lines) == len(expected_lines), (actual_lines, expected_lines)
+
+
+#: QEMU creates ``-object`` memory backends and rng-egd after the other objects
+#: (``object_create_early`` in vl.c: rng-egd after the chardevs and the machine
+#: object); pyqom's ``command_line.start`` creates them in command-line order.
+LATE_OBJECTS = [
+    _scenario("late-backend-before-its-context",
+              f"{RAM},id=m1,size=1M,prealloc-context=tc", "thread-context,id=tc",
+              lines=(qmp("qom-get", {"path": "/objects/m1", "property": "prealloc-context"}),)),
+    Scenario("late-rng-egd-and-chardev",
+             (*BASE, "-object", "rng-egd,id=e,chardev=c1", "-chardev", "null,id=c1"),
+             (qmp("qom-get", {"path": "/objects/e", "property": "chardev"}),)),
+]
+
+
+@pytest.mark.xfail(strict=True, reason="pyqom.command_line.start creates -object in"
+                   " command-line order; QEMU creates memory backends and rng-egd late")
+@pytest.mark.parametrize("scenario", LATE_OBJECTS, ids=[s.name for s in LATE_OBJECTS])
+def test_late_objects_as_qemu(scenario: Scenario, tmp_path: Path) -> None:
+    expected, actual = run_both(scenario, tmp_path)
+    assert (actual.status, actual.stderr) == (expected.status, expected.stderr)
 
 
 HELP = ["thread-context", "rng-random", "rng-builtin", "rng-egd", "secret", "secret_keyring",
