@@ -60,7 +60,9 @@ def _start_thread(target: Callable[..., Any], *, args: tuple[Any, ...] = (),
     return thread
 
 
-def _name_this_thread(name: str) -> None:
+def name_this_thread(name: str) -> None:
+    """Give the calling thread ``name`` (its first 15 bytes) in the kernel's
+    ``comm``, as QEMU's ``-name debug-threads=on`` names its threads."""
     ctypes.CDLL(None).prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 _log = LazyLogger("backends.prealloc")
@@ -168,7 +170,7 @@ def prealloc(address: int, length: int, page_size: int, *, threads: int,
         worker(*slices[0])
     else:
         def named_worker(start: int, end: int) -> None:
-            _name_this_thread(THREAD_NAME)
+            name_this_thread(THREAD_NAME)
             worker(start, end)
 
         start_thread = context.start_thread if context is not None else _start_thread

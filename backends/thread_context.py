@@ -2,7 +2,7 @@
 
 On Linux a new thread inherits the CPU affinity of the thread that creates
 it.  A thread context is one persistent thread (``TC <id>``, started by
-``complete()``) whose affinity is set from ``cpu-affinity`` or
+``complete()``; the kernel's thread name too) whose affinity is set from ``cpu-affinity`` or
 ``node-affinity``; :meth:`ThreadContext.start_thread` asks that thread to
 start a new one, which therefore runs with the context's affinity.  A memory
 backend with ``prealloc-context`` starts its preallocation threads there.
@@ -43,6 +43,7 @@ from typing import Any, Final
 import attrs
 
 from backends.base import TYPE_THREAD_CONTEXT
+from backends.prealloc import name_this_thread
 from plugins import hookimpl
 from qom import (
     TYPE_USER_CREATABLE,
@@ -124,6 +125,7 @@ class ThreadContext(Object):
     # -- the context thread ------------------------------------------------
 
     def _run(self, started: threading.Event) -> None:
+        name_this_thread(threading.current_thread().name)
         self._thread_id = threading.get_native_id()
         started.set()
         while True:

@@ -56,6 +56,7 @@ def test_complete_starts_a_thread_named_after_the_id(tree):
     assert Path(f"/proc/self/task/{tid}").is_dir()
     assert any(thread.name == "TC tc1" and thread.native_id == tid
                for thread in threading.enumerate())
+    assert Path(f"/proc/self/task/{tid}/comm").read_text() == "TC tc1\n"
     # no affinity given: the main thread's
     assert qom_get(tree, "/objects/tc1", "cpu-affinity") == HOST_CPUS
     assert allowed_cpus(tid) == set(HOST_CPUS)

@@ -167,6 +167,7 @@ STEPS: list[tuple[str, dict[str, Any]]] = [
     _add("rng-random", "r2", filename=""),
     _add("rng-random", "r2", filename="@DIR@/plain.txt"),
     _get("/objects/r2", "filename"),
+    ("qom-list", {"path": "/objects/r2"}),
     _add("rng-random", "r3", filename="@DIR@"),
     _add("rng-random", "r4", opened=True),
     _add("rng-random", "r4", opened=False),
@@ -175,6 +176,7 @@ STEPS: list[tuple[str, dict[str, Any]]] = [
     _add("rng-random", "r4", filename="/dev/urandom", foo=1),
     _add("rng-builtin", "rb"),
     _get("/objects/rb", "opened"),
+    ("qom-list", {"path": "/objects/rb"}),
     _add("rng-builtin", "rb2", filename="/dev/urandom"),
     _add("rng-egd", "re"),
     _add("rng-egd", "re", chardev="nosuch"),
@@ -204,6 +206,7 @@ STEPS: list[tuple[str, dict[str, Any]]] = [
     _add("secret", "s2", file=""),
     _add("secret", "s2", file="@DIR@/plain.txt"),
     _get("/objects/s2", "file"),
+    ("qom-list", {"path": "/objects/s2"}),
     _add("secret", "s3", file="@DIR@/base64.txt", format="base64"),
     _add("secret", "s4", data="a!b", format="base64"),
     _add("secret", "s4", file="@DIR@/nul.txt", format="base64"),
@@ -251,6 +254,10 @@ STEPS: list[tuple[str, dict[str, Any]]] = [
     _add("secret_keyring", "k1", serial=123),
     _add("secret_keyring", "k1", serial=4294967295),
     _add("secret_keyring", "k1", serial="x"),
+    _add("secret_keyring", "k1", serial=-5),
+    ("qom-list", {"path": "/objects/k1"}),
+    _get("/objects/k1", "serial"),
+    _get("/objects/k1", "loaded"),
     _hmp("object_add secret_keyring,id=k2,serial=0x10"),
     _hmp("object_add secret,id=s13,data=abc,format=base64,loaded=on"),
     _hmp("object_add secret,id=s13"),
@@ -497,6 +504,7 @@ def test_thread_id_is_a_thread_with_that_affinity(program: Any) -> None:
                                           "cpu-affinity": [last]}) == {"return": {}}
     tid = program.execute("qom-get", {"path": "/objects/tc", "property": "thread-id"})["return"]
     assert tid != program.pid
+    assert Path(f"/proc/{program.pid}/task/{tid}/comm").read_text() == "TC tc\n"
     assert _allowed_cpus(program.pid, tid) == str(last)
     program.execute("qom-set", {"path": "/objects/tc", "property": "cpu-affinity",
                                 "value": [HOST_CPUS[0]]})
