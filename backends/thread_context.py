@@ -20,7 +20,9 @@ Properties, as in QEMU 7.2:
   NUMA nodes (``/sys/devices/system/node/nodeN/cpulist``; unknown nodes are
   ignored, as libnuma's ``numa_node_to_cpus`` errors are in QEMU).
 
-Errors are QEMU's: ``Mixing CPU and node affinity not supported`` (a second
+Host NUMA information always comes from sysfs, so QEMU's ``NUMA node
+affinity is not supported by this QEMU`` (a build without libnuma) never
+happens.  Errors are QEMU's: ``Mixing CPU and node affinity not supported`` (a second
 affinity before ``complete()``), ``CPU list is empty``, ``Node list is
 empty``, ``The nodes select no CPUs``, ``Setting CPU affinity failed:
 <strerror>`` and ``Object not initialized yet``.
@@ -61,8 +63,6 @@ from qom import (
 #: Where the kernel lists host NUMA nodes and their CPUs.
 NODE_SYSFS: Final = Path("/sys/devices/system/node")
 AFFINITY_LIST: Final = ListKind(UINT16)
-#: How long complete() waits for the context thread to report its id.
-_START_TIMEOUT: Final = 30.0
 
 Command = Callable[[], None]
 
@@ -142,7 +142,7 @@ class ThreadContext(Object):
         thread = threading.Thread(target=self._run, args=(started,),
                                   name=f"TC {self.name_in_parent or ''}", daemon=True)
         thread.start()
-        started.wait(_START_TIMEOUT)
+        started.wait()  # the id is there before complete() returns, as in QEMU
         self._thread = thread
         cpus, self._init_cpus = self._init_cpus, None
         if cpus is not None:
