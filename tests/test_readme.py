@@ -126,3 +126,20 @@ def test_the_check_config_command_prints_what_the_readme_shows() -> None:
     shown_at = next(i for i in range(start + 4, len(lines)) if lines[i] == "```")
     end = next(i for i in range(shown_at + 1, len(lines)) if lines[i] == "```")
     assert result.stderr + result.stdout == "\n".join(lines[shown_at + 1:end]) + "\n"
+
+
+def test_the_objects_example_runs() -> None:
+    import os
+    import subprocess
+    import sys
+
+    command = _command_after("objects-example").replace(".venv/bin/pyqom",
+                                                        f"{sys.executable} -m pyqom")
+    env = {**os.environ, "PYQOM_DISABLE_PLUGIN_AUTOLOAD": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert (result.returncode, result.stderr) == (0, "")
+    replies = result.stdout.splitlines()[1:]
+    assert replies[:4] == ['{"return": {}}', '{"return": [0]}', '{"return": {}}',
+                           '{"return": true}']

@@ -60,6 +60,11 @@ class QemuOracle:
                 raise TimeoutError(f"QEMU does not listen on {self._socket}")
             await asyncio.sleep(0.05)
 
+    @property
+    def pid(self) -> int:
+        """The QEMU process's id (for reading its ``/proc`` entries)."""
+        return self._process.pid
+
     def execute(self, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
         """The reply as ``{"return": ...}`` or ``{"error": {"class", "desc"}}``."""
         try:
