@@ -436,6 +436,10 @@ class Chardevs(Protocol):
         ...
 
 
+#: The host's chardevs: offered on the machine, and also on the tree's root
+#: (``services_of(tree.root)``) from the start, so that objects created before
+#: the machine (``-object rng-egd``, created after the chardevs as in QEMU)
+#: find them too.
 CHARDEVS: ServiceKey[Chardevs] = ServiceKey("chardev")
 
 

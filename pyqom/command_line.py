@@ -496,6 +496,32 @@ def _parse_device(value: str, warn: Warn,
     return value, options, qom.KEYVAL
 
 
+def _pre_sandbox(qom_type: str) -> bool:
+    """QEMU's ``object_create_pre_sandbox``: thread contexts come first."""
+    return qom_type == "thread-context"
+
+
+def _created_late(qom_type: str) -> bool:
+    """QEMU's late objects (``object_create_early`` is false): memory backends
+    may use thread contexts and rng-egd a chardev, so they come after those."""
+    return qom_type.startswith("memory-backend-") or qom_type == "rng-egd"
+
+
+def _created_early(qom_type: str) -> bool:
+    return not _pre_sandbox(qom_type) and not _created_late(qom_type)
+
+
+def _add_objects(vm: VM, line: CommandLine, wanted: Callable[[str], bool]) -> None:
+    """``object_option_foreach_add``: the ``-object``s of one kind, in command-line order."""
+    for _, arguments, source in line.objects:
+        if not wanted(str(arguments.get("qom-type", ""))):
+            continue
+        try:
+            qom.object_add(vm.tree, arguments, source)
+        except QomError as err:
+            raise StartupError.unlocated(err) from None
+
+
 def _after_monitors(error: StartupError) -> StartupError:
     """Mark an error QEMU raises once its monitors are open (``qemu_init_board`` on)."""
     error.monitors_open = True
@@ -510,23 +536,23 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
     except QomError as err:
         raise StartupError.unlocated(err) from None
     try:
-        # QEMU sets the machine's smp property before it creates its monitors
-        smp = machine_smp(line.machine, smp_options(line.smp),
-                          lambda message: warn(f"warning: {message}"))
-    except QomError as err:
-        raise StartupError.unlocated(err) from None
-    try:
+        # QEMU's order: thread-context objects ("pre-sandbox"), the other early
+        # objects, the chardevs, the machine's smp property, then the objects
+        # created late (memory backends, rng-egd), all before its monitors.
+        _add_objects(vm, line, _pre_sandbox)
+        _add_objects(vm, line, _created_early)
         for text, spec in line.chardevs:
             try:
                 vm.chardevs.open(spec, info=_located(warn, f"-chardev {text}"))
             except QomError as err:
                 raise StartupError(str(err), location=f"-chardev {text}") from None
         _check_globals(vm, line, warn)
-        for _, arguments, source in line.objects:
-            try:
-                qom.object_add(vm.tree, arguments, source)
-            except QomError as err:
-                raise StartupError.unlocated(err) from None
+        try:
+            smp = machine_smp(line.machine, smp_options(line.smp),
+                              lambda message: warn(f"warning: {message}"))
+        except QomError as err:
+            raise StartupError.unlocated(err) from None
+        _add_objects(vm, line, _created_late)
         for index, text in enumerate(line.debugcons):
             _open_debugcon(vm, line, text, first=index == 0, warn=warn)
         try:

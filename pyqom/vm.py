@@ -44,7 +44,8 @@ from devices.memory_options import (
 from devices.plan import DEFAULT_ALIGNMENTS, memory_capacity, plan_plug, requests_from_qmp
 from plugins import hookimpl
 from plugins.device_events import Outcome, online_outcome, removal_outcome
-from plugins.services import GUEST_CPU, GUEST_MEMORY, GuestCpu, GuestMemory, services_of
+from plugins.services import CHARDEVS, GUEST_CPU, GUEST_MEMORY, GuestCpu, GuestMemory, services_of
+from pyqom.chardevs import PROVIDER as CHARDEVS_PROVIDER
 from pyqom.chardevs import HostChardevs, parse_legacy_chardev
 from pyqom.check_config import StartupPlan, plan_startup
 from pyqom.command_line import parse_command_line, start
@@ -120,6 +121,8 @@ class VM:
         self.pm: pluggy.PluginManager = make_plugin_manager(
             autoload=autoload, plugins=[*plugins, self.chardevs, self._events])
         self.tree: qom.ObjectTree = make_tree(self.pm, make_registry(self.pm))
+        # objects made before the machine (rng-egd) find the chardevs on the root
+        services_of(self.tree.root).provide(CHARDEVS, self.chardevs, provider=CHARDEVS_PROVIDER)
         #: QEMU's run state, the one the monitors report and change:
         #: ``prelaunch`` until the machine is ready, then ``running`` (or still
         #: ``prelaunch`` with ``-S``), ``paused`` after ``stop``
