@@ -43,7 +43,7 @@ from devices.memory_options import (
 )
 from devices.plan import DEFAULT_ALIGNMENTS, memory_capacity, plan_plug, requests_from_qmp
 from plugins import hookimpl
-from plugins.device_events import Outcome, online_outcome, removal_outcome
+from plugins.device_events import DeviceRef, Outcome, online_outcome, removal_outcome
 from plugins.services import CHARDEVS, GUEST_CPU, GUEST_MEMORY, GuestCpu, GuestMemory, services_of
 from pyqom.chardevs import PROVIDER as CHARDEVS_PROVIDER
 from pyqom.chardevs import HostChardevs, parse_legacy_chardev
@@ -194,7 +194,8 @@ class VM:
         return qom.device_add(self.tree, qom.qemu_opts_from_qdict(options))
 
     def device_del(self, id: str) -> Future[dict[str, Any]]:
-        """``device_del``: asks the guest to release the device (QEMU 7.2 semantics).
+        """``device_del`` of an id or a QOM path: asks the guest to release the
+        device (QEMU 7.2 semantics).
 
         :returns: a :class:`concurrent.futures.Future` (a pyqom addition) that
             completes with ``DEVICE_DELETED``'s data once the guest has ejected
@@ -203,14 +204,16 @@ class VM:
             ``await asyncio.wrap_future(...)`` in asyncio code.
         :raises qom.QomError: QEMU's refusal of the request itself.
         """
-        return self._watch(lambda name, data: removal_outcome(id, name, data),
+        device = DeviceRef.of(qom.find_device(self.tree, id))
+        return self._watch(lambda name, data: removal_outcome(device, name, data),
                            lambda: qom.device_del(self.tree, id))
 
     def onlined(self, id: str) -> Future[dict[str, Any]]:
         """A future (a pyqom addition) that completes with the ``_OST`` info once
         the guest reports it onlined DIMM ``id`` (at once if it did already), or
         fails with :class:`qom.QomError` on the guest's failure status."""
-        return self._watch(lambda name, data: online_outcome(id, name, data), lambda: None,
+        device = DeviceRef.of(qom.find_device(self.tree, id))
+        return self._watch(lambda name, data: online_outcome(device, name, data), lambda: None,
                            replay=True)
 
     def _watch(self, settles: Callable[[str, dict[str, Any]], Outcome | None],

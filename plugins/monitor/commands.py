@@ -41,7 +41,7 @@ from plugins.commands import (
     CommandTable,
     HmpCommand,
 )
-from plugins.device_events import removal_outcome
+from plugins.device_events import DeviceRef, removal_outcome
 from plugins.monitor.memdump import save
 from plugins.services import ACPI, GUEST_CPU, GUEST_MEMORY, GuestCpu, services_of
 
@@ -164,8 +164,9 @@ def x_device_del_wait(control: VmControl, id: str, timeout: float = 10.0) -> dic
     refused it (its ``_OST`` failure), or ``timeout`` seconds have passed."""
     if not 0 <= timeout <= 3600:
         raise qom.errors.parameter_expects("timeout", "a number of seconds from 0 to 3600")
+    device = DeviceRef.of(qom.find_device(control.vm.tree, id))
     outcome = control.wait_for_event(
-        lambda name, data: removal_outcome(id, name, data),
+        lambda name, data: removal_outcome(device, name, data),
         lambda: qom.device_del(control.vm.tree, id), timeout)
     if outcome is None:
         raise qom.QomError(f"Device '{id}' was not deleted within {timeout:g} s")
