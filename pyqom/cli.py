@@ -37,7 +37,6 @@ from plugins.monitor import (
     qmp_server,
 )
 from plugins.services import GUEST_CPU, services_of
-from pyqom.check_config import check_config
 from pyqom.command_line import CommandLine, StartupError, parse_command_line, start
 from pyqom.manager import PluginLoadError
 from pyqom.vm import VM
@@ -80,6 +79,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             vm.close()
             return 0
         if line.check_config:
+            from pyqom.check_config import check_config  # only for -x-check-config
+
             status = check_config(vm, line, warn, out, err)
             vm.close()
             return status

@@ -41,19 +41,19 @@ from devices.memory_options import (
     MemoryConfig,
     memory_config,
 )
-from devices.plan import DEFAULT_ALIGNMENTS, memory_capacity, plan_plug, requests_from_qmp
 from plugins import hookimpl
 from plugins.device_events import DeviceRef, Outcome, online_outcome, removal_outcome
 from plugins.services import CHARDEVS, GUEST_CPU, GUEST_MEMORY, GuestCpu, GuestMemory, services_of
 from pyqom.chardevs import PROVIDER as CHARDEVS_PROVIDER
 from pyqom.chardevs import HostChardevs, parse_legacy_chardev
-from pyqom.check_config import StartupPlan, plan_startup
 from pyqom.command_line import parse_command_line, start
 from pyqom.manager import make_plugin_manager, make_registry, make_tree
 
 if TYPE_CHECKING:
     # concurrent.futures imports logging: off the start-up path until a future is made
     from concurrent.futures import Future
+
+    from pyqom.check_config import StartupPlan
 
 
 class VM:
@@ -252,16 +252,21 @@ class VM:
             command would answer); ``slots-left``, ``maxmem-left``,
             ``highest-address`` and ``phys-bits-limit``.
         """
+        from devices.plan import plan_plug, requests_from_qmp  # only for plans
+
         with self.tree.lock:
             return plan_plug(self.tree, requests_from_qmp(list(requests)))
 
-    def memory_capacity(self, alignments: Sequence[int] = DEFAULT_ALIGNMENTS
-                        ) -> dict[str, Any]:
+    def memory_capacity(self, alignments: Sequence[int] | None = None) -> dict[str, Any]:
         """``x-query-memory-capacity``: free slots and ``maxmem``, the device-memory
-        region's free ranges and fragmentation, and per alignment the largest
-        DIMM that fits now (see :func:`devices.plan.memory_capacity`)."""
+        region's free ranges and fragmentation, and per alignment (default 4 KiB,
+        2 MiB and 1 GiB) the largest DIMM that fits now (see
+        :func:`devices.plan.memory_capacity`)."""
+        from devices.plan import DEFAULT_ALIGNMENTS, memory_capacity
+
         with self.tree.lock:
-            return memory_capacity(self.machine, alignments)
+            return memory_capacity(self.machine, DEFAULT_ALIGNMENTS if alignments is None
+                                   else alignments)
 
     @staticmethod
     def plan_startup(memory: str | int | MemoryConfig | None = None, *,
@@ -272,6 +277,8 @@ class VM:
         """Whether ``VM(memory, slots=..., maxmem=..., ...)`` would get past board
         init, and if not the largest ``maxmem`` that would, without building it
         (``pyqom -x-check-config``; see :func:`pyqom.check_config.plan_startup`)."""
+        from pyqom.check_config import plan_startup
+
         return plan_startup(memory, slots=slots, maxmem=maxmem, machine=machine,
                             phys_bits=phys_bits, cpu_vendor=cpu_vendor,
                             max_ram_below_4g=max_ram_below_4g)

@@ -27,13 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import qom
 from backends.base import query_memdev
-from devices.plan import (
-    DEFAULT_ALIGNMENTS,
-    memory_capacity,
-    pc_machine_of,
-    plan_plug,
-    requests_from_qmp,
-)
 from plugins.commands import (
     Arg,
     Command,
@@ -179,6 +172,8 @@ def x_plan_plug(control: VmControl, requests: list[Any]) -> dict[str, Any]:
     """``x-plan-plug`` (a pyqom addition): what ``requests`` (``{"execute":
     "object-add" | "device_add", "arguments": {...}}`` each) would do, with the
     machine left as it was (:func:`devices.plan.plan_plug`)."""
+    from devices.plan import plan_plug, requests_from_qmp  # not needed to start
+
     return plan_plug(control.vm.tree, requests_from_qmp(requests))
 
 
@@ -187,6 +182,8 @@ def x_query_memory_capacity(control: VmControl,
     """``x-query-memory-capacity`` (a pyqom addition): free slots, free ``maxmem``,
     the free ranges and the largest DIMM that fits now per alignment
     (:func:`devices.plan.memory_capacity`)."""
+    from devices.plan import DEFAULT_ALIGNMENTS, memory_capacity, pc_machine_of
+
     if alignments is None:
         alignments = list(DEFAULT_ALIGNMENTS)
     for index, align in enumerate(alignments):
