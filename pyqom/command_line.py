@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 import qom
-from devices.machine import DEFAULT_PHYS_BITS, machine_type_for
+from devices.machine import DEFAULT_PHYS_BITS, check_nvdimm_persistence, machine_type_for
 from devices.memory_options import fix_up_memory_options, machine_set_mem, parse_memory_option
 from plugins.monitor import help_text
 from plugins.monitor.chardev import Chardev, ChardevError, check_stdio_once, parse_chardev
@@ -113,6 +113,9 @@ class CommandLine(FieldsRepr):
     max_ram_below_4g: int = 0
     acpi: bool = True
     memory_hotplug_support: bool = True
+    #: ``-machine nvdimm=on`` and ``nvdimm-persistence=...``
+    nvdimm: bool = False
+    nvdimm_persistence: str | None = None
     memory: dict[str, str] = attrs.Factory(dict)
     phys_bits: int = DEFAULT_PHYS_BITS
     #: (option text, QAPI-checked arguments, input) in command-line order
@@ -378,6 +381,13 @@ def _apply_machine(line: CommandLine, value: str, warn: Warn) -> None:
             line.max_ram_below_4g = qom.KEYVAL.read_size(name, raw)
         elif name == "acpi":
             line.acpi = raw != "off"
+        elif name == "nvdimm":
+            line.nvdimm = qom.inputs.parse_bool(name, raw)
+        elif name == "nvdimm-persistence":
+            try:
+                line.nvdimm_persistence = check_nvdimm_persistence(raw)
+            except QomError as err:
+                raise StartupError.unlocated(err) from None
         else:
             # QEMU applies machine properties after parsing, so no option text.
             try:
@@ -482,7 +492,8 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
         try:
             vm.create_machine(config, machine=line.machine, phys_bits=line.phys_bits,
                               max_ram_below_4g=line.max_ram_below_4g, acpi=line.acpi,
-                              memory_hotplug_support=line.memory_hotplug_support)
+                              memory_hotplug_support=line.memory_hotplug_support,
+                              nvdimm=line.nvdimm, nvdimm_persistence=line.nvdimm_persistence)
         except QomError as err:
             raise _after_monitors(StartupError.unlocated(err)) from None
         if line.kernel is not None:

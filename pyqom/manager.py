@@ -49,6 +49,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "devices.machine",
     "plugins.address_space.plugin",
     "plugins.acpi.plugin",
+    "plugins.nvdimm.plugin",
 )
 
 #: Plugins no machine can do without (the pc machine types, the RAM backend of

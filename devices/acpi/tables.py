@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Sequence
 from typing import Final
 
 import attrs
@@ -218,8 +219,10 @@ def numa_nodes(machine: PcMachine) -> int:
     return 0
 
 
-def srat_memory_entries(machine: PcMachine, nodes: int = 1) -> list[MemoryAffinity]:
-    """The Memory Affinity entries in QEMU's order (one node owning all RAM)."""
+def srat_memory_entries(machine: PcMachine, nodes: int = 1,
+                        devices: Sequence[MemoryAffinity] = ()) -> list[MemoryAffinity]:
+    """The Memory Affinity entries in QEMU's order (one node owning all RAM);
+    ``devices`` (what plugins added: NVDIMM ranges) follow the RAM entries."""
     entries: list[MemoryAffinity] = []
     below = machine.below_4g_mem_size
     node_mem = [machine.ram_size] + [0] * (nodes - 1)
@@ -244,6 +247,7 @@ def srat_memory_entries(machine: PcMachine, nodes: int = 1) -> list[MemoryAffini
             next_base = mem_base + mem_len
         if mem_len > 0:
             entries.append(MemoryAffinity(mem_base, mem_len, node, MEM_AFFINITY_ENABLED))
+    entries.extend(devices)
     # Linux needs at least nodes + 2 memory entries: pad with empty ones.
     while len(entries) < nodes + 2:
         entries.append(MemoryAffinity(0, 0, 0, MEM_AFFINITY_NOFLAGS))
@@ -254,7 +258,8 @@ def srat_memory_entries(machine: PcMachine, nodes: int = 1) -> list[MemoryAffini
     return entries
 
 
-def srat(machine: PcMachine, cpus: int = 1) -> bytes | None:
+def srat(machine: PcMachine, cpus: int = 1,
+         devices: Sequence[MemoryAffinity] = ()) -> bytes | None:
     """The SRAT, or None when the machine has no NUMA node (plain ``-m 1G``)."""
     nodes = numa_nodes(machine)
     if not nodes:
@@ -263,7 +268,7 @@ def srat(machine: PcMachine, cpus: int = 1) -> bytes | None:
     for cpu in range(cpus):
         # Processor Local APIC affinity: node 0, enabled.
         body += struct.pack("<BBBBIB3sI", 0, 16, 0, cpu, 1, 0, b"\x00\x00\x00", 0)
-    for entry in srat_memory_entries(machine, nodes):
+    for entry in srat_memory_entries(machine, nodes, devices):
         body += entry.encode()
     return table(b"SRAT", 1, bytes(body))
 
@@ -463,7 +468,7 @@ def _oem_table_id(text: str) -> bytes:
     encoded = text.encode("ascii")
     if not encoded or len(encoded) > 8:
         raise ValueError(f"an OEM table id has 1 to 8 ASCII characters, not {text!r}")
-    return encoded.ljust(8)
+    return encoded.ljust(8, b"\x00")  # acpi_table_begin pads with NULs
 
 
 @attrs.define(repr=False)
@@ -472,28 +477,65 @@ class Contributions(FieldsRepr):
     :class:`plugins.services.AcpiTableBuilder`."""
 
     dsdt_aml: list[bytes] = attrs.field(factory=list)
-    #: (signature, complete table bytes), in the order they were added
+    #: (signature, complete table bytes), in the order they were added: after the WAET
     tables: list[tuple[str, bytes]] = attrs.field(factory=list)
+    #: the same, for tables placed before the WAET (``board=True``)
+    board_tables: list[tuple[str, bytes]] = attrs.field(factory=list)
+    #: SRAT entries plugins added
+    srat_memory: list[MemoryAffinity] = attrs.field(factory=list)
+    #: where :meth:`allocate` hands out guest RAM: (first address, end), or None
+    #: when the tables are not in guest memory
+    allocation_area: tuple[int, int] | None = None
+    #: name -> (guest-physical address, size) of what :meth:`allocate` handed out
+    allocations: dict[str, tuple[int, int]] = attrs.field(factory=dict)
 
     def add_dsdt_aml(self, aml_bytes: bytes) -> None:
         self.dsdt_aml.append(bytes(aml_bytes))
 
-    def add_ssdt(self, oem_table_id: str, aml_bytes: bytes) -> None:
-        self.tables.append(("SSDT", table(b"SSDT", 1, bytes(aml_bytes),
-                                          _oem_table_id(oem_table_id))))
+    def add_ssdt(self, oem_table_id: str, aml_bytes: bytes, *, board: bool = False) -> None:
+        (self.board_tables if board else self.tables).append(
+            ("SSDT", table(b"SSDT", 1, bytes(aml_bytes), _oem_table_id(oem_table_id))))
 
     def add_table(self, signature: str, body: bytes, *, revision: int = 1,
-                  oem_table_id: str | None = None) -> None:
+                  oem_table_id: str | None = None, board: bool = False) -> None:
         name = signature.encode("ascii")
         if len(name) != 4 or signature in BUILTIN_SIGNATURES:
             raise ValueError(f"cannot add an ACPI table with signature {signature!r}")
-        self.tables.append((signature, table(
+        (self.board_tables if board else self.tables).append((signature, table(
             name, revision, bytes(body),
             OEM_TABLE_ID if oem_table_id is None else _oem_table_id(oem_table_id))))
 
+    def add_srat_memory(self, base: int, length: int, node: int, flags: int) -> None:
+        self.srat_memory.append(MemoryAffinity(base, length, node, flags))
+
+    def allocate(self, name: str, size: int) -> int:
+        """Hand out ``size`` bytes from the top of the allocation area down, in the
+        order of the calls (so the same calls get the same addresses)."""
+        if size <= 0 or size % 4096:
+            raise ValueError(f"an ACPI allocation is a multiple of 4 KiB, not {size}")
+        if name in self.allocations:
+            raise ValueError(f"ACPI allocation {name!r} is made twice")
+        if self.allocation_area is None:
+            self.allocations[name] = (0, size)
+            return 0
+        start, end = self.allocation_area
+        low = min([end, *(address for address, _ in self.allocations.values() if address)])
+        address = low - size
+        if address < start:
+            raise ValueError(f"no room beside the ACPI tables for {name!r} ({size} bytes)")
+        self.allocations[name] = (address, size)
+        return address
+
+    def allocated_below(self) -> int | None:
+        """The lowest allocated address (the tables must end below it), or None."""
+        used = [address for address, _ in self.allocations.values() if address]
+        return min(used) if used else None
+
     def key(self) -> tuple[object, ...]:
         """Everything contributed, comparable: the tables are rebuilt when it changes."""
-        return (tuple(self.dsdt_aml), tuple(self.tables))
+        return (tuple(self.dsdt_aml), tuple(self.tables), tuple(self.board_tables),
+                tuple((e.base, e.length, e.proximity, e.flags) for e in self.srat_memory),
+                tuple(sorted(self.allocations.items())))
 
 
 #: the tables the pc machine builds itself; a plugin cannot add another of these
@@ -537,8 +579,9 @@ def build_blob(machine: PcMachine, *, base: int = 0, cpus: int = 1,
     :param base: guest-physical address where the blob will be copied; with
         0 the pointers are blob offsets, as in QEMU's fw_cfg blob.
     :param cpus: possible CPUs (pyqom's machine has one).
-    :param extra: what plugins contributed: AML appended to the DSDT, and
-        SSDTs and tables placed after the WAET and listed in the RSDT.
+    :param extra: what plugins contributed: AML appended to the DSDT, SRAT
+        entries, and SSDTs and tables placed before the WAET (``board``) or
+        after it, listed in the RSDT.
     :raises ValueError: ``base`` not 64-byte aligned or the blob beyond 4 GiB
         (the RSDT and FACP hold 32-bit pointers).
     """
@@ -563,9 +606,11 @@ def build_blob(machine: PcMachine, *, base: int = 0, cpus: int = 1,
     dsdt_address = put("DSDT", dsdt(machine, tuple(extra.dsdt_aml)))
     listed = [put("FACP", fadt(facs_address, dsdt_address)),
               put("APIC", madt(cpus)), put("HPET", hpet())]
-    srat_table = srat(machine, cpus)
+    srat_table = srat(machine, cpus, extra.srat_memory)
     if srat_table is not None:
         listed.append(put("SRAT", srat_table))
+    for signature, data in extra.board_tables:
+        listed.append(put(signature, data))
     listed.append(put("WAET", waet()))
     for signature, data in extra.tables:
         listed.append(put(signature, data))

@@ -1,0 +1,1 @@
+"""The built-in NVDIMM plugin (:mod:`plugins.nvdimm.plugin`), built on the contract only."""
