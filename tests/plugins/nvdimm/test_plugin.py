@@ -127,7 +127,7 @@ def test_read_fit_is_the_nfit_and_restarts_after_a_plug(backing: Path) -> None:
     with file_vm(backing) as vm:
         assert call_dsm(vm, 0x10000, 0) == (8, struct.pack("<I", 0x3))
         length, data = call_dsm(vm, 0x10000, 1, struct.pack("<I", 0))
-        assert status(data) == STATUS_SUCCESS
+        assert status(data) == STATUS_SUCCESS and length == 8 + 56 + 48 + 80
         assert data[4:] == _tables(vm)["NFIT"][40:]
         vm.object_add("memory-backend-ram", "m2", size=128 * M)
         vm.device_add("nvdimm", "nv2", memdev="m2")
