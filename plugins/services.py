@@ -422,6 +422,21 @@ class AcpiState(Protocol):
         the guest enabled it (call with the machine lock held)."""
         ...
 
+    def reserve(self, name: str, size: int) -> None:
+        """Declare, in ``qom_machine_init``, a block of RAM the firmware allocates
+        at boot beside the tables (QEMU registers a table-loader file such as
+        ``etc/acpi/nvdimm-mem`` at machine init; SeaBIOS allocates it in its
+        high zone, which the e820 map then reserves): get its address with
+        :meth:`AcpiTableBuilder.allocate` when building tables.
+
+        :raises ValueError: ``size`` not a multiple of 4 KiB, or ``name`` twice.
+        """
+        ...
+
+    def reserved_size(self) -> int:
+        """Bytes of every :meth:`reserve` (what the firmware's high zone grows by)."""
+        ...
+
     def raise_gpe(self, bit: int) -> Callable[[], None]:
         """Set status bit ``bit`` of GPE0 and raise the SCI if the guest enabled it
         (QEMU's ``acpi_send_event``; the memory-hotplug block uses bit 3, NVDIMM

@@ -177,6 +177,8 @@ class _AcpiState(FieldsRepr):
     """The ``acpi`` service of one machine."""
 
     machine: PcMachine
+    #: name -> size of what the firmware allocates beside the tables
+    reserved: dict[str, int] = attrs.field(factory=dict)
 
     def tables(self) -> list[tuple[str, bytes]]:
         blob = tables_of(self.machine)
@@ -190,6 +192,14 @@ class _AcpiState(FieldsRepr):
         pm = self.machine.stash.get(PM_BLOCK)
         if pm is not None:
             pm.power_button()
+
+    def reserve(self, name: str, size: int) -> None:
+        if size <= 0 or size % 4096 or name in self.reserved:
+            raise ValueError(f"cannot reserve {size} bytes of firmware RAM as {name!r}")
+        self.reserved[name] = size
+
+    def reserved_size(self) -> int:
+        return sum(self.reserved.values())
 
     def raise_gpe(self, bit: int) -> Callable[[], None]:
         block = memory_hotplug_block(self.machine)

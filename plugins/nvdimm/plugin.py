@@ -287,6 +287,11 @@ def _info(dimm: Dimm) -> NvdimmInfo:
                       unarmed=state_of(dimm).unarmed)  # type: ignore[arg-type]
 
 
+def _ram_slots(machine: Object) -> int:
+    memory = machine.get_json("memory") if machine.find_property("memory") else {}
+    return int(memory.get("slots", 0))
+
+
 def _dsm_write(machine: Object, offset: int, size: int, value: int) -> None:
     """The guest wrote the DSM page's address: answer the request it holds
     (QEMU accepts only 4-byte accesses; others do nothing)."""
@@ -314,6 +319,10 @@ def qom_machine_init(machine: Object) -> None:
     if not _enabled(machine):
         return
     machine.stash[MACHINE_NVDIMMS] = MachineNvdimms()
+    acpi = services_of(machine).find(ACPI)
+    if acpi is not None and _ram_slots(machine):
+        # QEMU adds fw_cfg etc/acpi/nvdimm-mem here; the firmware allocates it.
+        acpi.reserve(DSM_MEMORY_FILE, DSM_MEMORY_SIZE)
     ports = services_of(machine).find(PORT_IO)
     if ports is not None:
         ports.register_ports(DSM_IO_BASE, DSM_IO_LEN, lambda offset, size: 0,
@@ -379,8 +388,7 @@ def qom_acpi_build(machine: Object, tables: AcpiTableBuilder) -> None:
     for dev in devices:
         tables.add_srat_memory(dev.addr, dev.size, dev.node,
                                SRAT_MEMORY_ENABLED | SRAT_MEMORY_NON_VOLATILE)
-    memory = machine.get_json("memory") if machine.find_property("memory") else {}
-    slots = int(memory.get("slots", 0))
+    slots = _ram_slots(machine)
     if not slots:
         return
     nvdimms.dsm_page = tables.allocate(DSM_MEMORY_FILE, DSM_MEMORY_SIZE)

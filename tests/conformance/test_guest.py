@@ -256,3 +256,33 @@ def test_the_shipped_guest_is_the_one_the_source_builds(kernel: str) -> None:
         assert done.returncode == 3, done.stderr
         runs.append(transcript(out).replace(path.encode(), b"KERNEL"))
     assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("persistence", ["", ",nvdimm-persistence=cpu"])
+def test_nvdimm_labels_through_the_dsm_port_as_on_qemu(kernel: str, tmp_path: Path,
+                                                       persistence: str) -> None:
+    """The guest finds the NFIT and the NVDIMM SSDT, and calls each NVDIMM's label
+    functions the way the SSDT's _DSM does (the DSM page, port 0x0a18): the same
+    transcript on both, and the label it writes lands in the backend file at the
+    label area's offset (the file's last 128 KiB) on both."""
+    qemu = qemu_or_skip()
+    runs = []
+    for name, program in (("qemu", [qemu]), ("pyqom", pyqom_command())):
+        backing = tmp_path / f"{name}.pmem"
+        backing.write_bytes(bytes(256 << 20))
+        args = ["-M", f"pc,nvdimm=on{persistence}", "-m", "512M,slots=2,maxmem=4G",
+                "-object", f"memory-backend-file,id=f1,size=256M,share=on,mem-path={backing}",
+                "-device", "nvdimm,id=nv1,memdev=f1,label-size=128K",
+                "-kernel", kernel, "-append", "nvdimm exit=0x10"]
+        done = _boot(program, args, tmp_path / f"{name}.out")
+        assert done.returncode == 33, done.stderr
+        with backing.open("rb") as file:
+            file.seek((256 << 20) - (128 << 10) + 0x40)
+            label = file.read(16)
+        runs.append((transcript(tmp_path / f"{name}.out"), label))
+    expected = runs[0][0]
+    fit = 4 + 56 + 48 + 80 + (16 if persistence else 0)   # its length, 3 structures, caps
+    assert f"nvdimm read fit result {fit} status 0x0 same as nfit\n".encode() in expected
+    assert b"nvdimm handle 0x1 write offset 0x40 length 0x10 result 4 status 0x0\n" in expected
+    assert runs[0][1] == b"pyqom-label-0001"
+    assert runs[1] == runs[0]
