@@ -47,6 +47,7 @@ from plugins.nvdimm.acpi import (
     slot_handle,
     ssdt_aml,
 )
+from plugins.nvdimm.glib_order import hash_table_order
 from plugins.services import (
     ACPI,
     GUEST_MEMORY,
@@ -72,6 +73,7 @@ from qom import (
     TypeRegistry,
     UndoStack,
 )
+from qom.device import SLOT_CATEGORY
 from qom.memory_device import SLOT_MEMORY_DEVICE_KIND
 
 TYPE_NVDIMM: Final = "nvdimm"
@@ -224,6 +226,7 @@ def _nvdimm_class_init(klass: ObjectClass, data: Any) -> None:
     klass.slots[SLOT_DIMM_REGION_SIZE] = _prepare_region
     klass.slots[SLOT_DIMM_REALIZE] = _realize
     klass.slots[SLOT_ACPI_MEMORY_HOTPLUG] = False
+    klass.slots[SLOT_CATEGORY] = "Storage"  # QEMU's DEVICE_CATEGORY_STORAGE
 
     def get_unarmed(owner: Object) -> bool:
         return state_of(owner).unarmed
@@ -265,19 +268,19 @@ def _is_nvdimm(device: Object) -> bool:
 
 
 def nvdimms_of(machine: Object) -> list[Dimm]:
-    """The machine's NVDIMMs, plugged or being plugged, by slot."""
+    """The machine's NVDIMMs, plugged or being plugged, in the order QEMU 7.2 lists
+    them (``nvdimm_get_device_list``: ``/machine/peripheral``, then
+    ``peripheral-anon``, each in its GLib hash table's order)."""
     found: list[Dimm] = []
-    tree = machine.tree
-    if tree is None:
-        return found
     for container in ("peripheral", "peripheral-anon"):
         parent = machine.child(container)
         if parent is None:
             continue
-        for _, child in parent.children():
-            if _is_nvdimm(child) and machine.stash.get(MACHINE_NVDIMMS) is not None:
-                found.append(child)  # type: ignore[arg-type]
-    return sorted(found, key=lambda dimm: dimm.get_slot() or 0)
+        children = dict(parent.children())
+        for name in hash_table_order(children):
+            if _is_nvdimm(children[name]):
+                found.append(children[name])  # type: ignore[arg-type]
+    return found
 
 
 def _info(dimm: Dimm) -> NvdimmInfo:

@@ -241,6 +241,16 @@ TABLE_LINES = [
     ("-M", "pc,nvdimm=on,nvdimm-persistence=mem-ctrl", "-m", "512M,slots=4,maxmem=8G",
      "-object", "memory-backend-ram,id=c1,size=1G", "-device", "nvdimm,id=nv1,memdev=c1"),
     NV,
+    # Several: QEMU lists them in its GLib hash tables' order (named ones, then
+    # anonymous ones), which pyqom replays.
+    (*NV, "-object", "memory-backend-ram,id=c1,size=256M",
+     "-object", "memory-backend-ram,id=c2,size=130M",
+     "-device", "nvdimm,id=nv1,memdev=c1", "-device", "nvdimm,id=nv2,memdev=c2,"
+                                                    "label-size=256K,node=0"),
+    ("-M", "pc,nvdimm=on", "-m", "1G,slots=12,maxmem=16G",
+     *(arg for i in range(12) for arg in (
+         "-object", f"memory-backend-ram,id=c{i},size=4M",
+         "-device", f"nvdimm,memdev=c{i},label-size=128K" + (f",id=dimm{i}" if i % 3 else "")))),
 ]
 
 
