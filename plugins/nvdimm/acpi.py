@@ -307,7 +307,10 @@ class LabelArea(Protocol):
 
     def read_label(self, offset: int, length: int) -> bytes: ...
 
-    def write_label(self, offset: int, data: bytes) -> None: ...
+    def write_label(self, offset: int, data: bytes) -> bool:
+        """Store ``data``; ``False`` if the label cannot be written (a read-only
+        backend, which QEMU 7.2 would crash on)."""
+        ...
 
 
 @attrs.define(repr=False)
@@ -364,7 +367,8 @@ def _device_function(label: LabelArea | None, function: int, arguments: bytes) -
         return _status(status)
     if function == 5:
         return _result(struct.pack("<I", STATUS_SUCCESS) + label.read_label(offset, length))
-    label.write_label(offset, arguments[8:8 + length])
+    if not label.write_label(offset, arguments[8:8 + length]):
+        return _status(STATUS_INVALID)
     return _status(STATUS_SUCCESS)
 
 

@@ -181,8 +181,12 @@ class _Label:
     def read_label(self, offset: int, length: int) -> bytes:
         return self._view()[offset:offset + length].tobytes()
 
-    def write_label(self, offset: int, data: bytes) -> None:
+    def write_label(self, offset: int, data: bytes) -> bool:
+        memory = _backend(self.dimm).host_memory
+        if memory is None or memory.readonly:
+            return False
         self._view()[offset:offset + len(data)] = data
+        return True
 
 
 # ---------------------------------------------------------------------------

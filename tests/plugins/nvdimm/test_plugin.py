@@ -191,3 +191,16 @@ def test_blocked_nvdimm_is_an_unknown_type(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(qom.QomError, match=r"^'nvdimm' is not a valid device model name$"):
         VM.from_args([*NV, "-object", "memory-backend-ram,id=m1,size=128M",
                       "-device", "nvdimm,memdev=m1"], autoload=False)
+
+
+def test_a_label_write_to_a_read_only_backend_is_refused(backing: Path) -> None:
+    """QEMU 7.2 stores into the read-only mapping (and crashes); pyqom answers
+    "invalid input" and the file stays as it was."""
+    with VM.from_args([*NV, "-object", f"memory-backend-file,id=f1,size=128M,readonly=on,"
+                       f"mem-path={backing}",
+                       "-device", "nvdimm,id=nv1,memdev=f1,label-size=128K,unarmed=on"],
+                      autoload=False) as vm:
+        length, data = call_dsm(vm, 1, 6, struct.pack("<II", 0, 4) + b"nope")
+        assert (length, status(data)) == (8, STATUS_INVALID)
+        assert status(call_dsm(vm, 1, 5, struct.pack("<II", 0, 4))[1]) == STATUS_SUCCESS
+    assert backing.read_bytes()[-128 * K:-128 * K + 4] == bytes(4)
