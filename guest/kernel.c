@@ -27,7 +27,8 @@
  *                 functions of every NVDIMM as the SSDT's _DSM does (request
  *                 in the DSM page, its address OUT to port 0x0a18, result
  *                 read back): label size, read, write, read again; and QEMU's
- *                 Read FIT, compared with the NFIT
+ *                 Read FIT, compared with the NFIT; on an NVDIMM hotplug
+ *                 (GPE0 bit 4) it reads the FIT again as _FIT does
  */
 
 typedef unsigned char u8;
@@ -234,6 +235,7 @@ static void show_acpi(void)
 
 #define NVDIMM_DSM_PORT 0x0a18
 #define NVDIMM_MAX 32
+#define NVDIMM_GPE_BIT 0x10
 
 static int sig_is(const struct sdt *t, const char *sig)
 {
@@ -304,6 +306,60 @@ static void label_rw(u32 handle, u32 offset, u32 length, const u8 *data)
     putc('\n');
 }
 
+/* The NFIT's structures (the NFIT's body, or the FIT _FIT reads), one line each;
+ * the memory-device handles go into `handles`. */
+static void show_fit(const char *what, const u8 *fit, u32 fit_len, u32 *handles, u32 *count)
+{
+    for (u32 at = 0; at + 4 <= fit_len; ) {
+        u16 type = *(const u16 *)(fit + at), len = *(const u16 *)(fit + at + 2);
+        if (!len) break;
+        const u8 *s = fit + at;
+        puts(what);
+        if (type == 0) {
+            puts(" spa index "); putdec(*(const u16 *)(s + 4)); puts(" flags ");
+            puthex(*(const u16 *)(s + 6)); puts(" node "); putdec(*(const u32 *)(s + 12));
+            puts(" base "); puthex(*(const u64 *)(s + 32)); puts(" length ");
+            puthex(*(const u64 *)(s + 40)); puts(" attributes "); puthex(*(const u64 *)(s + 48));
+            putc('\n');
+        } else if (type == 1) {
+            puts(" map handle "); puthex(*(const u32 *)(s + 4)); puts(" spa ");
+            putdec(*(const u16 *)(s + 12)); puts(" dcr "); putdec(*(const u16 *)(s + 14));
+            puts(" length "); puthex(*(const u64 *)(s + 16)); puts(" flags ");
+            puthex(*(const u16 *)(s + 44)); putc('\n');
+            if (*count < NVDIMM_MAX) handles[(*count)++] = *(const u32 *)(s + 4);
+        } else if (type == 4) {
+            puts(" dcr index "); putdec(*(const u16 *)(s + 4)); puts(" vendor ");
+            puthex(*(const u16 *)(s + 6)); puts(" serial "); puthex(*(const u32 *)(s + 24));
+            puts(" fic "); puthex(*(const u16 *)(s + 28)); putc('\n');
+        } else {
+            puts(" type "); putdec(type); puts(" length "); putdec(len); putc('\n');
+        }
+        at += len;
+    }
+}
+
+static u8 fit_copy[16384];
+
+/* What _FIT does: Read FIT (QEMU's root function 1) from offset 0, piece by
+ * piece, starting again if the FIT changed meanwhile (status 0x100). */
+static void read_fit(void)
+{
+    u32 offset = 0, restarts = 0;
+    for (;;) {
+        u32 n = dsm_call(0x10000, 1, (const u8 *)&offset, 4);
+        u32 status = dsm_word(0);
+        if (status == 0x100) { offset = 0; restarts++; continue; }
+        if (status != 0) { puts("nvdimm fit read status "); puthex(status); putc('\n'); return; }
+        u32 got = n - 4;
+        if (!got) break;
+        for (u32 i = 0; i < got && offset + i < sizeof fit_copy; i++) fit_copy[offset + i] = dsm_page[8 + i];
+        offset += got;
+    }
+    puts("nvdimm fit length "); putdec(offset); puts(" restarts "); putdec(restarts); putc('\n');
+    u32 handles[NVDIMM_MAX], count = 0;
+    show_fit("fit", fit_copy, offset, handles, &count);
+}
+
 static void show_nvdimms(void)
 {
     const struct sdt *nfit = find_table("NFIT", 0);
@@ -320,31 +376,7 @@ static void show_nvdimms(void)
     u32 handles[NVDIMM_MAX], count = 0;
     u32 fit_len = nfit ? nfit->length - 40 : 0;
     const u8 *fit = nfit ? (const u8 *)nfit + 40 : 0;
-    for (u32 at = 0; at + 4 <= fit_len; ) {
-        u16 type = *(const u16 *)(fit + at), len = *(const u16 *)(fit + at + 2);
-        if (!len) break;
-        const u8 *s = fit + at;
-        if (type == 0) {
-            puts("nfit spa index "); putdec(*(const u16 *)(s + 4)); puts(" flags ");
-            puthex(*(const u16 *)(s + 6)); puts(" node "); putdec(*(const u32 *)(s + 12));
-            puts(" base "); puthex(*(const u64 *)(s + 32)); puts(" length ");
-            puthex(*(const u64 *)(s + 40)); puts(" attributes "); puthex(*(const u64 *)(s + 48));
-            putc('\n');
-        } else if (type == 1) {
-            puts("nfit map handle "); puthex(*(const u32 *)(s + 4)); puts(" spa ");
-            putdec(*(const u16 *)(s + 12)); puts(" dcr "); putdec(*(const u16 *)(s + 14));
-            puts(" length "); puthex(*(const u64 *)(s + 16)); puts(" flags ");
-            puthex(*(const u16 *)(s + 44)); putc('\n');
-            if (count < NVDIMM_MAX) handles[count++] = *(const u32 *)(s + 4);
-        } else if (type == 4) {
-            puts("nfit dcr index "); putdec(*(const u16 *)(s + 4)); puts(" vendor ");
-            puthex(*(const u16 *)(s + 6)); puts(" serial "); puthex(*(const u32 *)(s + 24));
-            puts(" fic "); puthex(*(const u16 *)(s + 28)); putc('\n');
-        } else {
-            puts("nfit type "); putdec(type); puts(" length "); putdec(len); putc('\n');
-        }
-        at += len;
-    }
+    show_fit("nfit", fit, fit_len, handles, &count);
     u32 n = dsm_call(0, 0, 0, 0);
     puts("nvdimm root functions result "); putdec(n); puts(" "); puthex(dsm_word(0)); putc('\n');
     n = dsm_call(0x10000, 0, 0, 0);
@@ -609,8 +641,14 @@ void kmain(u32 magic, u32 info)
         seen += (u64)handle_events();
         if (counting && seen >= limit) debug_exit(0x10);
     }
+    int nvdimm = option("nvdimm", 0) && dsm_page;
     for (;;) {
         power_button();
+        if (nvdimm && (inw(GPE0_STS) & NVDIMM_GPE_BIT)) {
+            outw(GPE0_STS, NVDIMM_GPE_BIT);
+            puts("nvdimm hotplug event\n");
+            read_fit();
+        }
         if (hotplug_block && (inw(GPE0_STS) & MHP_GPE_BIT)) {
             outw(GPE0_STS, MHP_GPE_BIT);                 /* clear before scanning */
             seen += (u64)handle_events();
