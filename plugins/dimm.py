@@ -21,12 +21,13 @@ sets, in ``class_init``:
 
 and ``klass.slots[qom.memory_device.SLOT_MEMORY_DEVICE_KIND]`` for its own
 ``query-memory-devices`` kind.  The functions get the DIMM as a
-:class:`Dimm`; per-device state goes in ``dimm.stash``.
+:class:`Dimm` (:func:`as_dimm` is the checked cast for other code); per-device
+state goes in ``dimm.stash``.
 """
 
 from __future__ import annotations
 
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 
 from plugins.memdev import Memdev
 from qom.object import Stash
@@ -77,3 +78,11 @@ class Dimm(Protocol):
     def get_region_size(self) -> int:
         """What :data:`SLOT_DIMM_REGION_SIZE` answers (or the backend's size)."""
         ...
+
+
+def as_dimm(obj: object) -> Dimm | None:
+    """``obj`` as a :class:`Dimm` if it is a ``pc-dimm`` (or subtype), else ``None``."""
+    is_a = getattr(obj, "is_a", None)
+    if is_a is None or not is_a(TYPE_PC_DIMM):
+        return None
+    return cast(Dimm, obj)

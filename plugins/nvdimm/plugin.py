@@ -29,7 +29,13 @@ from typing import Any, Final
 import attrs
 
 from plugins import hookimpl
-from plugins.dimm import SLOT_DIMM_REALIZE, SLOT_DIMM_REGION_SIZE, TYPE_PC_DIMM, Dimm
+from plugins.dimm import (
+    SLOT_DIMM_REALIZE,
+    SLOT_DIMM_REGION_SIZE,
+    TYPE_PC_DIMM,
+    Dimm,
+    as_dimm,
+)
 from plugins.memdev import Memdev, as_memdev
 from plugins.nvdimm.acpi import (
     DSM_IO_BASE,
@@ -78,7 +84,6 @@ from qom.memory_device import SLOT_MEMORY_DEVICE_KIND
 
 TYPE_NVDIMM: Final = "nvdimm"
 TYPE_MEMORY_REGION: Final = "memory-region"
-PLUGIN_NAME: Final = "plugins.nvdimm.plugin"
 #: ``-machine nvdimm-persistence`` values: the NFIT platform capabilities
 PERSISTENCE: Final = {"cpu": 3, "mem-ctrl": 2}
 _UUID_TEXT: Final = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
@@ -102,15 +107,13 @@ class MachineNvdimms:
     """What a machine with ``nvdimm=on`` keeps (QEMU's ``NVDIMMState``)."""
 
     fit: FitBuffer = attrs.Factory(FitBuffer)
-    #: the DSM page's guest-physical address, as the tables were last built
-    dsm_page: int = 0
 
 
 NVDIMM: StashKey[NvdimmState] = StashKey("nvdimm")
 MACHINE_NVDIMMS: StashKey[MachineNvdimms] = StashKey("nvdimm-machine")
 
 
-def state_of(dimm: Object) -> NvdimmState:
+def state_of(dimm: Object | Dimm) -> NvdimmState:
     """The NVDIMM state of ``dimm`` (made by its ``instance_init``)."""
     state = dimm.stash.get(NVDIMM)
     if state is None:
@@ -129,7 +132,7 @@ def _backend(dimm: Dimm) -> Memdev:
 def _prepare_region(dimm: Dimm) -> int:
     """QEMU's ``nvdimm_prepare_memory_region``: the persistent part of the
     backend (all but the label area at its end, aligned down), once."""
-    state = state_of(dimm)  # type: ignore[arg-type]
+    state = state_of(dimm)
     if state.pmem_size is not None:
         return state.pmem_size
     backend = _backend(dimm)
@@ -170,7 +173,7 @@ class _Label:
 
     @property
     def label_size(self) -> int:
-        return state_of(self.dimm).label_size  # type: ignore[arg-type]
+        return state_of(self.dimm).label_size
 
     def _view(self) -> memoryview:
         backend = _backend(self.dimm)
@@ -282,8 +285,9 @@ def nvdimms_of(machine: Object) -> list[Dimm]:
             continue
         children = dict(parent.children())
         for name in hash_table_order(children):
-            if _is_nvdimm(children[name]):
-                found.append(children[name])  # type: ignore[arg-type]
+            dimm = as_dimm(children[name])
+            if dimm is not None and _is_nvdimm(children[name]):
+                found.append(dimm)
     return found
 
 
@@ -291,7 +295,7 @@ def _info(dimm: Dimm) -> NvdimmInfo:
     slot = dimm.get_slot()
     return NvdimmInfo(slot=slot if slot is not None else -1, addr=dimm.get_addr(),
                       size=dimm.get_region_size(), node=dimm.get_node(),
-                      unarmed=state_of(dimm).unarmed)  # type: ignore[arg-type]
+                      unarmed=state_of(dimm).unarmed)
 
 
 def _ram_slots(machine: Object) -> int:
@@ -398,15 +402,18 @@ def qom_acpi_build(machine: Object, tables: AcpiTableBuilder) -> None:
     slots = _ram_slots(machine)
     if not slots:
         return
-    nvdimms.dsm_page = tables.allocate(DSM_MEMORY_FILE, DSM_MEMORY_SIZE)
-    tables.add_ssdt("NVDIMM", ssdt_aml(slots, nvdimms.dsm_page), board=True)
+    dsm_page = tables.allocate(DSM_MEMORY_FILE, DSM_MEMORY_SIZE)
+    tables.add_ssdt("NVDIMM", ssdt_aml(slots, dsm_page), board=True)
     if devices:
         tables.add_table("NFIT", nfit_body(fit(devices, _persistence(machine))), board=True)
 
 
 def label_bytes(dimm: Object, offset: int, length: int) -> bytes:
     """``length`` bytes of ``dimm``'s label area from ``offset`` (for tests and tools)."""
-    return _Label(dimm).read_label(offset, length)  # type: ignore[arg-type]
+    found = as_dimm(dimm)
+    if found is None:
+        raise TypeError(f"{dimm.type_name} is not a DIMM")
+    return _Label(found).read_label(offset, length)
 
 
 __all__ = ["TYPE_NVDIMM", "NvdimmState", "label_bytes", "nvdimms_of", "state_of"]
