@@ -218,6 +218,8 @@ def qemu_tables(args: tuple[str, ...], tmp: Path) -> dict[str, bytes]:
 
         rsdt = table(rsdt_address)
         tables["RSDT"] = rsdt
+        facp_address = struct.unpack_from("<I", rsdt, 36)[0]
+        tables["DSDT"] = table(struct.unpack_from("<I", table(facp_address), 40)[0])
         order = []
         for (address,) in struct.iter_unpack("<I", rsdt[36:]):
             data = table(address)
@@ -311,3 +313,14 @@ def test_nfit_and_ssdt_equal_qemus(args: tuple[str, ...], tmp_path: Path,
     assert (_disassemble(iasl_path, actual["SSDT"], tmp_path, "ours-ssdt")
             == _disassemble(iasl_path, expected["SSDT"], tmp_path, "qemu-ssdt"))
     assert actual["SRAT"] == expected["SRAT"]
+    # pyqom's DSDT is not QEMU's (README), but its NVDIMM hotplug handler is.
+    assert (_gpe_handler(_disassemble(iasl_path, actual["DSDT"], tmp_path, "ours-dsdt"))
+            == _gpe_handler(_disassemble(iasl_path, expected["DSDT"], tmp_path, "qemu-dsdt")))
+
+
+def _gpe_handler(dsl: str) -> list[str]:
+    """``Method (_E04 ...) { ... }`` of a DSDT disassembly, without indentation."""
+    lines = [line.strip() for line in dsl.splitlines()]
+    start = next(i for i, line in enumerate(lines) if line.startswith("Method (_E04"))
+    end = lines.index("}", start + 2)
+    return lines[start:end + 1]
