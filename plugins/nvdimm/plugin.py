@@ -246,9 +246,12 @@ def _nvdimm_class_init(klass: ObjectClass, data: Any) -> None:
                                 frozen_after_realize=True))
 
 
-@hookimpl
+@hookimpl(trylast=True)
 def qom_register_types(registry: TypeRegistry) -> None:
-    """Register ``nvdimm`` (parent ``pc-dimm``)."""
+    """Register ``nvdimm`` (parent ``pc-dimm``), after the other plugins' types, and
+    only if ``pc-dimm`` is among them (its plugin may be blocked)."""
+    if TYPE_PC_DIMM not in registry:
+        return
     registry.register(TypeInfo(name=TYPE_NVDIMM, parent=TYPE_PC_DIMM,
                                class_init=_nvdimm_class_init,
                                instance_init=_nvdimm_instance_init))

@@ -204,3 +204,9 @@ def test_a_label_write_to_a_read_only_backend_is_refused(backing: Path) -> None:
         assert (length, status(data)) == (8, STATUS_INVALID)
         assert status(call_dsm(vm, 1, 5, struct.pack("<II", 0, 4))[1]) == STATUS_SUCCESS
     assert backing.read_bytes()[-128 * K:-128 * K + 4] == bytes(4)
+
+
+def test_without_pc_dimm_there_is_no_nvdimm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYQOM_DISABLED_PLUGINS", "devices.pc_dimm")
+    with VM.from_args(NV, autoload=False) as vm:
+        assert "pc-dimm" not in vm.tree.registry and "nvdimm" not in vm.tree.registry
