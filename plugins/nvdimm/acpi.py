@@ -27,18 +27,8 @@ from typing import Final, Protocol
 import attrs
 
 from plugins import aml
+from plugins.nvdimm import DSM_IO_BASE, DSM_IO_LEN, DSM_MEMORY_SIZE
 from qom.reprs import FieldsValue
-
-#: the DSM I/O port (QEMU's ``NVDIMM_ACPI_IO_BASE``) and its length
-DSM_IO_BASE: Final = 0x0A18
-DSM_IO_LEN: Final = 4
-#: the DSM page, which the firmware allocates as fw_cfg ``etc/acpi/nvdimm-mem``
-DSM_MEMORY_SIZE: Final = 4096
-DSM_MEMORY_FILE: Final = "etc/acpi/nvdimm-mem"
-#: the GPE0 status bit of an NVDIMM hotplug (``\\_GPE._E04``)
-HOTPLUG_GPE_BIT: Final = 4
-#: the smallest label area (QEMU's ``MIN_NAMESPACE_LABEL_SIZE``)
-MIN_LABEL_SIZE: Final = 128 * 1024
 
 #: NFIT structure types
 SPA_RANGE: Final = 0
@@ -313,7 +303,7 @@ class LabelArea(Protocol):
         ...
 
 
-@attrs.define(repr=False)
+@attrs.define(repr=False, eq=False)
 class FitBuffer:
     """The FIT the guest reads through ``_FIT``: rebuilt on every NVDIMM plug,
     marked dirty so a read in progress starts again."""

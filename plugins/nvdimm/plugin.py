@@ -22,9 +22,7 @@ and reads the result from the same page (:func:`plugins.nvdimm.acpi.dsm`).
 
 from __future__ import annotations
 
-import re
-import uuid as uuid_module
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -37,21 +35,13 @@ from plugins.dimm import (
     as_dimm,
 )
 from plugins.memdev import Memdev, as_memdev
-from plugins.nvdimm.acpi import (
+from plugins.nvdimm import (
     DSM_IO_BASE,
     DSM_IO_LEN,
     DSM_MEMORY_FILE,
     DSM_MEMORY_SIZE,
     HOTPLUG_GPE_BIT,
     MIN_LABEL_SIZE,
-    FitBuffer,
-    NvdimmInfo,
-    dsm,
-    fit,
-    gpe_handler_aml,
-    nfit_body,
-    slot_handle,
-    ssdt_aml,
 )
 from plugins.nvdimm.glib_order import hash_table_order
 from plugins.services import (
@@ -82,15 +72,24 @@ from qom import (
 from qom.device import SLOT_CATEGORY
 from qom.memory_device import SLOT_MEMORY_DEVICE_KIND
 
+if TYPE_CHECKING:
+    from plugins.nvdimm.acpi import FitBuffer, NvdimmInfo
+
 TYPE_NVDIMM: Final = "nvdimm"
 TYPE_MEMORY_REGION: Final = "memory-region"
 #: ``-machine nvdimm-persistence`` values: the NFIT platform capabilities
 PERSISTENCE: Final = {"cpu": 3, "mem-ctrl": 2}
-_UUID_TEXT: Final = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                               r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
 
 
-@attrs.define(repr=False)
+def _is_uuid(text: str) -> bool:
+    """QEMU's ``qemu_uuid_parse``: five groups of 8-4-4-4-12 hex digits."""
+    groups = text.split("-")
+    return ([len(group) for group in groups] == [8, 4, 4, 4, 12]
+            and all(char in _HEX_DIGITS for group in groups for char in group))
+
+
+@attrs.define(repr=False, eq=False)
 class NvdimmState:
     """One NVDIMM's own state (``NVDIMMDevice`` beyond ``PCDIMMDevice``)."""
 
@@ -102,11 +101,11 @@ class NvdimmState:
     pmem_size: int | None = None
 
 
-@attrs.define(repr=False)
+@attrs.define(repr=False, eq=False)
 class MachineNvdimms:
     """What a machine with ``nvdimm=on`` keeps (QEMU's ``NVDIMMState``)."""
 
-    fit: FitBuffer = attrs.Factory(FitBuffer)
+    fit: FitBuffer
 
 
 NVDIMM: StashKey[NvdimmState] = StashKey("nvdimm")
@@ -165,7 +164,7 @@ def _realize(dimm: Dimm) -> None:
     _prepare_region(dimm)
 
 
-@attrs.define(repr=False)
+@attrs.define(repr=False, eq=False)
 class _Label:
     """An NVDIMM's label area: the last ``label-size`` bytes of its backend."""
 
@@ -218,9 +217,9 @@ def _nvdimm_instance_init(obj: Object) -> None:
         return state_of(owner).uuid
 
     def set_uuid(owner: Object, value: str) -> None:
-        if not _UUID_TEXT.match(value):
+        if not _is_uuid(value):
             raise InvalidPropertyValue(f"Property '{owner.type_name}.uuid' has invalid value")
-        state_of(owner).uuid = str(uuid_module.UUID(value))
+        state_of(owner).uuid = value.lower()   # qemu_uuid_unparse prints lower case
 
     obj.add_property(Property(name="label-size", type="int", kind=SIZE,
                               getter=get_label_size, setter=set_label_size))
@@ -295,6 +294,8 @@ def nvdimms_of(machine: Object) -> list[Dimm]:
 
 
 def _info(dimm: Dimm) -> NvdimmInfo:
+    from plugins.nvdimm.acpi import NvdimmInfo
+
     slot = dimm.get_slot()
     return NvdimmInfo(slot=slot if slot is not None else -1, addr=dimm.get_addr(),
                       size=dimm.get_region_size(), node=dimm.get_node(),
@@ -317,6 +318,8 @@ def _dsm_write(machine: Object, offset: int, size: int, value: int) -> None:
         page = memory.read(value, DSM_MEMORY_SIZE)
     except QomError:
         return  # not RAM: QEMU reads unassigned memory and writes nowhere
+    from plugins.nvdimm.acpi import dsm, slot_handle
+
     by_handle = {slot_handle(dimm.get_slot() or 0): dimm for dimm in nvdimms_of(machine)}
 
     def label(handle: int) -> _Label | None:
@@ -332,7 +335,9 @@ def qom_machine_init(machine: Object) -> None:
     """``nvdimm=on``: claim the DSM port (QEMU's ``nvdimm_init_acpi_state``)."""
     if not _enabled(machine):
         return
-    machine.stash[MACHINE_NVDIMMS] = MachineNvdimms()
+    from plugins.nvdimm.acpi import FitBuffer  # only for a machine with NVDIMMs
+
+    machine.stash[MACHINE_NVDIMMS] = MachineNvdimms(fit=FitBuffer())
     acpi = services_of(machine).find(ACPI)
     if acpi is not None and _ram_slots(machine):
         # QEMU adds fw_cfg etc/acpi/nvdimm-mem here; the firmware allocates it.
@@ -353,6 +358,8 @@ def qom_memory_device_pre_plug(machine: Object, device: Device) -> None:
 
 
 def _rebuild_fit(machine: Object) -> None:
+    from plugins.nvdimm.acpi import fit
+
     nvdimms = machine.stash.get(MACHINE_NVDIMMS)
     if nvdimms is not None:
         nvdimms.fit.data = fit([_info(dimm) for dimm in nvdimms_of(machine)],
@@ -397,6 +404,8 @@ def qom_acpi_build(machine: Object, tables: AcpiTableBuilder) -> None:
     nvdimms = machine.stash.get(MACHINE_NVDIMMS)
     if nvdimms is None:
         return
+    from plugins.nvdimm.acpi import fit, gpe_handler_aml, nfit_body, ssdt_aml
+
     tables.add_dsdt_aml(gpe_handler_aml())
     devices = [_info(dimm) for dimm in nvdimms_of(machine)]
     for dev in devices:
