@@ -12,8 +12,9 @@ What is reproduced from 7.2 (checked against real QEMU in
 ``tests/plugins/acpi``):
 
 * the table order and layout of the ``etc/acpi/tables`` blob: FACS, DSDT,
-  FACP, APIC, HPET, [SRAT,] WAET, RSDT back to back; RSDT lists FACP, APIC,
-  HPET, [SRAT,] WAET; RSDP revision 0 points at the RSDT;
+  FACP, APIC, HPET, [SRAT,] [plugins' board tables: the NVDIMM SSDT and
+  NFIT,] WAET, [other plugin tables,] RSDT back to back; the RSDT lists them
+  all but FACS and DSDT; RSDP revision 0 points at the RSDT;
 * FACP (revision 1, PIIX4 PM blocks), FACS, APIC (one CPU), HPET, WAET byte
   for byte;
 * SRAT byte for byte;
