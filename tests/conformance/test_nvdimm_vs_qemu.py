@@ -158,6 +158,12 @@ STARTUP = [
     (*NV, "-object", "memory-backend-file,id=m1,size=128M,mem-path=@FILE@,readonly=on",
      "-device", "nvdimm,memdev=m1,unarmed=on"),
     (*NV, *MEM, "-device", "nvdimm,memdev=m1,slot=5"),
+    (*NV, "-global", "PIIX4_PM.memory-hotplug-support=off", *MEM,
+     "-device", "nvdimm,memdev=m1"),
+    ("-global", "PIIX4_PM.memory-hotplug-support=off", "-m", "1G,slots=2,maxmem=4G", *MEM,
+     "-device", "nvdimm,memdev=m1"),
+    (*NV, *MEM, "-device", "nvdimm,memdev=m1,node=1"),
+    (*NV, *MEM, "-device", "nvdimm,memdev=m1,addr=0x100000001"),
 ]
 
 
