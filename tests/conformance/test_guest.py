@@ -258,9 +258,11 @@ def test_the_shipped_guest_is_the_one_the_source_builds(kernel: str) -> None:
     assert runs[0] == runs[1]
 
 
-@pytest.mark.parametrize("persistence", ["", ",nvdimm-persistence=cpu"])
+@pytest.mark.parametrize(("persistence", "backend"), [
+    ("", ""), (",nvdimm-persistence=cpu", ""), ("", ",pmem=on"),
+])
 def test_nvdimm_labels_through_the_dsm_port_as_on_qemu(kernel: str, tmp_path: Path,
-                                                       persistence: str) -> None:
+                                                       persistence: str, backend: str) -> None:
     """The guest finds the NFIT and the NVDIMM SSDT, and calls each NVDIMM's label
     functions the way the SSDT's _DSM does (the DSM page, port 0x0a18): the same
     transcript on both, and the label it writes lands in the backend file at the
@@ -271,7 +273,8 @@ def test_nvdimm_labels_through_the_dsm_port_as_on_qemu(kernel: str, tmp_path: Pa
         backing = tmp_path / f"{name}.pmem"
         backing.write_bytes(bytes(256 << 20))
         args = ["-M", f"pc,nvdimm=on{persistence}", "-m", "512M,slots=2,maxmem=4G",
-                "-object", f"memory-backend-file,id=f1,size=256M,share=on,mem-path={backing}",
+                "-object", f"memory-backend-file,id=f1,size=256M,share=on,mem-path={backing}"
+                           f"{backend}",
                 "-device", "nvdimm,id=nv1,memdev=f1,label-size=128K",
                 "-kernel", kernel, "-append", "nvdimm exit=0x10"]
         done = _boot(program, args, tmp_path / f"{name}.out")
