@@ -327,7 +327,10 @@ def _dsm_write(machine: Object, offset: int, size: int, value: int) -> None:
         return _Label(dimm) if dimm is not None else None
 
     answer = dsm(page, nvdimms.fit, label)
-    memory.write(value, answer)
+    try:
+        memory.write(value, answer)
+    except QomError:
+        return  # read-only guest memory: the answer goes nowhere, as in QEMU
 
 
 @hookimpl

@@ -210,3 +210,13 @@ def test_without_pc_dimm_there_is_no_nvdimm(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("PYQOM_DISABLED_PLUGINS", "devices.pc_dimm")
     with VM.from_args(NV, autoload=False) as vm:
         assert "pc-dimm" not in vm.tree.registry and "nvdimm" not in vm.tree.registry
+
+
+def test_a_page_outside_ram_is_ignored() -> None:
+    """The guest names a page where there is no RAM: QEMU reads unassigned memory
+    and its answer goes nowhere; nothing happens here either, and the guest goes on."""
+    with VM.from_args([*NV, "-object", "memory-backend-ram,id=m1,size=128M",
+                       "-device", "nvdimm,id=nv1,memdev=m1"], autoload=False) as vm:
+        code = b"\xb8" + struct.pack("<I", 0xFEB00000) + b"\x66\xba\x18\x0a\xef\xf4"
+        vm.run(code, load_at=0x1000)
+        assert call_dsm(vm, 1, 0) == (8, bytes(4))       # still answers a good page
