@@ -70,7 +70,7 @@ from qom import (
     UndoStack,
 )
 from qom.device import SLOT_CATEGORY
-from qom.memory_device import SLOT_MEMORY_DEVICE_KIND
+from qom.memory_device import SLOT_MEMORY_DEVICE_KIND, SLOT_MEMORY_DEVICE_MTREE
 
 if TYPE_CHECKING:
     from plugins.nvdimm.acpi import FitBuffer, NvdimmInfo
@@ -160,6 +160,16 @@ def _add_region_child(dimm: Dimm, size: int) -> None:
     owner.add_child("nvdimm-memory[*]", tree.new(TYPE_MEMORY_REGION, region_size=size))
 
 
+def _mtree_region(device: object) -> tuple[str, str, tuple[str, int] | None]:
+    """``info mtree``: the non-volatile alias ``nvdimm-memory`` over the backend."""
+    dimm = as_dimm(device)
+    assert dimm is not None
+    backend = _backend(dimm)
+    pmem_size = _prepare_region(dimm)
+    return ("nv-ram", f"alias nvdimm-memory @{backend.name_in_parent} "
+                      f"{0:016x}-{pmem_size - 1:016x}", (str(backend.name_in_parent), backend.size))
+
+
 def _realize(dimm: Dimm) -> None:
     _prepare_region(dimm)
 
@@ -233,6 +243,7 @@ def _nvdimm_class_init(klass: ObjectClass, data: Any) -> None:
     klass.slots[SLOT_DIMM_REALIZE] = _realize
     klass.slots[SLOT_ACPI_MEMORY_HOTPLUG] = False
     klass.slots[SLOT_CATEGORY] = "Storage"  # QEMU's DEVICE_CATEGORY_STORAGE
+    klass.slots[SLOT_MEMORY_DEVICE_MTREE] = _mtree_region
 
     def get_unarmed(owner: Object) -> bool:
         return state_of(owner).unarmed
