@@ -50,7 +50,9 @@ from plugins import hookimpl
 from plugins.phases import call_each, run_plug_phases, run_unplug_phases
 from plugins.services import ACPI, GUEST_MEMORY, services_of
 from qom import (
+    BOOL,
     SIZE,
+    STR,
     TYPE_OBJECT,
     Device,
     MemoryDevice,
@@ -195,6 +197,10 @@ class PcMachine(Object):
     max_ram_below_4g: int = 0
     acpi: bool = True
     memory_hotplug_support: bool = True
+    #: ``-machine nvdimm=on``: NVDIMMs may be plugged (QEMU's ``nvdimms_state->is_enabled``)
+    nvdimm: bool = False
+    #: ``-machine nvdimm-persistence=cpu|mem-ctrl``, or ``None`` when not given
+    nvdimm_persistence: str | None = None
     hook: pluggy.HookRelay | None = None
 
     @property
@@ -287,11 +293,18 @@ class PcMachine(Object):
     # -- the hotplug handler of bus-less devices ------------------------------
 
     def pre_plug(self, device: Device) -> None:
-        """Place a memory device (slot, address), then ``qom_device_pre_plug``."""
+        """Place a memory device (slot, address), then ``qom_device_pre_plug``.
+
+        ``qom_memory_device_pre_plug`` runs once the machine knows it can tell
+        the guest (ACPI), before its other checks, as QEMU's ``pc_memory_pre_plug``
+        checks a device type's own requirements (``nvdimm=on``) there."""
         memory = as_memory_device(device)
         if memory is not None:
+            def device_checks() -> None:
+                self.relay.qom_memory_device_pre_plug(machine=self, device=device)
+
             memory_device.pre_plug(self, memory, enforce_aligned=bool(
-                self.object_class.slots[SLOT_ENFORCE_ALIGNED_DIMM]))
+                self.object_class.slots[SLOT_ENFORCE_ALIGNED_DIMM]), device_checks=device_checks)
         self.relay.qom_device_pre_plug(machine=self, device=device)
 
     def plug(self, device: Device, undo: UndoStack) -> None:
@@ -365,6 +378,7 @@ def _pc_machine_class_init(klass: ObjectClass, data: Any) -> None:
     klass.add_property(Property(name="memory", type="MemorySizeConfiguration", getter=memory))
     klass.add_property(Property(name="smp", type="SMPConfiguration", getter=smp))
     klass.add_property(Property(name="hmat", type="bool", getter=hmat))
+    _add_nvdimm_properties(klass)
     klass.add_property(Property(name="device-memory-region-size", type="int",
                                 getter=region_size))
     klass.add_property(Property(name="max-ram-below-4g", type="size", kind=SIZE,
@@ -373,6 +387,46 @@ def _pc_machine_class_init(klass: ObjectClass, data: Any) -> None:
         "memory-backend", TYPE_MEMORY_BACKEND,
         get_target=lambda obj: obj.ram_backend,  # type: ignore[attr-defined]
         set_target=None))
+
+
+#: ``-machine nvdimm-persistence`` values and the NFIT capabilities they stand for
+NVDIMM_PERSISTENCE: Final = {"cpu": 3, "mem-ctrl": 2}
+
+
+def check_nvdimm_persistence(value: str) -> str:
+    """QEMU's ``machine_set_nvdimm_persistence`` check (its message names the option)."""
+    if value not in NVDIMM_PERSISTENCE:
+        raise QomError(f"-machine nvdimm-persistence={value}: unsupported option")
+    return value
+
+
+def _add_nvdimm_properties(klass: ObjectClass) -> None:
+    """``nvdimm`` and ``nvdimm-persistence``, which QEMU's pc machine has
+    (``nvdimm_supported``) whether or not an NVDIMM plugin is loaded."""
+
+    def get_nvdimm(obj: Object) -> bool:
+        assert isinstance(obj, PcMachine)
+        return obj.nvdimm
+
+    def set_nvdimm(obj: Object, value: bool) -> None:
+        assert isinstance(obj, PcMachine)
+        obj.nvdimm = value
+
+    def get_persistence(obj: Object) -> str:
+        assert isinstance(obj, PcMachine)
+        return obj.nvdimm_persistence or ""
+
+    def set_persistence(obj: Object, value: str) -> None:
+        assert isinstance(obj, PcMachine)
+        obj.nvdimm_persistence = check_nvdimm_persistence(value)
+
+    klass.add_property(Property(
+        name="nvdimm", type="bool", kind=BOOL, getter=get_nvdimm, setter=set_nvdimm,
+        description="Set on/off to enable/disable NVDIMM instantiation"))
+    klass.add_property(Property(
+        name="nvdimm-persistence", type="str", kind=STR, getter=get_persistence,
+        setter=set_persistence,
+        description="Set NVDIMM persistence. Valid values are cpu, mem-ctrl"))
 
 
 def _versioned(name: str, **flags: object) -> Any:
@@ -463,7 +517,8 @@ def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.Ho
                       numa_options: Sequence[numa.NumaOption] = (),
                       memory_backend: str | None = None, custom_ram_size: bool = True,
                       hmat: bool = False, cpu_type: str = CPU_TYPE_QEMU64,
-                      warn: Callable[[str], None] | None = None) -> PcMachine:
+                      warn: Callable[[str], None] | None = None, nvdimm: bool = False,
+                      nvdimm_persistence: str | None = None) -> PcMachine:
     """Build ``/machine`` and its RAM, then run ``qom_machine_init``.
 
     :param memory: the result of ``machine_set_mem``.
@@ -484,6 +539,8 @@ def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.Ho
     :param hmat: ``-machine hmat=on``.
     :param cpu_type: the CPUs' QOM type (``-cpu max`` is ``max-x86_64-cpu``).
     :param warn: receives QEMU's warnings (``-numa`` ones located).
+    :param nvdimm: ``-machine nvdimm=on``.
+    :param nvdimm_persistence: ``-machine nvdimm-persistence=cpu|mem-ctrl``.
     :raises QomError: QEMU's fatal board-init errors; nothing is left behind.
     """
     type_name = machine_type_for(machine)
@@ -491,7 +548,10 @@ def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.Ho
     with UndoStack() as undo:
         pc = tree.new(type_name, memory=memory, phys_bits=phys_bits, cpu_vendor=cpu_vendor,
                       max_ram_below_4g=max_ram_below_4g, acpi=acpi,
-                      memory_hotplug_support=memory_hotplug_support, hook=hook)
+                      memory_hotplug_support=memory_hotplug_support, hook=hook,
+                      nvdimm=nvdimm, nvdimm_persistence=(
+                          None if nvdimm_persistence is None
+                          else check_nvdimm_persistence(nvdimm_persistence)))
         assert isinstance(pc, PcMachine)
         tree.attach_machine(pc)
         undo.push(pc.unparent, "remove /machine")

@@ -14,6 +14,7 @@ nobody wrote into pyqom is placed the same way as ``pc-dimm``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from qom import MemoryDevice, QomError
@@ -153,11 +154,18 @@ def query_memory_devices(machine: PcMachine) -> list[dict[str, Any]]:
     return [dev.fill_device_info() for dev in machine.memory_devices()]
 
 
-def pre_plug(machine: PcMachine, device: MemoryDevice, *, enforce_aligned: bool) -> None:
+def pre_plug(machine: PcMachine, device: MemoryDevice, *, enforce_aligned: bool,
+             device_checks: Callable[[], None] | None = None) -> None:
     """Check that memory hotplug is on, then pick the slot (if the device needs
-    one) and the address; QEMU's messages, in QEMU's order."""
+    one) and the address; QEMU's messages, in QEMU's order.
+
+    :param device_checks: what the device type requires of the machine, run
+        after the ACPI check and before the others (QEMU's ``nvdimm`` check).
+    """
     if not machine.acpi_available:
         raise QomError("memory hotplug is not enabled: missing acpi device or acpi disabled")
+    if device_checks is not None:
+        device_checks()
     if not machine.memory_hotplug_support:
         raise QomError("memory hotplug is not enabled: "
                        "PIIX4_PM.memory-hotplug-support is not set")

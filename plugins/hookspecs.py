@@ -165,6 +165,22 @@ def qom_device_pre_plug(machine: Object, device: Device) -> None:
 
 
 @hookspec
+def qom_memory_device_pre_plug(machine: Object, device: Device) -> None:
+    """Check what a memory device's type requires of the machine; raise to refuse.
+
+    Called by the machine's handler for a memory device, cold- or hot-plugged,
+    before it places the device: after its own check that ACPI is there to
+    tell the guest and before every other one (memory hotplug support, slot,
+    address), where QEMU's ``pc_memory_pre_plug`` checks a type's own switch
+    (``nvdimm is not enabled: missing 'nvdimm' in '-M'``).  Must not change
+    anything; ``qom_device_pre_plug`` follows once the device is placed.
+
+    :param machine: the machine object at ``/machine``.
+    :param device: the memory device, with its properties set, not yet placed.
+    """
+
+
+@hookspec
 def qom_device_plug_claim(machine: Object, device: Device, undo: UndoStack) -> None:
     """Plug phase 1: record what the realized device holds (slots, ranges, ids).
 

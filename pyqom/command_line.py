@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 import qom
-from devices.machine import CPU_VENDOR_AMD, DEFAULT_PHYS_BITS, machine_smp, machine_type_for
+from devices.machine import (
+    CPU_VENDOR_AMD,
+    DEFAULT_PHYS_BITS,
+    check_nvdimm_persistence,
+    machine_smp,
+    machine_type_for,
+)
 from devices.memory_options import fix_up_memory_options, machine_set_mem, parse_memory_option
 from devices.numa import NumaOption, NumaOptionError, parse_numa_option
 from devices.topology import smp_options
@@ -115,6 +121,9 @@ class CommandLine(FieldsRepr):
     max_ram_below_4g: int = 0
     acpi: bool = True
     memory_hotplug_support: bool = True
+    #: ``-machine nvdimm=on`` and ``nvdimm-persistence=...``
+    nvdimm: bool = False
+    nvdimm_persistence: str | None = None
     memory: dict[str, str] = attrs.Factory(dict)
     phys_bits: int = DEFAULT_PHYS_BITS
     cpu_vendor: str = CPU_VENDOR_AMD
@@ -414,6 +423,13 @@ def _apply_machine(line: CommandLine, value: str, warn: Warn) -> None:
             line.memory_backend = raw
         elif name == "hmat":
             line.hmat = qom.BOOL.read(qom.KEYVAL, name, raw)
+        elif name == "nvdimm":
+            line.nvdimm = qom.inputs.parse_bool(name, raw)
+        elif name == "nvdimm-persistence":
+            try:
+                line.nvdimm_persistence = check_nvdimm_persistence(raw)
+            except QomError as err:
+                raise StartupError.unlocated(err) from None
         else:
             # QEMU applies machine properties after parsing, so no option text.
             try:
@@ -562,7 +578,8 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
                               memory_hotplug_support=line.memory_hotplug_support, smp=smp,
                               numa_options=line.numa, memory_backend=line.memory_backend,
                               custom_ram_size="size" in line.memory, hmat=line.hmat,
-                              cpu_type=line.cpu_type, warn=warn)
+                              cpu_type=line.cpu_type, warn=warn, nvdimm=line.nvdimm,
+                              nvdimm_persistence=line.nvdimm_persistence)
         except NumaOptionError as err:
             raise _after_monitors(StartupError(err.message, err.hint,
                                                location=f"-numa {err.option}")) from None

@@ -54,6 +54,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.address_space.plugin",
     "plugins.acpi.plugin",
     "pyqom.additions",
+    "plugins.nvdimm.plugin",
 )
 
 #: Plugins no machine can do without (the pc machine types and their CPUs, the

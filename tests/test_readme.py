@@ -143,3 +143,12 @@ def test_the_objects_example_runs() -> None:
     replies = result.stdout.splitlines()[1:]
     assert replies[:4] == ['{"return": {}}', '{"return": [0]}', '{"return": {}}',
                            '{"return": true}']
+
+
+def test_the_nvdimm_example_runs(monkeypatch) -> None:
+    monkeypatch.setenv("PYQOM_DISABLE_PLUGIN_AUTOLOAD", "1")
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = lines.index("<!-- nvdimm-example -->")
+    fence = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("```"))
+    end = next(i for i in range(fence + 1, len(lines)) if lines[i].startswith("```"))
+    exec(compile("\n".join(lines[fence + 1:end]), "README.md", "exec"), {})
