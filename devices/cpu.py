@@ -24,7 +24,7 @@ from qom import TYPE_OBJECT, Object, ObjectClass, Property, TypeInfo, TypeRegist
 
 if TYPE_CHECKING:
     from devices.machine import PcMachine
-    from qom import ObjectTree
+    from qom import ObjectTree, UndoStack
 
 TYPE_CPU: Final = "cpu"
 TYPE_X86_64_CPU: Final = "x86_64-cpu"
@@ -71,8 +71,9 @@ def qom_register_types(registry: TypeRegistry) -> None:
     registry.register(TypeInfo(name=TYPE_MAX_CPU, parent=TYPE_X86_64_CPU))
 
 
-def create_cpus(tree: ObjectTree, pc: PcMachine, cpu_type: str = CPU_TYPE_QEMU64,
-                warn: Callable[[str], None] | None = None, *, amd: bool = True) -> None:
+def create_cpus(tree: ObjectTree, pc: PcMachine, undo: UndoStack,
+                cpu_type: str = CPU_TYPE_QEMU64, warn: Callable[[str], None] | None = None,
+                *, amd: bool = True) -> None:
     """The present CPUs in ``/machine/unattached`` at QEMU's paths.
 
     ``qemu64`` is an AMD model (``amd``: its vendor was not changed) without
@@ -85,6 +86,8 @@ def create_cpus(tree: ObjectTree, pc: PcMachine, cpu_type: str = CPU_TYPE_QEMU64
              f"({pc.smp.threads})\nPlease configure -smp options properly or try enabling "
              "topoext feature.")
     container = tree.container("/machine/unattached")
+    first_name = tree.unattached_count
+    undo.push(lambda: setattr(tree, "unattached_count", first_name), "give back CPU names")
     for slot in pc.cpu_slots[:pc.smp.cpus]:
         cpu = tree.new(cpu_type)
         assert isinstance(cpu, X86Cpu)

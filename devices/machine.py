@@ -575,7 +575,9 @@ def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.Ho
             raise QomError("current -smp configuration requires kernel irqchip and X2APIC "
                            "API support.")
         pc.cpu_type = cpu_type
-        create_cpus(tree, pc, cpu_type, say, amd=cpu_vendor == CPU_VENDOR_AMD)
+        # the CPU's realize checks phys-bits before it warns about its topology
+        _check_phys_bits(pc)
+        create_cpus(tree, pc, undo, cpu_type, say, amd=cpu_vendor == CPU_VENDOR_AMD)
         _board_checks(pc)
         # From here on plugins hold things for the machine: release them on failure.
         undo.push(lambda: shutdown_machine(pc, "host-error"), "shut the machine down")
@@ -637,11 +639,16 @@ def _board_checks(pc: PcMachine) -> None:
     """The CPU's ``phys-bits`` range, the RAM split and ``pc_memory_init``: every
     board-init check after the main RAM, in QEMU's order (the start-up planner
     runs exactly these)."""
+    _check_phys_bits(pc)
+    _split_ram(pc)
+    _memory_init(pc)
+
+
+def _check_phys_bits(pc: PcMachine) -> None:
+    """The CPU's ``phys-bits`` range (``x86_cpu_realizefn``)."""
     if pc.phys_bits > TARGET_PHYS_ADDR_SPACE_BITS or pc.phys_bits < 32:
         raise QomError(f"phys-bits should be between 32 and {TARGET_PHYS_ADDR_SPACE_BITS} "
                        f" (but is {pc.phys_bits})")
-    _split_ram(pc)
-    _memory_init(pc)
 
 
 @attrs.frozen(repr=False, eq=False)

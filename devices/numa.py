@@ -27,8 +27,9 @@ import attrs
 from devices.topology import CpuSlot
 from qom import QomError
 from qom.errors import enum_rejects, invalid_parameter, parameter_expects, parameter_missing
+from qom.inputs import opts_uint_or_range, scan_uint
 from qom.keyval import QemuOpt, parse_qemu_opts
-from qom.numbers import NumberFormatError, parse_i64, parse_size, scan_u64
+from qom.numbers import NumberFormatError, parse_i64, parse_size
 from qom.reprs import FieldsRepr
 
 if TYPE_CHECKING:
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 
 MAX_NODES: Final = 128
 NUMA_DISTANCE_MIN: Final = 10
-#: the opts visitor expands at most this many values from one ``a-b`` range
-RANGE_MAX: Final = 65536
 HMAT_DISABLED: Final = ("ACPI Heterogeneous Memory Attribute Table (HMAT) is disabled, enable "
                         "it with -machine hmat=on before using any of hmat specific options")
 
@@ -185,10 +184,10 @@ class _Visitor:
             if required:
                 raise parameter_missing(name)
             return None
-        value = _parse_uint(text)
-        if value is None:
+        scanned = scan_uint(text)
+        if scanned is None or scanned[1] != len(text):
             raise parameter_expects(name, "a uint64 value")
-        return _fits(name, value, bits)
+        return _fits(name, scanned[0], bits)
 
     def uint_list(self, name: str, bits: int) -> list[int]:
         values: list[int] = []
@@ -196,12 +195,10 @@ class _Visitor:
             if opt.name != name:
                 continue
             self.unprocessed.discard(name)
-            low, _, high = opt.value.partition("-")
-            first = _parse_uint(low) if low else None
-            last = first if not high and "-" not in opt.value else _parse_uint(high)
-            if first is None or last is None or last < first or last - first >= RANGE_MAX:
+            bounds = opts_uint_or_range(opt.value)
+            if bounds is None:
                 raise parameter_expects(name, "a uint64 value or range")
-            for value in range(first, last + 1):
+            for value in range(bounds[0], bounds[1] + 1):
                 values.append(_fits(name, value, bits))
         return values
 
@@ -249,17 +246,6 @@ class _Visitor:
         for opt in self.opts:
             if opt.name in self.unprocessed:
                 raise invalid_parameter(opt.name)
-
-
-def _parse_uint(text: str) -> int | None:
-    """``parse_uint`` with base 0: no sign, the whole text."""
-    if not text or text.lstrip()[:1] in ("-", "+"):
-        return None
-    try:
-        value, end = scan_u64(text)
-    except NumberFormatError:
-        return None
-    return value if end == len(text) else None
 
 
 def _fits(name: str, value: int, bits: int) -> int:

@@ -84,9 +84,11 @@ def parse_smp(given: Mapping[str, int], *, prefer_sockets: bool, machine_name: s
     if any(value == 0 for value in given.values()):
         warn("Deprecated CPU topology (considered invalid): "
              "CPU topology parameters must be greater than zero")
-    cpus, sockets, dies = given.get("cpus", 0), given.get("sockets", 0), given.get("dies", 0)
-    clusters, cores = given.get("clusters", 0), given.get("cores", 0)
-    threads, maxcpus = given.get("threads", 0), given.get("maxcpus", 0)
+    # QEMU takes the int64 members into C unsigned ints (so -1 is 2^32-1)
+    u32 = {name: value & 0xFFFFFFFF for name, value in given.items()}
+    cpus, sockets, dies = u32.get("cpus", 0), u32.get("sockets", 0), u32.get("dies", 0)
+    clusters, cores = u32.get("clusters", 0), u32.get("cores", 0)
+    threads, maxcpus = u32.get("threads", 0), u32.get("maxcpus", 0)
     if clusters > 1:
         raise QomError("clusters not supported by this machine's CPU topology")
     dies = dies if dies > 0 else 1
@@ -120,12 +122,17 @@ def parse_smp(given: Mapping[str, int], *, prefer_sockets: bool, machine_name: s
         raise QomError("Invalid CPU topology: maxcpus must be equal to or greater than smp: "
                        f"{smp.hierarchy()} == maxcpus ({maxcpus}) < smp_cpus ({cpus})")
     if cpus < min_cpus:
-        raise QomError(f"Invalid SMP CPUs {cpus}. The min CPUs supported by machine "
+        raise QomError(f"Invalid SMP CPUs {_as_int(cpus)}. The min CPUs supported by machine "
                        f"'{machine_name}' is {min_cpus}")
     if maxcpus > max_cpus_supported:
-        raise QomError(f"Invalid SMP CPUs {maxcpus}. The max CPUs supported by machine "
-                       f"'{machine_name}' is {max_cpus_supported}")
+        raise QomError(f"Invalid SMP CPUs {_as_int(maxcpus)}. The max CPUs supported by "
+                       f"machine '{machine_name}' is {max_cpus_supported}")
     return smp
+
+
+def _as_int(value: int) -> int:
+    """An unsigned int as QEMU's ``%d`` prints it."""
+    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 def _bit_width(count: int) -> int:

@@ -220,7 +220,7 @@ class OptsInput(Input):
         texts = raw if isinstance(raw, list) else [raw]
         values: list[int] = []
         for text in texts:
-            bounds = _opts_uint_or_range(self.read_str(name, text))
+            bounds = opts_uint_or_range(self.read_str(name, text))
             if bounds is None:
                 raise errors.parameter_expects(name, "a uint64 value or range")
             values.extend(_check_range(LIST_ELEMENT_RANGE_NAME, value, kind.element)
@@ -232,8 +232,9 @@ class OptsInput(Input):
 OPTS_RANGE_MAX = 65536
 
 
-def _scan_uint(text: str) -> tuple[int, int] | None:
-    """QEMU's ``parse_uint``: (value, end index), or ``None``; no sign allowed."""
+def scan_uint(text: str) -> tuple[int, int] | None:
+    """QEMU's ``parse_uint``: (value, end index), or ``None``; no ``-`` allowed
+    (``+`` is, as ``strtoull`` takes it)."""
     if text.lstrip().startswith("-"):
         return None
     try:
@@ -242,9 +243,11 @@ def _scan_uint(text: str) -> tuple[int, int] | None:
         return None
 
 
-def _opts_uint_or_range(text: str) -> tuple[int, int] | None:
-    """The opts visitor's unsigned list element: ``N`` or ``LO-HI`` as (first, last)."""
-    first = _scan_uint(text)
+def opts_uint_or_range(text: str) -> tuple[int, int] | None:
+    """The opts visitor's unsigned list element: ``N`` or ``LO-HI`` as (first, last),
+    or ``None`` for anything else (a range of :data:`OPTS_RANGE_MAX` values or more
+    included)."""
+    first = scan_uint(text)
     if first is None:
         return None
     low, end = first
@@ -252,7 +255,7 @@ def _opts_uint_or_range(text: str) -> tuple[int, int] | None:
         return low, low
     if text[end] != "-":
         return None
-    second = _scan_uint(text[end + 1:])
+    second = scan_uint(text[end + 1:])
     if second is None or second[1] != len(text) - end - 1:
         return None
     high = second[0]

@@ -178,6 +178,11 @@ SMP = [
     bad("smp-product-mismatch-threads", "-smp", "4,sockets=2,cores=2,threads=2", greeting_race=False),
     bad("smp-above-machine-max-256", "-smp", "256", greeting_race=False),
     bad("smp-above-machine-max-289", "-smp", "289", greeting_race=False),
+    # the members are C unsigned ints, printed with %d
+    bad("smp-negative-cpus", "-smp", "-1", greeting_race=False),
+    bad("smp-negative-maxcpus", "-smp", "cpus=2,maxcpus=-4", greeting_race=False),
+    bad("smp-with-threads-and-bad-phys-bits", "-smp", "2,threads=2", "-cpu",
+        "qemu64,phys-bits=60"),
 ]
 
 # ---------------------------------------------------------------------------
@@ -223,6 +228,7 @@ NODES = [
     bad("node-cpus-overlap", "-m", "2G", "-smp", "4", *nodes("1G", "1G", cpus=("0-1", "1-3"))),
     ok("node-cpus-range-rest-unassigned", "-m", "2G", "-smp", "4",
        *nodes("1G", "1G", cpus=("0-1",))),
+    bad("node-plus-signs", "-m", "1G", *numa("node,nodeid=+0,cpus=+0")),
     ok("node-cpus-repeated-key", "-m", "2G", "-smp", "4", *backends("1G", "1G"),
        *numa("node,nodeid=0,memdev=m0,cpus=0,cpus=2", "node,nodeid=1,memdev=m1,cpus=1")),
 ]

@@ -150,3 +150,17 @@ def test_a_failed_start_releases_the_nodes_backends():
                 parse_numa_option("node,memdev=n1")])
         assert not vm.tree.objects.child("n0").is_mapped()
         assert vm.tree.root.child("machine") is None
+
+
+def test_a_failed_board_init_gives_back_the_cpu_names():
+    """phys-bits refused after the CPUs were named: a new machine names them the same."""
+    from devices.memory_options import memory_config
+    from devices.topology import SmpConfig
+
+    with VM.empty(autoload=False) as vm:
+        with pytest.raises(QomError, match="phys-bits should be between 32 and 52"):
+            vm.create_machine(memory_config("1G"), phys_bits=60, smp=SmpConfig(cpus=2, max_cpus=2, cores=2))
+        assert vm.tree.unattached_count == 0
+        vm.create_machine(memory_config("1G"), smp=SmpConfig(cpus=2, max_cpus=2, cores=2))
+        assert [cpu.canonical_path for cpu in vm.machine.cpus] == [
+            "/machine/unattached/device[0]", "/machine/unattached/device[2]"]
