@@ -6,8 +6,9 @@ are now and returns the options, in QEMU's syntax, that give the same machine
 on a fresh pyqom or on QEMU 7.2:
 
 * ``-machine TYPE`` (and ``max-ram-below-4g``, ``acpi=off`` when set);
-* ``-machine ...,memory-backend=ID`` and ``hmat=on`` when set;
-* ``-cpu MODEL[,phys-bits=N]`` when the model or address width is not the default;
+* ``-machine ...,memory-backend=ID``, ``hmat=on``, ``nvdimm=on`` and
+  ``nvdimm-persistence`` when set;
+* ``-cpu MODEL[,phys-bits=N][,vendor=V]`` when one is not the default;
 * ``-smp`` with every member when the machine has more than one CPU;
 * ``-m size=...,slots=...,maxmem=...``;
 * ``-numa node`` (memdev or mem, CPUs, initiator), ``-numa dist`` for every
@@ -36,7 +37,13 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import qom
-from devices.machine import DEFAULT_MAX_RAM_BELOW_4G, DEFAULT_PHYS_BITS, MAIN_RAM_ID, PcMachine
+from devices.machine import (
+    CPU_VENDOR_AMD,
+    DEFAULT_MAX_RAM_BELOW_4G,
+    DEFAULT_PHYS_BITS,
+    MAIN_RAM_ID,
+    PcMachine,
+)
 
 #: A regenerated option kind: the options it contributes, from the live state.
 Section = Callable[[qom.ObjectTree, PcMachine], list[str]]
@@ -134,18 +141,23 @@ def machine_options(tree: qom.ObjectTree, machine: PcMachine) -> list[str]:
         text += f",memory-backend={opts_value(str(backend.name_in_parent))}"
     if machine.numa.hmat_enabled:
         text += ",hmat=on"
+    if machine.nvdimm:
+        text += ",nvdimm=on"
+    if machine.nvdimm_persistence is not None:
+        text += f",nvdimm-persistence={machine.nvdimm_persistence}"
     return ["-machine", text]
 
 
 def cpu_options(tree: qom.ObjectTree, machine: PcMachine) -> list[str]:
-    """``-cpu MODEL[,phys-bits=N]`` when the model or the width is not the default."""
+    """``-cpu MODEL[,phys-bits=N][,vendor=V]`` when any is not the default (the
+    vendor decides the AMD 1 TiB hole, so the layout)."""
     model = machine.cpu_type.removesuffix("-x86_64-cpu")
-    if machine.phys_bits == DEFAULT_PHYS_BITS and model == "qemu64":
-        return []
     text = model
     if machine.phys_bits != DEFAULT_PHYS_BITS:
         text += f",phys-bits={machine.phys_bits}"
-    return ["-cpu", text]
+    if machine.cpu_vendor != CPU_VENDOR_AMD:
+        text += f",vendor={opts_value(machine.cpu_vendor)}"
+    return [] if text == "qemu64" else ["-cpu", text]
 
 
 def smp_options(tree: qom.ObjectTree, machine: PcMachine) -> list[str]:

@@ -140,3 +140,23 @@ def test_regenerated_numa_line_starts_the_same_machine_on_qemu():
         for signature in ("SRAT", "SLIT", "HMAT", "APIC"):
             assert signature in theirs and built.get(signature) == theirs[signature], (
                 signature, options)
+
+
+def test_regenerated_nvdimm_line_starts_the_same_machine_on_qemu(tmp_path):
+    """nvdimm=on and -cpu vendor= are in the regenerated line: QEMU 7.2 plugs the
+    NVDIMM at the same address (no AMD 1 TiB hole for an Intel vendor)."""
+    qemu_or_skip()
+    backing = tmp_path / "pm"
+    backing.write_bytes(b"")
+    line = ["-machine", "pc,nvdimm=on", "-m", "1G,slots=2,maxmem=1T",
+            "-cpu", "qemu64,phys-bits=42,vendor=GenuineIntel",
+            "-object", f"memory-backend-file,id=pm1,size=256M,share=on,mem-path={backing}",
+            "-device", "nvdimm,id=nv1,memdev=pm1,label-size=128K"]
+    with VM.from_args(line, autoload=False) as live:
+        options = regenerate_options(live.tree, live.machine)
+        expected = live.query_memory_devices()
+    qemu = QemuOracle(*options)
+    try:
+        assert qemu.execute("query-memory-devices") == {"return": expected}, options
+    finally:
+        qemu.close()

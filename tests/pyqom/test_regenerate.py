@@ -203,3 +203,22 @@ def test_automatic_node_and_memory_backend_round_trip():
             assert again.machine.ram_backend.name_in_parent == "pcram"
     with VM.from_args(["-m", "1G,slots=2,maxmem=2G"], autoload=False) as live:
         assert "-numa" not in options_of(live)
+
+
+def test_nvdimm_and_cpu_vendor_round_trip(tmp_path):
+    """nvdimm=on, nvdimm-persistence and -cpu vendor= (which moves the AMD 1 TiB
+    hole) come back, so the NVDIMM plugs again where it was."""
+    backing = tmp_path / "pm"
+    backing.write_bytes(b"")
+    line = ["-machine", "pc,nvdimm=on,nvdimm-persistence=cpu", "-m", "1G,slots=2,maxmem=1T",
+            "-cpu", "qemu64,phys-bits=42,vendor=GenuineIntel",
+            "-object", f"memory-backend-file,id=pm1,size=256M,share=on,mem-path={backing}",
+            "-device", "nvdimm,id=nv1,memdev=pm1,label-size=128K"]
+    with VM.from_args(line, autoload=False) as live:
+        options = options_of(live)
+        assert "pc-i440fx-7.2,nvdimm=on,nvdimm-persistence=cpu" in options
+        assert "qemu64,phys-bits=42,vendor=GenuineIntel" in options
+        with VM.from_args(options, autoload=False) as again:
+            assert again.query_memory_devices() == live.query_memory_devices()
+            assert acpi_tables(again) == acpi_tables(live)
+            assert options_of(again) == options
