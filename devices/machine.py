@@ -636,9 +636,11 @@ def _consume(backend: MemoryBackend, undo: UndoStack) -> None:
 
 
 def _board_checks(pc: PcMachine) -> None:
-    """The CPU's ``phys-bits`` range, the RAM split and ``pc_memory_init``: every
-    board-init check after the main RAM, in QEMU's order (the start-up planner
-    runs exactly these)."""
+    """The CPU's ``phys-bits`` range, the RAM split and ``pc_memory_init``: the
+    board-init checks that depend only on ``-m``, ``-machine`` and ``-cpu``, in
+    QEMU's order (the start-up planner runs exactly these; the NUMA and RAM
+    backend checks need the ``-object``s and come before, in
+    :func:`create_pc_machine`)."""
     _check_phys_bits(pc)
     _split_ram(pc)
     _memory_init(pc)
@@ -679,9 +681,12 @@ class BoardPlan(FieldsValue):
 def check_board(tree: ObjectTree, memory: MemoryConfig, *, machine: str = "pc",
                 phys_bits: int = DEFAULT_PHYS_BITS, cpu_vendor: str = CPU_VENDOR_AMD,
                 max_ram_below_4g: int = 0) -> BoardPlan:
-    """The start-up planner: run board init's checks (:func:`create_pc_machine`'s,
-    the same code) on a machine object that is never attached, with no RAM
-    allocated and no plugin called; the object is finalized before this returns.
+    """The start-up planner: run board init's memory and CPU checks
+    (:func:`_board_checks`, the code :func:`create_pc_machine` runs) on a machine
+    object that is never attached, with no RAM allocated and no plugin called;
+    the object is finalized before this returns.  ``-smp`` is checked by the
+    caller (:func:`machine_smp`); NUMA and RAM-backend checks need objects and
+    are not run.
 
     :raises QomError: only for an unknown machine name (as ``-machine`` would).
     """

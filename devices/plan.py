@@ -19,7 +19,9 @@ of it:
   backend); the planned memory device is counted as plugged
   (:meth:`~devices.machine.PcMachine.record_plugged`) so the next request
   is placed after it.  The plug phases (mapping, ACPI, the GPE) are not run:
-  they wire in what ``pre_plug`` placed and add no check of their own.
+  they wire in what ``pre_plug`` placed.  The one refusal they can still
+  make is not foreseen: ACPI tables grown (by a plugin's contributions)
+  beyond the space kept for them below 4 GiB.
 
 Every change goes on one :class:`~qom.UndoStack` that is rolled back
 whatever happens, and the tree's device counters are put back, so the

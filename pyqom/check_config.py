@@ -1,13 +1,16 @@
 """``pyqom -x-check-config ...``: would this machine boot? (a pyqom addition, issue 14)
 
-The start-up planner runs what QEMU 7.2 checks of ``-m``, ``-machine`` and
-``-cpu`` before the machine exists: ``machine_set_mem``'s rules
+The start-up planner runs what QEMU 7.2 checks of ``-m``, ``-machine``,
+``-cpu`` and ``-smp`` before the machine exists (``-smp``: the topology and
+the APIC-id limit): ``machine_set_mem``'s rules
 (:func:`devices.memory_options.machine_set_mem`) and board init's
 (:func:`devices.machine.check_board`: ``phys-bits``, the RAM split, the AMD
 1 TiB hole, the slot count, ``maxmem``'s alignment and the device-memory
 region against the address space), the same code start-up runs, on a
 machine object that is never attached: no RAM is allocated, no plugin runs,
-no ``-object`` or ``-device`` is created and no monitor is opened.
+no ``-object`` or ``-device`` is created and no monitor is opened.  What
+depends on objects (``-numa``, ``-machine memory-backend``) or devices is
+not checked, and a warning line says so when such options are given.
 
 :func:`plan_startup` is the same for the Python API.
 
@@ -30,6 +33,7 @@ from devices.machine import (
     BoardPlan,
     check_board,
     largest_bootable_maxmem,
+    machine_smp,
 )
 from devices.memory_options import (
     MemoryConfig,
@@ -37,6 +41,7 @@ from devices.memory_options import (
     machine_set_mem,
     memory_config,
 )
+from devices.topology import apic_id_limit, possible_cpus, smp_options
 from qom import QomError
 from qom.reprs import FieldsValue
 
@@ -124,9 +129,20 @@ def check_config(vm: VM, line: CommandLine, warn: Callable[[str], None], out: Te
 
     :param warn: prints one ``pyqom: ...`` line on stderr (``err``).
     """
+    unchecked = [name for name, given in (
+        ("-object", line.objects), ("-device", line.devices), ("-numa", line.numa),
+        ("memory-backend", line.memory_backend is not None)) if given]
+    if unchecked:
+        warn(f"-x-check-config: warning: {', '.join(unchecked)} not checked "
+             "(only -m, -machine, -cpu and -smp are)")
     try:
         config = machine_set_mem(fix_up_memory_options(
             line.memory, lambda message: warn(f"warning: {message}")))
+        smp = machine_smp(line.machine, smp_options(line.smp),
+                          lambda message: warn(f"warning: {message}"))
+        if apic_id_limit(possible_cpus(smp)) > 255:
+            raise QomError("current -smp configuration requires kernel irqchip and X2APIC "
+                           "API support.")
         plan = check_board(vm.tree, config, machine=line.machine, phys_bits=line.phys_bits,
                            cpu_vendor=line.cpu_vendor, max_ram_below_4g=line.max_ram_below_4g)
         if plan.error is None:

@@ -63,6 +63,15 @@ def test_errors(args: tuple[str, ...], expected: str) -> None:
     assert _run(*args) == (1, "", expected)
 
 
+def test_smp_is_checked_and_what_is_not_is_said() -> None:
+    assert _run("-m", "1G", "-smp", "300") == (1, "", (
+        "pyqom: Invalid SMP CPUs 300. The max CPUs supported by machine 'pc-i440fx-7.2' "
+        "is 255\n"))
+    status, _, err = _run("-m", "1G", "-numa", "node,mem=512M")
+    assert status == 0 and err == ("pyqom: -x-check-config: warning: -numa not checked "
+                                   "(only -m, -machine, -cpu and -smp are)\n")
+
+
 def test_no_machine_is_made_and_no_memory_allocated() -> None:
     # 64 GiB of RAM would be mapped by a real start-up; the check takes no time or memory
     result = subprocess.run(
