@@ -150,10 +150,16 @@ class ThreadContext(Object):
             self._apply(cpus)
 
     def stop(self) -> None:
-        """Stop and join the context thread (finalize; idempotent)."""
-        thread, self._thread = self._thread, None
+        """Stop and join the context thread (finalize; idempotent).
+
+        Under the lock :meth:`start_thread` holds, so no start request can be
+        queued behind the stop and wait for a thread that has gone.
+        """
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                self._commands.put(None)
         if thread is not None:
-            self._commands.put(None)
             thread.join()
 
     def _apply(self, cpus: Iterable[int]) -> None:
