@@ -42,7 +42,7 @@ alignment, the largest DIMM that would fit now (asking QEMU's first fit,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -86,9 +86,14 @@ def pc_machine_of(tree: ObjectTree) -> PcMachine:
     return machine
 
 
-def plan_plug(tree: ObjectTree, requests: Sequence[PlanRequest]) -> dict[str, Any]:
+def plan_plug(tree: ObjectTree, requests: Sequence[PlanRequest], *,
+              observe: Callable[[PcMachine], object] | None = None) -> dict[str, Any]:
     """Dry-run ``requests`` in order, as the real commands would run them, and
     give the machine back exactly as it was.
+
+    :param observe: called with the machine as the requests that fit leave it
+        (planned backends and devices in place), just before it is given back;
+        it must only read (the memory map of the after-state is drawn so).
 
     :returns: ``fits`` (all requests would succeed); ``objects`` (each planned
         backend's ``id``, ``size``, ``align``) and ``devices`` (``id``,
@@ -120,6 +125,8 @@ def plan_plug(tree: ObjectTree, requests: Sequence[PlanRequest]) -> dict[str, An
                           "error": {"class": err.error_class, "desc": str(err)}}
                 break
         answer.update({"objects": objects, "devices": devices, **summary(machine)})
+        if observe is not None:
+            observe(machine)
     finally:
         undo.rollback()
         tree.anon_device_count, tree.unattached_count = counters

@@ -63,25 +63,36 @@ def x_query_memory_map_diff(control: MonitorControl, objects: list[Any] | None =
                             devices: list[Any] | None = None,
                             filename: str | None = None) -> dict[str, Any]:
     """``x-query-memory-map-diff``: the map now and after a plug plan (``objects``:
-    ``object-add`` arguments, ``devices``: ``device_add`` arguments), drawn on a
-    scratch machine started from the regenerated configuration, so the live
-    machine does not change.  Returns ``before`` and ``after`` (regions) and
-    ``svg`` (the two side by side, changes marked); with ``filename`` the SVG
-    is also written there."""
-    from pyqom.memory_map import memory_map, memory_map_from_options, render_diff_svg
-    from pyqom.regenerate import regenerate_options
+    ``object-add`` arguments, ``devices``: ``device_add`` arguments), the after
+    state drawn while :func:`devices.plan.plan_plug` has the plan in place on
+    the live machine, which it then gives back as it was (nothing allocated).
+    A plan the machine refuses is answered with the real command's error.
+    Returns ``before`` and ``after`` (regions) and ``svg`` (the two side by
+    side, changes marked); with ``filename`` the SVG is also written there."""
+    from devices.plan import PlanRequest, plan_plug
+    from pyqom.memory_map import MemoryMap, memory_map, render_diff_svg
+    from qom import JSON, KEYVAL, qemu_opts_from_qdict
+    from qom.errors import DeviceNotFoundError
 
     machine = _machine(control)
     for name, items in (("objects", objects), ("devices", devices)):
         if not all(isinstance(item, dict) for item in items or ()):
             raise QomError(f"Invalid parameter type for '{name}', expected: array of objects")
+    requests = [PlanRequest("object-add", item, JSON) for item in objects or ()]
+    requests += [PlanRequest("device_add", qemu_opts_from_qdict(item), KEYVAL)
+                 for item in devices or ()]
     before = memory_map(machine)
-    after = memory_map_from_options(regenerate_options(control.vm.tree, machine),
-                                    objects=objects or (), devices=devices or ())
-    svg = render_diff_svg(before, after)
+    drawn: list[MemoryMap] = []
+    plan = plan_plug(control.vm.tree, requests,
+                     observe=lambda planned: drawn.append(memory_map(planned)))
+    if not plan["fits"]:
+        refusal = plan["error"]
+        raise (DeviceNotFoundError if refusal["class"] == "DeviceNotFound"
+               else QomError)(refusal["desc"])
+    svg = render_diff_svg(before, drawn[0])
     if filename is not None:
         _write(filename, svg)
-    return {"before": before.as_json(), "after": after.as_json(), "svg": svg}
+    return {"before": before.as_json(), "after": drawn[0].as_json(), "svg": svg}
 
 
 @hookimpl

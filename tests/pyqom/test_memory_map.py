@@ -159,8 +159,8 @@ def test_map_of_a_regenerated_configuration(vm):
 
 
 def test_map_after_a_plug_plan(vm):
-    """The after-state of a plan comes from the regenerated configuration on a
-    scratch machine; the live machine is left as it is."""
+    """The after-state of a plan is drawn while the plan is in place on the live
+    machine (devices.plan.plan_plug), which is then left as it was."""
     plan = {"objects": [{"qom-type": "memory-backend-ram", "id": "m9", "size": 512 << 20}],
             "devices": [{"driver": "pc-dimm", "id": "d9", "memdev": "m9"}]}
     qmp = PyqomQmp(VmControl(vm))
