@@ -20,6 +20,7 @@ import attrs
 
 from devices.topology import CPU_TYPE_QEMU64, CpuSlot
 from plugins import hookimpl
+from plugins.services import GUEST_CPU, services_of
 from qom import TYPE_OBJECT, Object, ObjectClass, Property, TypeInfo, TypeRegistry
 
 if TYPE_CHECKING:
@@ -38,7 +39,8 @@ class X86Cpu(Object):
     """One present CPU: its slot (ids, node) and the host thread that runs it."""
 
     slot: CpuSlot | None = None
-    #: the host thread id ``query-cpus-fast`` reports: QEMU's is the vCPU's own
+    #: the host thread id ``query-cpus-fast`` reports until the guest runs (then
+    #: CPU 0 reports the CPU thread): QEMU's is the vCPU's own
     #: thread; pyqom's is the thread that made the CPU (its CPU thread runs
     #: CPU 0's code)
     thread_id: int = 0
@@ -101,10 +103,19 @@ def create_cpus(tree: ObjectTree, pc: PcMachine, undo: UndoStack,
 
 
 def query_cpus_fast(pc: PcMachine) -> list[dict[str, Any]]:
-    """``query-cpus-fast``: each present CPU, by index."""
-    return [{"thread-id": cpu.thread_id, "props": cpu.slot.props(),
-             "qom-path": cpu.canonical_path, "cpu-index": cpu.slot.index, "target": TARGET}
-            for cpu in pc.cpus if cpu.slot is not None]
+    """``query-cpus-fast``: each present CPU, by index.  CPU 0's ``thread-id`` is
+    the CPU thread's once the guest has run (the ``guest-cpu`` service's)."""
+    cpu_service = services_of(pc).find(GUEST_CPU)
+    running = cpu_service.thread_id if cpu_service is not None else None
+    entries = []
+    for cpu in pc.cpus:
+        if cpu.slot is None:
+            continue
+        thread = running if cpu.slot.index == 0 and running is not None else cpu.thread_id
+        entries.append({"thread-id": thread, "props": cpu.slot.props(),
+                        "qom-path": cpu.canonical_path, "cpu-index": cpu.slot.index,
+                        "target": TARGET})
+    return entries
 
 
 def query_hotpluggable_cpus(pc: PcMachine, cpu_type: str = CPU_TYPE_QEMU64

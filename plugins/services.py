@@ -290,6 +290,12 @@ class GuestCpu(Protocol):
         """Whether the CPU waits in HLT."""
         ...
 
+    @property
+    def thread_id(self) -> int | None:
+        """The host thread id of the thread running guest code, or ``None``
+        before the guest first runs (``query-cpus-fast`` reports it)."""
+        ...
+
     def read_virtual(self, address: int, length: int) -> bytes | None:
         """``length`` bytes at guest-virtual ``address`` (the guest's page tables),
         or ``None`` if some page is not mapped."""

@@ -111,6 +111,10 @@ class CpuService:
     def halted(self) -> bool:
         return self._vcpu is not None and self._vcpu.halted
 
+    @property
+    def thread_id(self) -> int | None:
+        return self._vcpu.thread_id if self._vcpu is not None else None
+
     def cpu_state(self) -> dict[str, Any]:
         if self._vcpu is not None:
             return self._vcpu.run_on_cpu(self._space.cpu_state)

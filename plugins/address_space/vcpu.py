@@ -97,6 +97,12 @@ class Vcpu:
         """The guest executed HLT and waits (for an interrupt, or for ever with IF clear)."""
         return self._halted
 
+    @property
+    def thread_id(self) -> int | None:
+        """The CPU thread's host id (``None`` until :meth:`resume` first starts it)."""
+        thread = self._thread
+        return thread.native_id if thread is not None else None
+
     def boot(self, start: int) -> None:
         """Guest code starts at ``start`` on the next :meth:`resume` (a boot or a reset)."""
         with self._state:

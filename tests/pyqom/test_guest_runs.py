@@ -269,3 +269,18 @@ def test_x_device_del_wait(kernel: str, tmp_path: Path, append: str, expected: s
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_query_cpus_fast_names_the_cpu_thread(kernel: str, tmp_path: Path) -> None:
+    """Once the guest runs, CPU 0's thread-id is the thread running its code."""
+    import threading
+
+    from devices.cpu import query_cpus_fast
+
+    vm = _api_vm(kernel, tmp_path / "guest.out")
+    try:
+        (cpu0,) = query_cpus_fast(vm.machine)
+        (vcpu,) = [t for t in threading.enumerate() if t.name == "pyqom-vcpu" and t.is_alive()]
+        assert cpu0["thread-id"] == vcpu.native_id != threading.get_native_id()
+    finally:
+        vm.close()
