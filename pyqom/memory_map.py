@@ -113,21 +113,22 @@ def memory_map(machine: PcMachine) -> MemoryMap:
             regions.append(MapRegion(at, region.start - at, "gap", "unused"))
         regions.append(region)
         if region.kind == "device-memory":
-            regions += _device_memory_contents(machine, region.start, region.end)
+            regions += _device_memory_contents(machine)
         at = max(at, region.end)
     return MemoryMap(tuple(regions))
 
 
-def _device_memory_contents(machine: PcMachine, base: int, end: int) -> list[MapRegion]:
-    """Every plugged memory device, and the free gaps between them."""
-    inner: list[MapRegion] = []
-    at = base
+def _device_memory_contents(machine: PcMachine) -> list[MapRegion]:
+    """Every plugged memory device, and the free gaps between them (the ranges
+    :func:`devices.memory_device.free_ranges` finds, as the capacity query does)."""
+    from devices.memory_device import free_ranges
+
+    inner = [MapRegion(start, size, "free", "free", inside=True)
+             for start, size in free_ranges(machine)]
     for device in machine.memory_devices():
         info = device.fill_device_info()
         data = info.get("data", {})
         start, size = device.get_addr(), device.get_region_size()
-        if start > at:
-            inner.append(MapRegion(at, start - at, "free", "free", inside=True))
         path = getattr(device, "canonical_path", None)
         details = [("type", str(info.get("type", "")))]
         details += [(key, str(data[key])) for key in ("slot", "node") if key in data]
@@ -135,10 +136,7 @@ def _device_memory_contents(machine: PcMachine, base: int, end: int) -> list[Map
             details.append(("memdev", _id_of(data["memdev"])))
         inner.append(MapRegion(start, size, "dimm", str(data.get("id") or _id_of(path)),
                                tuple(details), inside=True))
-        at = start + size
-    if end > at:
-        inner.append(MapRegion(at, end - at, "free", "free", inside=True))
-    return inner
+    return sorted(inner, key=lambda region: region.start)
 
 
 # ---------------------------------------------------------------------------
