@@ -116,6 +116,49 @@ class Arg(FieldsValue):
             raise ValueError(f"unknown argument type {self.type!r}")
 
 
+@attrs.frozen(repr=False, eq=False)
+class Member(FieldsValue):
+    """A member of a return :class:`ObjectType` (QAPI's struct member).
+
+    :ivar type: a :data:`SchemaType`.
+    """
+
+    name: str
+    type: SchemaType = "str"
+    optional: bool = False
+
+
+@attrs.frozen(repr=False, eq=False)
+class ObjectType(FieldsValue):
+    """A QAPI struct a command returns; ``name`` is its QAPI name (shown mangled
+    to a number by ``query-qmp-schema``, as QEMU does)."""
+
+    name: str
+    members: tuple[Member, ...] = ()
+
+
+@attrs.frozen(repr=False, eq=False)
+class EnumType(FieldsValue):
+    """A QAPI enum: its name and values."""
+
+    name: str
+    values: tuple[str, ...]
+
+
+@attrs.frozen(repr=False, eq=False)
+class ArrayType(FieldsValue):
+    """A QAPI array of ``element``."""
+
+    element: SchemaType
+
+
+#: a QAPI type as ``query-qmp-schema`` describes it: a built-in name (``str``,
+#: ``int``, ``bool``, ``number``, ``any``, ``null``) or a struct, enum or array
+SchemaType = str | ObjectType | EnumType | ArrayType
+
+#: QAPI's empty struct (``q_empty``): a command that returns ``{}``
+NO_DATA: ObjectType = ObjectType("q_empty")
+
 Handler = Callable[..., Any]
 
 
@@ -127,13 +170,18 @@ class Command(FieldsValue):
     :ivar handler: ``handler(control, **arguments)``; with ``boxed``,
         ``handler(control, arguments)`` with the raw argument dict.
     :ivar args: declared arguments, in schema order.
-    :ivar boxed: skip argument checking (the handler validates).
+    :ivar boxed: skip argument checking (the handler validates); ``args``
+        then only describe the members the schema shows.
+    :ivar returns: what the command returns, as ``query-qmp-schema`` shows
+        it: :data:`NO_DATA` for ``{}``; ``any`` (the default) where no
+        structure is declared.
     """
 
     name: str
     handler: Handler
     args: tuple[Arg, ...] = ()
     boxed: bool = False
+    returns: SchemaType = "any"
 
 
 @attrs.frozen(repr=False, eq=False)

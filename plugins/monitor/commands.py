@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import qom
 from backends.base import query_memdev
 from plugins.commands import (
+    NO_DATA,
     Arg,
     Command,
     CommandNotFoundError,
@@ -297,8 +298,11 @@ def query_cpus_fast(control: VmControl) -> list[dict[str, Any]]:
 def query_hotpluggable_cpus(control: VmControl) -> list[dict[str, Any]]:
     """``query-hotpluggable-cpus``: every possible CPU (``maxcpus``), last first."""
     from devices.cpu import query_hotpluggable_cpus as slots_of
+    from devices.none_machine import NoneMachine
 
     machine = control.vm.machine
+    if isinstance(machine, NoneMachine):
+        raise qom.QomError("The feature 'query-hotpluggable-cpus' is not enabled")
     return slots_of(machine, machine.cpu_type)
 
 
@@ -308,37 +312,42 @@ def query_kvm(control: VmControl) -> dict[str, bool]:
 
 
 BUILTIN_COMMANDS: tuple[Command, ...] = (
-    Command("qmp_capabilities", qmp_capabilities, (Arg("enable", "array", True),)),
+    Command("qmp_capabilities", qmp_capabilities, (Arg("enable", "array", True),), returns=NO_DATA),
     Command("query-version", query_version),
     Command("query-commands", query_commands),
     Command("query-status", query_status),
-    Command("stop", stop),
-    Command("cont", cont),
-    Command("quit", quit_),
-    Command("object-add", object_add, boxed=True),
-    Command("object-del", object_del, (Arg("id"),)),
-    Command("device_add", device_add, boxed=True),
-    Command("device_del", device_del, (Arg("id"),)),
+    Command("stop", stop, returns=NO_DATA),
+    Command("cont", cont, returns=NO_DATA),
+    Command("quit", quit_, returns=NO_DATA),
+    Command("object-add", object_add, (Arg("qom-type"), Arg("id")), boxed=True,
+            returns=NO_DATA),
+    Command("object-del", object_del, (Arg("id"),), returns=NO_DATA),
+    Command("device_add", device_add,
+            (Arg("driver"), Arg("bus", "str", True), Arg("id", "str", True)), boxed=True,
+            returns=NO_DATA),
+    Command("device_del", device_del, (Arg("id"),), returns=NO_DATA),
     Command("query-memory-devices", query_memory_devices),
     Command("query-memdev", query_memdev_command),
     Command("query-memory-size-summary", query_memory_size_summary),
     Command("query-acpi-ospm-status", query_acpi_ospm_status),
     Command("qom-list", qom_list, (Arg("path"),)),
     Command("qom-get", qom_get, (Arg("path"), Arg("property"))),
-    Command("qom-set", qom_set, (Arg("path"), Arg("property"), Arg("value", "any"))),
+    Command("qom-set", qom_set, (Arg("path"), Arg("property"), Arg("value", "any")),
+            returns=NO_DATA),
     Command("qom-list-types", qom_list_types,
             (Arg("implements", "str", True), Arg("abstract", "bool", True))),
     Command("qom-list-properties", qom_list_properties, (Arg("typename"),)),
     Command("device-list-properties", device_list_properties, (Arg("typename"),)),
     Command("human-monitor-command", human_monitor_command,
             (Arg("command-line"), Arg("cpu-index", "int", True))),
-    Command("pmemsave", pmemsave, (Arg("val", "int"), Arg("size", "int"), Arg("filename"))),
+    Command("pmemsave", pmemsave, (Arg("val", "int"), Arg("size", "int"), Arg("filename")),
+            returns=NO_DATA),
     Command("memsave", memsave, (Arg("val", "int"), Arg("size", "int"), Arg("filename"),
-                                 Arg("cpu-index", "int", True))),
+                                 Arg("cpu-index", "int", True)), returns=NO_DATA),
     Command("query-kvm", query_kvm),
     Command("query-cpus-fast", query_cpus_fast),
     Command("query-hotpluggable-cpus", query_hotpluggable_cpus),
-    Command("system_powerdown", system_powerdown),
+    Command("system_powerdown", system_powerdown, returns=NO_DATA),
     Command("x-device-del-wait", x_device_del_wait,
             (Arg("id"), Arg("timeout", "number", True))),
 )
@@ -357,9 +366,12 @@ def build_command_table(vm: VM) -> CommandTable:
     The HMP built-ins (and :mod:`.hmp`, with readline and the help texts) are
     loaded on the first HMP use: a QMP-only start-up does not need them.
     """
+    from plugins.monitor.probe import register as register_probe_commands
+
     table = CommandTable()
     for command in BUILTIN_COMMANDS:
         table.register(command)
+    register_probe_commands(table)
     table.hmp_builtins_from(_builtin_hmp_commands)
     vm.pm.hook.qom_register_monitor_commands(commands=table)
     return table
