@@ -20,9 +20,9 @@ Deviations from QEMU 7.2, on purpose:
   backends give their own allocation errors).
 * When ``complete()`` fails after allocating (a NUMA check), QEMU keeps the
   memory until the object is finalized a moment later; pyqom frees it at once.
-* ``prealloc-context`` is a ``link<thread-context>`` as in 7.2, but pyqom
-  registers no ``thread-context`` type, so the link can only stay empty and
-  prealloc threads run without a CPU affinity.
+* ``prealloc-context`` is a ``link<thread-context>`` as in 7.2: prealloc
+  threads are started in that context (``backends.thread_context``) and run
+  with its CPU affinity.
 * ``preferred`` binds with ``MPOL_PREFERRED`` (QEMU may use
   ``MPOL_PREFERRED_MANY`` when libnuma has it).
 * A ``reserve=off`` backend on a host with ``overcommit_memory=2`` fails with
@@ -40,7 +40,7 @@ import attrs
 
 from backends import host
 from backends.host import HostMapping, HostMemory
-from backends.prealloc import prealloc
+from backends.prealloc import ThreadStarter, prealloc
 from qom import (
     BOOL,
     SIZE,
@@ -258,10 +258,11 @@ class MemoryBackend(Object):
                     "qemu_prealloc_mem: preallocating memory failed: Cannot allocate memory"
                     f" (the memory cgroup {headroom[1]} allows {headroom[0]} more bytes,"
                     f" {memory.size} asked)")
+        context = self.prealloc_context
         try:
             prealloc(memory.address, memory.size, memory.page_size,
-                     threads=self.prealloc_threads,
-                     view=memory.view)
+                     threads=self.prealloc_threads, view=memory.view,
+                     context=context if isinstance(context, ThreadStarter) else None)
         except OSError as err:
             raise errno_message("qemu_prealloc_mem: preallocating memory failed", err) from err
 

@@ -6,6 +6,13 @@ ctypes, which drops the GIL, so the threads fault pages in parallel.  Where
 the kernel lacks it (``EINVAL`` on a probe), every page is read and written
 back in Python instead: correct, but the GIL serialises those threads.
 
+With a thread context (a backend's ``prealloc-context``), the threads are
+started by the context's thread and so inherit its CPU affinity, as QEMU's
+``thread_context_create_thread``; as in QEMU, a populate that one
+``madvise`` thread does runs in the caller's thread, context or not.
+Threads are named ``touch_pages`` (QEMU's name) for the kernel too, so
+``top -H`` and ``/proc/<pid>/task/*/comm`` show them.
+
 Progress: large backends (>= :data:`PROGRESS_MIN_SIZE`) log a line per 10 %
 on the ``backends.prealloc`` logger, and any caller may pass ``progress``.
 """
@@ -17,7 +24,7 @@ import errno
 import os
 import threading
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 from backends.host import MADV_POPULATE_READ, MADV_POPULATE_WRITE, libc, os_error
 from qom.logs import LazyLogger
@@ -31,6 +38,32 @@ _CHUNK: Final = 128 * 1024 * 1024
 PROGRESS_MIN_SIZE: Final = 1024 * 1024 * 1024
 
 Progress = Callable[[int, int], None]
+#: The kernel's PR_SET_NAME (prctl): names the calling thread (15 bytes at most).
+_PR_SET_NAME: Final = 15
+THREAD_NAME: Final = "touch_pages"
+
+
+@runtime_checkable
+class ThreadStarter(Protocol):
+    """What prealloc needs of a thread context: start a thread in it."""
+
+    def start_thread(self, target: Callable[..., Any], *, args: tuple[Any, ...] = (),
+                     name: str | None = None) -> threading.Thread:
+        """Start ``target(*args)`` in a new thread; return it once it runs."""
+        ...
+
+
+def _start_thread(target: Callable[..., Any], *, args: tuple[Any, ...] = (),
+                  name: str | None = None) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def name_this_thread(name: str) -> None:
+    """Give the calling thread ``name`` (its first 15 bytes) in the kernel's
+    ``comm``, as QEMU's ``-name debug-threads=on`` names its threads."""
+    ctypes.CDLL(None).prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 _log = LazyLogger("backends.prealloc")
 
@@ -70,7 +103,7 @@ def _touch(view: memoryview, start: int, end: int, page_size: int) -> None:
 
 def prealloc(address: int, length: int, page_size: int, *, threads: int,
              view: memoryview | None = None, progress: Progress | None = None,
-             cap_threads: bool = True) -> None:
+             cap_threads: bool = True, context: ThreadStarter | None = None) -> None:
     """Populate ``[address, address + length)`` page by page.
 
     :param threads: the backend's ``prealloc-threads``.
@@ -80,6 +113,7 @@ def prealloc(address: int, length: int, page_size: int, *, threads: int,
     :param progress: ``progress(done_bytes, total_bytes)``, called from worker threads.
     :param cap_threads: apply QEMU's thread cap (CPUs, 16, 64 MiB per thread);
         the benchmark turns it off to measure a given thread count.
+    :param context: a thread context (``thread-context``) to start the threads in.
     :raises OSError: the errno of the failing ``madvise``.
     """
     num_pages = -(-length // page_size)
@@ -132,13 +166,16 @@ def prealloc(address: int, length: int, page_size: int, *, threads: int,
 
     slices = [(start, min(start + per_thread, length))
               for start in range(0, length, per_thread)]
-    if len(slices) == 1:
+    if len(slices) == 1 and (use_madvise or context is None):
         worker(*slices[0])
     else:
-        workers = [threading.Thread(target=worker, args=s, name=f"prealloc-{i}", daemon=True)
+        def named_worker(start: int, end: int) -> None:
+            name_this_thread(THREAD_NAME)
+            worker(start, end)
+
+        start_thread = context.start_thread if context is not None else _start_thread
+        workers = [start_thread(named_worker, args=s, name=f"{THREAD_NAME}-{i}")
                    for i, s in enumerate(slices)]
-        for thread in workers:
-            thread.start()
         for thread in workers:
             thread.join()
     if errors:

@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING
 import attrs
 
 from qom import errors
-from qom.numbers import I64_MIN, U64_MAX, NumberFormatError, parse_i64, parse_size, parse_u64
+from qom.numbers import (
+    I64_MIN,
+    U64_MAX,
+    NumberFormatError,
+    parse_i64,
+    parse_size,
+    parse_u64,
+    scan_u64,
+)
 from qom.reprs import FieldsValue
 
 if TYPE_CHECKING:
@@ -205,22 +213,52 @@ class OptsInput(Input):
             raise errors.parameter_expects(name, "a size value") from None
 
     def read_list(self, name: str, raw: object, kind: ListKind) -> list[int]:
-        # The opts visitor takes repeated keys and "lo-hi" ranges of integers.
+        # The opts visitor takes repeated keys and "lo-hi" ranges of integers
+        # (fewer than OPTS_VISITOR_RANGE_MAX values); an element it cannot
+        # parse is "a uint64 value or range", one out of the element type's
+        # range is a range error on the element.
         texts = raw if isinstance(raw, list) else [raw]
         values: list[int] = []
         for text in texts:
-            text = self.read_str(name, text)
-            low, dash, high = text.partition("-")
-            if dash and low and high:
-                first = self.read_int(name, low, kind.element, LIST_ELEMENT_RANGE_NAME)
-                last = self.read_int(name, high, kind.element, LIST_ELEMENT_RANGE_NAME)
-                if last < first:
-                    raise errors.parameter_expects(name, "a uint64 value or range")
-                values.extend(range(first, last + 1))
-            else:
-                values.append(self.read_int(name, text, kind.element,
-                                            LIST_ELEMENT_RANGE_NAME))
+            bounds = _opts_uint_or_range(self.read_str(name, text))
+            if bounds is None:
+                raise errors.parameter_expects(name, "a uint64 value or range")
+            values.extend(_check_range(LIST_ELEMENT_RANGE_NAME, value, kind.element)
+                          for value in range(bounds[0], bounds[1] + 1))
         return values
+
+
+#: QEMU's OPTS_VISITOR_RANGE_MAX: a range has fewer values than this.
+OPTS_RANGE_MAX = 65536
+
+
+def _scan_uint(text: str) -> tuple[int, int] | None:
+    """QEMU's ``parse_uint``: (value, end index), or ``None``; no sign allowed."""
+    if text.lstrip().startswith("-"):
+        return None
+    try:
+        return scan_u64(text)
+    except NumberFormatError:
+        return None
+
+
+def _opts_uint_or_range(text: str) -> tuple[int, int] | None:
+    """The opts visitor's unsigned list element: ``N`` or ``LO-HI`` as (first, last)."""
+    first = _scan_uint(text)
+    if first is None:
+        return None
+    low, end = first
+    if end == len(text):
+        return low, low
+    if text[end] != "-":
+        return None
+    second = _scan_uint(text[end + 1:])
+    if second is None or second[1] != len(text) - end - 1:
+        return None
+    high = second[0]
+    if not low <= high or high - low >= OPTS_RANGE_MAX:
+        return None
+    return low, high
 
 
 JSON = JsonInput("json")

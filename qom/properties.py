@@ -67,6 +67,10 @@ class Property(FieldsRepr):
         (qdev properties).
     :param link_check: for ``link<>``: called with the owner, the property name
         and the resolved target (or ``None`` when clearing) before the link changes.
+    :param schema_member: ``object-add`` takes it although it has no setter: a
+        QAPI member QEMU keeps for compatibility (rng's ``opened``, secret's
+        ``loaded``), read and type-checked like the others and then refused
+        with ``Property 'T.p' is not writable`` when set.
     """
 
     name: str
@@ -81,6 +85,7 @@ class Property(FieldsRepr):
     mandatory: bool = False
     frozen_after_realize: bool = False
     link_check: Callable[[Object, str, Object | None], None] | None = None
+    schema_member: bool = False
 
     @property
     def is_child(self) -> bool:

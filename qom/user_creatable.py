@@ -5,7 +5,8 @@
 
 1. :func:`parse_object_options` - the QAPI phase.  ``qom-type`` must name a
    concrete user-creatable type, ``id`` must be there, then every member of
-   the type's schema (its writable class properties, in declaration order)
+   the type's schema (its writable class properties and those marked
+   ``schema_member``, in declaration order)
    is converted by the input (JSON, keyval or opts) or reported missing;
    members the schema does not know come last.
 2. :func:`create_object` - the id must be an identifier; the object is made
@@ -73,7 +74,7 @@ def creatable_classes(registry: TypeRegistry) -> list[ObjectClass]:
 def object_schema(klass: ObjectClass) -> list[str]:
     """The members ``object-add`` accepts for ``klass``, in declaration order."""
     return [prop.name for prop in klass.iter_properties()
-            if prop.writable and prop.kind is not None]
+            if (prop.writable or prop.schema_member) and prop.kind is not None]
 
 
 @attrs.frozen(repr=False, eq=False)

@@ -83,3 +83,20 @@ def test_the_numa_example_runs(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     for line in ("2 nodes", "node 0 cpus: 0 1", "node 0 size: 1024 MB", "node 1 cpus: 2 3"):
         assert line in done.stdout.replace("\r", ""), done.stdout
+
+
+def test_the_objects_example_runs() -> None:
+    import os
+    import subprocess
+    import sys
+
+    command = _command_after("objects-example").replace(".venv/bin/pyqom",
+                                                        f"{sys.executable} -m pyqom")
+    env = {**os.environ, "PYQOM_DISABLE_PLUGIN_AUTOLOAD": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert (result.returncode, result.stderr) == (0, "")
+    replies = result.stdout.splitlines()[1:]
+    assert replies[:4] == ['{"return": {}}', '{"return": [0]}', '{"return": {}}',
+                           '{"return": true}']

@@ -49,6 +49,11 @@ class QemuOracle:
             await asyncio.sleep(0.05)
         await self._client.connect(self._socket)
 
+    @property
+    def pid(self) -> int:
+        """The QEMU process's id (for reading its ``/proc`` entries)."""
+        return self._process.pid
+
     def execute(self, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
         """The reply as ``{"return": ...}`` or ``{"error": {"class", "desc"}}``."""
         try:
