@@ -130,11 +130,14 @@ class Member(FieldsValue):
 
 @attrs.frozen(repr=False, eq=False)
 class ObjectType(FieldsValue):
-    """A QAPI struct a command returns; ``name`` is its QAPI name (shown mangled
-    to a number by ``query-qmp-schema``, as QEMU does)."""
+    """A QAPI struct a command takes or returns; ``name`` is its QAPI name (shown
+    mangled to a number by ``query-qmp-schema``, as QEMU does).  A union has a
+    ``tag`` member and, for each value of it, the struct of further members."""
 
     name: str
     members: tuple[Member, ...] = ()
+    tag: str | None = None
+    variants: tuple[tuple[str, ObjectType], ...] = ()
 
 
 @attrs.frozen(repr=False, eq=False)
@@ -175,6 +178,9 @@ class Command(FieldsValue):
     :ivar returns: what the command returns, as ``query-qmp-schema`` shows
         it: :data:`NO_DATA` for ``{}``; ``any`` (the default) where no
         structure is declared.
+    :ivar arg_type: for a ``boxed`` command whose arguments depend on the VM
+        (``object-add``: a union over the user-creatable types), their
+        struct, made from the VM; else ``args`` describe them.
     """
 
     name: str
@@ -182,6 +188,7 @@ class Command(FieldsValue):
     args: tuple[Arg, ...] = ()
     boxed: bool = False
     returns: SchemaType = "any"
+    arg_type: Callable[[MonitoredVm], ObjectType] | None = None
 
 
 @attrs.frozen(repr=False, eq=False)

@@ -289,6 +289,24 @@ class HostChardevs:
     def ids(self) -> list[str]:
         return list(self._backends)
 
+    def query_chardev(self) -> list[dict[str, Any]]:
+        """``query-chardev`` entries, in creation order: ``frontend-open`` while a
+        device uses the chardev; ``filename`` as QEMU gives it (``file``,
+        ``null``, ``stdio``, a socket's address)."""
+        from plugins.monitor.chardev import query_filename
+
+        entries = []
+        for chardev_id, backend in self._backends.items():
+            spec = self._specs[chardev_id]
+            if isinstance(backend, SocketBackend):
+                assert spec.socket is not None
+                filename = query_filename(spec.socket, backend.client, backend.listener)
+            else:
+                filename = spec.backend
+            entries.append({"frontend-open": chardev_id in self._owners,
+                            "filename": filename, "label": chardev_id})
+        return entries
+
     # -- the Chardevs service ------------------------------------------------
 
     def find(self, chardev_id: str) -> Backend | None:

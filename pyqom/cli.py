@@ -159,9 +159,11 @@ def open_monitors(line: CommandLine, warn: Callable[[str], None]
     """
     servers: list[tuple[MonitorServer, bool]] = []
     try:
-        for option, text, chardev in line.monitors:
+        for (option, text, chardev), label in zip(line.monitors, line.monitor_labels,
+                                                  strict=True):
             hmp = option == "-monitor"
             server = hmp_server(chardev) if hmp else qmp_server(chardev)
+            server.label = label
             servers.append((server, hmp))
             where = f"{option} {text}"
 

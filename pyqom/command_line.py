@@ -157,6 +157,9 @@ class CommandLine(FieldsRepr):
     name: str | None = None
     #: ``-qmp``/``-monitor`` in command-line order: (option, its text, the chardev)
     monitors: list[tuple[str, str, Chardev]] = attrs.Factory(list)
+    #: each monitor's chardev id, as ``query-chardev`` labels it: QEMU's
+    #: ``compat_monitorN`` for ``-qmp``/``-monitor``, the chardev's for ``-mon``
+    monitor_labels: list[str] = attrs.Factory(list)
     dump_acpi: str | None = None
     #: ``-chardev`` in command-line order: (its text, the parsed chardev)
     chardevs: list[tuple[str, ChardevSpec]] = attrs.Factory(list)
@@ -200,6 +203,8 @@ class CommandLine(FieldsRepr):
     no_shutdown: bool = False
     #: ``-uuid``: the VM's UUID (``query-uuid``), lower case
     uuid: str = "00000000-0000-0000-0000-000000000000"
+    #: how many of :attr:`monitors` came from ``-mon``
+    mon_count: int = 0
     #: ``-msg timestamp=on``: error and warning lines start with the time
     msg_timestamp: bool = False
     #: ``-nodefaults``
@@ -464,6 +469,7 @@ def _apply_monitor(line: CommandLine, option: str, value: str) -> None:
     except ChardevError as err:
         raise StartupError(err.lines[0], location=f"{option} {value}",
                            also=err.lines[1:]) from None
+    line.monitor_labels.append(f"compat_monitor{len(line.monitors) - line.mon_count}")
     line.monitors.append((option, value, chardev))
 
 
@@ -619,6 +625,8 @@ def _apply_mon(line: CommandLine, value: str) -> None:
     if spec.socket is None:
         raise _unsupported("-mon", value, f"a monitor on a {spec.backend} chardev")
     line.chardevs.remove(found[0])
+    line.monitor_labels.append(chardev_id)
+    line.mon_count += 1
     line.monitors.append(("-monitor" if hmp else "-qmp", value, spec.socket))
 
 

@@ -124,6 +124,8 @@ class VM:
         self.shutdown_reason = "host-qmp-quit"
         #: ``-machine none``: :attr:`machine` is a :class:`NoneMachine`
         self.empty_machine = False
+        #: ``migrate-set-capabilities`` (pyqom honours ``events`` only)
+        self.migration_capabilities: dict[str, bool] = {}
         #: ``-uuid`` (``query-uuid``)
         self.uuid = "00000000-0000-0000-0000-000000000000"
 

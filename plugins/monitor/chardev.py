@@ -137,6 +137,41 @@ def parse_chardev(text: str, *, hmp: bool) -> Chardev:
     return Chardev(kind, text, host=host, port=port, server=server, wait=wait)
 
 
+def query_filename(chardev: Chardev, connected: socket.socket | None,
+                   listener: socket.socket | None = None) -> str:
+    """``query-chardev``'s ``filename`` of a socket chardev, as QEMU computes it:
+    from the connection's own addresses while a client is connected
+    (``unix:PATH,server=on``; ``tcp:HOST:PORT,server=on <-> PEER:PORT``), else
+    ``disconnected:`` and the address it listens on (an inherited ``fd``'s
+    real address, as QEMU looks it up) or was given."""
+    listen = ",server=on" if chardev.server else ""
+    if connected is not None:
+        try:
+            local, peer = connected.getsockname(), connected.getpeername()
+        except OSError:
+            local = peer = None
+        if isinstance(local, str):
+            return f"unix:{local}{listen}"
+        if isinstance(local, tuple) and isinstance(peer, tuple):
+            def host(address: tuple[Any, ...]) -> str:
+                return f"[{address[0]}]" if ":" in address[0] else str(address[0])
+
+            protocol = "telnet" if chardev.telnet else "tcp"
+            return (f"{protocol}:{host(local)}:{local[1]}{listen} <-> "
+                    f"{host(peer)}:{peer[1]}")
+    if chardev.kind == "fd" and listener is not None:
+        with contextlib.suppress(OSError):
+            name = listener.getsockname()
+            if isinstance(name, str):
+                return f"disconnected:unix:{name}{listen}"
+            return f"disconnected:tcp:{name[0]}:{name[1]}{listen}"
+    if chardev.kind == "unix":
+        return f"disconnected:unix:{chardev.path}{listen}"
+    if chardev.kind == "fd":
+        return f"disconnected:fd:{chardev.fd}{listen}"
+    return f"disconnected:{chardev.kind}:{chardev.host}:{chardev.port}{listen}"
+
+
 def check_stdio_once(chardevs: list[Chardev]) -> None:
     """QEMU's "cannot use stdio by multiple character devices" (for the second one)."""
     if sum(chardev.kind == "stdio" for chardev in chardevs) > 1:

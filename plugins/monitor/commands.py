@@ -311,6 +311,12 @@ def query_kvm(control: VmControl) -> dict[str, bool]:
     return {"enabled": False, "present": False}
 
 
+def _object_add_arguments(vm: Any) -> Any:
+    from plugins.monitor.schema import object_add_arguments
+
+    return object_add_arguments(vm)
+
+
 BUILTIN_COMMANDS: tuple[Command, ...] = (
     Command("qmp_capabilities", qmp_capabilities, (Arg("enable", "array", True),), returns=NO_DATA),
     Command("query-version", query_version),
@@ -320,7 +326,7 @@ BUILTIN_COMMANDS: tuple[Command, ...] = (
     Command("cont", cont, returns=NO_DATA),
     Command("quit", quit_, returns=NO_DATA),
     Command("object-add", object_add, (Arg("qom-type"), Arg("id")), boxed=True,
-            returns=NO_DATA),
+            returns=NO_DATA, arg_type=_object_add_arguments),
     Command("object-del", object_del, (Arg("id"),), returns=NO_DATA),
     Command("device_add", device_add,
             (Arg("driver"), Arg("bus", "str", True), Arg("id", "str", True)), boxed=True,

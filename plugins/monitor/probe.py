@@ -112,16 +112,59 @@ def query_command_line_options(control: VmControl, option: str | None = None
     return result
 
 
+#: QEMU 7.2's migration capabilities (``MigrationCapability``), in its order
+QEMU_MIGRATION_CAPABILITIES = (
+    "xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks", "compress", "events",
+    "postcopy-ram", "x-colo", "release-ram", "block", "return-path",
+    "pause-before-switchover", "multifd", "dirty-bitmaps", "postcopy-blocktime",
+    "late-block-activate", "x-ignore-shared", "validate-uuid", "background-snapshot",
+    "zero-copy-send", "postcopy-preempt")
+#: the ones pyqom honours: ``events`` (migration events; pyqom never migrates,
+#: so with it on there is simply never one to send)
+HONOURED_MIGRATION_CAPABILITIES = ("events",)
+
+
+def _migration_state(control: VmControl) -> dict[str, bool]:
+    vm: Any = control.vm
+    state: dict[str, bool] = vm.migration_capabilities
+    return state
+
+
 def query_migrate_capabilities(control: VmControl) -> list[dict[str, Any]]:
-    """``query-migrate-capabilities``: pyqom cannot migrate, so it has none."""
-    return []
+    """``query-migrate-capabilities``: the capabilities pyqom can honour and their
+    state (pyqom cannot migrate: only ``events`` is among them)."""
+    state = _migration_state(control)
+    return [{"state": state.get(name, False), "capability": name}
+            for name in HONOURED_MIGRATION_CAPABILITIES]
 
 
 def migrate_set_capabilities(control: VmControl, capabilities: list[Any]) -> None:
-    """``migrate-set-capabilities``: nothing to set; any capability is refused."""
-    for capability in capabilities:
-        name = capability.get("capability") if isinstance(capability, dict) else None
-        raise qom.QomError(f"pyqom does not support the migration capability '{name}'")
+    """``migrate-set-capabilities``: checked whole first (QAPI's messages), then
+    applied; a capability pyqom cannot honour is refused and nothing changes."""
+    wanted: list[tuple[str, bool]] = []
+    for index, item in enumerate(capabilities):
+        where = f"capabilities[{index}]"
+        if not isinstance(item, dict):
+            raise qom.errors.invalid_parameter_type(where, "object")
+        for member, kind in (("capability", str), ("state", bool)):
+            if member not in item:
+                raise qom.errors.parameter_missing(f"{where}.{member}")
+            if not isinstance(item[member], kind):
+                raise qom.errors.invalid_parameter_type(
+                    f"{where}.{member}", "string" if kind is str else "boolean")
+        for member in item:
+            if member not in ("capability", "state"):
+                raise qom.errors.parameter_unexpected(f"{where}.{member}")
+        name = item["capability"]
+        if name not in QEMU_MIGRATION_CAPABILITIES:
+            raise qom.errors.enum_rejects(f"{where}.capability", name)
+        if name not in HONOURED_MIGRATION_CAPABILITIES and item["state"]:
+            raise qom.QomError(f"pyqom does not support the migration capability '{name}'")
+        wanted.append((name, item["state"]))
+    state = _migration_state(control)
+    for name, on in wanted:
+        if name in HONOURED_MIGRATION_CAPABILITIES:
+            state[name] = on
 
 
 def query_sev_capabilities(control: VmControl) -> None:
@@ -174,11 +217,21 @@ def query_uuid(control: VmControl) -> dict[str, str]:
     return {"UUID": getattr(control.vm, "uuid", "00000000-0000-0000-0000-000000000000")}
 
 
+def query_chardev(control: VmControl) -> list[dict[str, Any]]:
+    """``query-chardev``: the monitors' chardevs, then the others (``-chardev``,
+    ``-debugcon``) in the order they were made."""
+    entries = [describe() for describe in control.monitor_chardevs]
+    host = getattr(control.vm, "chardevs", None)
+    if host is not None:
+        entries += host.query_chardev()
+    return entries
+
+
 def query_qmp_schema(control: VmControl) -> list[dict[str, Any]]:
     """``query-qmp-schema``: generated from this monitor's command table."""
     from plugins.monitor.schema import qmp_schema
 
-    return qmp_schema(control.commands)
+    return qmp_schema(control.commands, control.vm)
 
 
 _MACHINE_INFO = ObjectType("MachineInfo", (
@@ -196,7 +249,8 @@ _OPTION_INFO = ObjectType("CommandLineOptionInfo", (
             "string", "boolean", "number", "size"))),
         Member("help", "str", True), Member("default", "str", True))))),))
 _MIGRATION_CAPABILITY = ObjectType("MigrationCapabilityStatus", (
-    Member("capability", EnumType("MigrationCapability", ())), Member("state", "bool")))
+    Member("capability", EnumType("MigrationCapability", QEMU_MIGRATION_CAPABILITIES)),
+    Member("state", "bool")))
 
 #: the commands of this module, for :func:`register`
 PROBE_COMMANDS: tuple[Command, ...] = (
@@ -222,6 +276,8 @@ PROBE_COMMANDS: tuple[Command, ...] = (
     Command("query-balloon", query_balloon),
     Command("balloon", balloon, (Arg("value", "int"),), returns=NO_DATA),
     Command("query-uuid", query_uuid, returns=ObjectType("UuidInfo", (Member("UUID"),))),
+    Command("query-chardev", query_chardev, returns=ArrayType(ObjectType("ChardevInfo", (
+        Member("label"), Member("filename"), Member("frontend-open", "bool"))))),
     Command("query-qmp-schema", query_qmp_schema),
 )
 

@@ -28,6 +28,7 @@ from plugins.commands import (
     CommandTable,
     EnumType,
     Member,
+    MonitoredVm,
     ObjectType,
     SchemaType,
 )
@@ -91,12 +92,50 @@ class _Generator:
                 described["default"] = None
             described["type"] = self.use(member.type)
             members.append(described)
-        return {"name": shown, "members": members, "meta-type": "object"}
+        entry: dict[str, Any] = {"name": shown, "members": members}
+        if schema_type.tag is not None:
+            entry["tag"] = schema_type.tag
+            entry["variants"] = [{"case": case, "type": self.use(variant)}
+                                 for case, variant in schema_type.variants]
+        entry["meta-type"] = "object"
+        return entry
 
 
-def arguments_type(command: Command) -> ObjectType:
+def property_type(qom_type: str) -> SchemaType:
+    """A QOM property type as QAPI introspection shows it: every integer type is
+    ``int`` (QEMU folds them), ``bool`` and ``str`` stay, others are ``any``."""
+    if qom_type in ("bool", "str", "string"):
+        return "bool" if qom_type == "bool" else "str"
+    if qom_type in ("int", "size", "int8", "int16", "int32", "int64", "uint8", "uint16",
+                    "uint32", "uint64"):
+        return "int"
+    return "any"
+
+
+def object_add_arguments(vm: MonitoredVm) -> ObjectType:
+    """``object-add``'s arguments as the union QEMU 7.2 has (``ObjectOptions``):
+    ``qom-type``, an enum of the user-creatable types in the registry, and
+    ``id``; for each type, its settable properties."""
+    import qom
+
+    registry = vm.tree.registry
+    classes = sorted((klass for klass in registry.list_classes(qom.TYPE_USER_CREATABLE)
+                      if klass.name != qom.TYPE_USER_CREATABLE), key=lambda klass: klass.name)
+    variants = []
+    for klass in classes:
+        members = tuple(Member(prop.name, property_type(prop.type), True)
+                        for prop in klass.iter_properties() if prop.setter is not None)
+        variants.append((klass.name, ObjectType(f"object-add:{klass.name}", members)))
+    return ObjectType("ObjectOptions", (
+        Member("qom-type", EnumType("ObjectType", tuple(name for name, _ in variants))),
+        Member("id")), tag="qom-type", variants=tuple(variants))
+
+
+def arguments_type(command: Command, vm: MonitoredVm) -> ObjectType:
     """The struct of a command's arguments (QAPI's ``q_obj_<name>-arg``, or the
     empty struct for none)."""
+    if command.arg_type is not None:
+        return command.arg_type(vm)
     if not command.args:
         return NO_DATA
     return ObjectType(f"q_obj_{command.name}-arg",
@@ -104,14 +143,14 @@ def arguments_type(command: Command) -> ObjectType:
                             for arg in command.args))
 
 
-def qmp_schema(table: CommandTable) -> list[dict[str, Any]]:
-    """``query-qmp-schema`` for the commands of ``table``."""
+def qmp_schema(table: CommandTable, vm: MonitoredVm) -> list[dict[str, Any]]:
+    """``query-qmp-schema`` for the commands of ``table`` on ``vm``."""
     generator = _Generator()
     entries: list[dict[str, Any]] = []
     for name in table.names():
         command = table.get(name)
         assert command is not None
-        arg_type = generator.use(arguments_type(command))
+        arg_type = generator.use(arguments_type(command, vm))
         ret_type = generator.use(command.returns)
         entries.append({"name": name, "ret-type": ret_type, "meta-type": "command",
                         "arg-type": arg_type})
