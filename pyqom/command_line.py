@@ -56,35 +56,6 @@ FLAGS = frozenset({"-S", "-nodefaults", "-no-acpi", "-version", "-h", "-help", "
                    "-x-prealloc-progress", "-no-user-config", "-daemonize", "-no-shutdown"})
 
 
-#: ``query-command-line-options``: the QemuOpts options pyqom parses, each with
-#: the parameters it accepts and their QemuOpts types, in QEMU's order of
-#: options.  QEMU lists the parameters of its option descriptions; pyqom lists
-#: those its parsers here take (``-sandbox`` is not among them: pyqom applies
-#: no seccomp filter).
-QEMU_OPTS_OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
-    "machine": (("type", "string"), ("accel", "string"), ("usb", "boolean"),
-                ("dump-guest-core", "boolean"), ("max-ram-below-4g", "size"),
-                ("acpi", "string"), ("memory-backend", "string"), ("hmat", "boolean")),
-    "numa": (),
-    "name": (("guest", "string"),),
-    "msg": (("timestamp", "boolean"),),
-    "overcommit": (("mem-lock", "boolean"), ("cpu-pm", "boolean")),
-    "object": (),
-    "boot-opts": (("strict", "boolean"),),
-    "smp-opts": (("cpus", "number"), ("sockets", "number"), ("dies", "number"),
-                 ("clusters", "number"), ("cores", "number"), ("threads", "number"),
-                 ("maxcpus", "number")),
-    "memory": (("size", "size"), ("slots", "number"), ("maxmem", "size")),
-    "accel": (),
-    "mon": (("mode", "string"), ("chardev", "string")),
-    "rtc": (("base", "string"), ("clock", "string")),
-    "device": (),
-    "chardev": (("backend", "string"), ("path", "string"), ("host", "string"),
-                ("port", "string"), ("fd", "string"), ("wait", "boolean"),
-                ("server", "boolean")),
-}
-
-
 def _boot_kernel(vm: VM, line: CommandLine, warn: Warn) -> None:
     """``-kernel``: QEMU loads it at board init (``x86_load_linux``), after RAM."""
     from devices.multiboot import KernelLoadError, boot_kernel  # only with -kernel

@@ -35,6 +35,36 @@ if TYPE_CHECKING:
 TARGET_ARCH = "x86_64"
 
 
+#: ``query-command-line-options``: the QemuOpts options :mod:`pyqom.command_line`
+#: parses, each with the parameters it accepts and their QemuOpts types, in
+#: QEMU's order of options (tests/plugins/monitor/test_probe.py starts pyqom
+#: with every one of them).  QEMU lists the parameters of its option descriptions; pyqom lists
+#: those its parsers here take (``-sandbox`` is not among them: pyqom applies
+#: no seccomp filter).
+COMMAND_LINE_OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "machine": (("type", "string"), ("accel", "string"), ("usb", "boolean"),
+                ("dump-guest-core", "boolean"), ("max-ram-below-4g", "size"),
+                ("acpi", "string"), ("memory-backend", "string"), ("hmat", "boolean")),
+    "numa": (),
+    "name": (("guest", "string"),),
+    "msg": (("timestamp", "boolean"),),
+    "overcommit": (("mem-lock", "boolean"), ("cpu-pm", "boolean")),
+    "object": (),
+    "boot-opts": (("strict", "boolean"),),
+    "smp-opts": (("cpus", "number"), ("sockets", "number"), ("dies", "number"),
+                 ("clusters", "number"), ("cores", "number"), ("threads", "number"),
+                 ("maxcpus", "number")),
+    "memory": (("size", "size"), ("slots", "number"), ("maxmem", "size")),
+    "accel": (),
+    "mon": (("mode", "string"), ("chardev", "string")),
+    "rtc": (("base", "string"), ("clock", "string")),
+    "device": (),
+    "chardev": (("backend", "string"), ("path", "string"), ("host", "string"),
+                ("port", "string"), ("fd", "string"), ("wait", "boolean"),
+                ("server", "boolean")),
+}
+
+
 def query_target(control: VmControl) -> dict[str, str]:
     """``query-target``: the architecture pyqom emulates."""
     return {"arch": TARGET_ARCH}
@@ -95,12 +125,10 @@ def query_cpu_definitions(control: VmControl) -> list[dict[str, Any]]:
 def query_command_line_options(control: VmControl, option: str | None = None
                                ) -> list[dict[str, Any]]:
     """``query-command-line-options``: the QemuOpts options pyqom parses and
-    their parameters (:data:`pyqom.command_line.QEMU_OPTS_OPTIONS`); QEMU's
-    error for another name."""
-    from pyqom.command_line import QEMU_OPTS_OPTIONS
-
+    their parameters (:data:`COMMAND_LINE_OPTIONS`); QEMU's error for another
+    name."""
     result = []
-    for name, parameters in QEMU_OPTS_OPTIONS.items():
+    for name, parameters in COMMAND_LINE_OPTIONS.items():
         if option is not None and option != name:
             continue
         # QEMU lists each description's parameters last first
