@@ -104,7 +104,9 @@ class StartupError(QomError):
         """The stderr text: ``prog: location: message`` and the hint lines."""
         where = f"{self.location}: " if self.location else ""
         start = "" if self.bare else f"{prog}: {where}"
-        text = "".join(f"{start}{message}\n" for message in (self.message, *self.also))
+        # an empty message: QEMU exits having said what it had to already
+        text = "".join(f"{start}{message}\n" for message in (self.message, *self.also)
+                       if message)
         if self.hint:
             text += self.hint.rstrip("\n") + "\n"
         return text
@@ -498,9 +500,8 @@ def _unsupported(option: str, value: str, what: str) -> StartupError:
 
 #: ``-rtc``'s QemuOpts description (``qemu_rtc_opts``)
 _RTC_OPTS = {"base": "str", "clock": "str", "driftfix": "str"}
-#: ``-boot``'s (``qemu_boot_opts``)
-_BOOT_OPTS = {"order": "str", "once": "str", "menu": "bool", "splash": "str",
-              "splash-time": "str", "reboot-timeout": "str", "strict": "bool"}
+#: ``-boot``'s keys (QAPI ``BootConfiguration``, the machine's ``boot``)
+_BOOT_KEYS = ("order", "once", "menu", "splash", "splash-time", "reboot-timeout", "strict")
 
 
 def _apply_host_option(line: CommandLine, option: str, value: str) -> None:
@@ -522,12 +523,7 @@ def _apply_host_option(line: CommandLine, option: str, value: str) -> None:
         if "driftfix" in opts:
             raise _unsupported(option, value, "-rtc driftfix (it has no RTC)")
     elif option == "-boot":
-        opts = _opts_checked(option, value, _BOOT_OPTS, implied="order")
-        # no firmware: pyqom boots only -kernel, so only the strictness of a
-        # boot order that does not exist can be given
-        for name in opts:
-            if name != "strict":
-                raise _unsupported(option, value, f"-boot {name} (it has no firmware)")
+        _apply_boot(value)
     elif option == "-msg":
         opts = _opts_checked(option, value, {"timestamp": "bool", "guest-name": "bool"})
         if opts.get("guest-name") == "on":
@@ -539,6 +535,22 @@ def _apply_host_option(line: CommandLine, option: str, value: str) -> None:
                            location=f"{option} {value}")
     elif option == "-audiodev":
         _apply_audiodev(option, value)
+
+
+def _apply_boot(value: str) -> None:
+    """``-boot``: keyval, merged into the machine's ``boot`` property, whose errors
+    QEMU reports without the option (``Parameter 'boot.strict' expects ...``).
+    pyqom has no firmware and boots only ``-kernel``: of a boot order that does
+    not exist only ``strict`` can be given."""
+    for name, raw in qom.parse_keyval(value, implied_key="order").items():
+        if name not in _BOOT_KEYS:
+            raise StartupError(f"Parameter 'boot.{name}' is unexpected")
+        if name != "strict":
+            raise StartupError(f"pyqom does not support -boot {name} (it has no firmware)")
+        try:
+            qom.BOOL.read(qom.KEYVAL, f"boot.{name}", raw)
+        except QomError as err:
+            raise StartupError.unlocated(err) from None
 
 
 def _parse_uuid(value: str) -> str:
@@ -673,10 +685,6 @@ def _after_monitors(error: StartupError) -> StartupError:
     return error
 
 
-#: the accelerators QEMU 7.2 knows by name (``accel_find`` of a full build)
-KNOWN_ACCELERATORS = ("kvm", "xen", "hax", "hvf", "nvmm", "whpx", "qtest", "tcg")
-
-
 def configure_accelerators(line: CommandLine, warn: Warn) -> str:
     """QEMU's ``configure_accelerators`` for a build whose only accelerator is
     TCG (pyqom's CPU is Unicorn, QEMU's TCG): the others are "invalid", and the
@@ -687,17 +695,27 @@ def configure_accelerators(line: CommandLine, warn: Warn) -> str:
     """
     if line.accelerators and line.machine_accel is not None:
         raise StartupError('The -accel and "-machine accel=" options are incompatible')
-    wanted = line.accelerators or (line.machine_accel or "tcg").split(":")
-    failed = False
     chosen = None
-    for name in wanted:
-        if name == "tcg":
-            chosen = name
-            break
-        failed = True
-        warn(f"invalid accelerator {name}")
+    failed = False
+    if line.accelerators:
+        # -accel options: each one tried in turn, its errors located at it
+        for name in line.accelerators:
+            if name == "tcg":
+                chosen = name
+                break
+            failed = True
+            warn(f"-accel {name}: invalid accelerator {name}")
+    else:
+        # "-machine accel=A:B": the unknown names are filtered out first
+        names = (line.machine_accel or "tcg").split(":")
+        for name in names:
+            if name != "tcg":
+                failed = True
+                warn(f"invalid accelerator {name}")
+        chosen = "tcg" if "tcg" in names else None
     if chosen is None:
-        raise StartupError("no accelerator found")
+        # QEMU says "no accelerator found" only when nothing failed before
+        raise StartupError("" if failed else "no accelerator found")
     if failed:
         warn(f"falling back to {chosen}")
     return chosen

@@ -36,32 +36,33 @@ TARGET_ARCH = "x86_64"
 
 
 #: ``query-command-line-options``: the QemuOpts options :mod:`pyqom.command_line`
-#: parses, each with the parameters it accepts and their QemuOpts types, in
-#: QEMU's order of options (tests/plugins/monitor/test_probe.py starts pyqom
-#: with every one of them).  QEMU lists the parameters of its option descriptions; pyqom lists
-#: those its parsers here take (``-sandbox`` is not among them: pyqom applies
-#: no seccomp filter).
+#: parses, each with those of QEMU 7.2's parameters it accepts (and their
+#: types), in QEMU's order (tests/conformance/test_libvirt_vs_qemu.py checks
+#: them against QEMU's list; tests/plugins/monitor/test_probe.py starts pyqom
+#: with each).  As QEMU does, ``machine`` lists its legacy options only, not the
+#: machine's properties; ``-sandbox`` is not there: pyqom applies no seccomp
+#: filter.
 COMMAND_LINE_OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
-    "machine": (("type", "string"), ("accel", "string"), ("usb", "boolean"),
-                ("dump-guest-core", "boolean"), ("max-ram-below-4g", "size"),
-                ("acpi", "string"), ("memory-backend", "string"), ("hmat", "boolean")),
+    "machine": (("usb", "boolean"), ("dump-guest-core", "boolean"), ("accel", "string"),
+                ("type", "string")),
     "numa": (),
     "name": (("guest", "string"),),
     "msg": (("timestamp", "boolean"),),
-    "overcommit": (("mem-lock", "boolean"), ("cpu-pm", "boolean")),
+    "overcommit": (("cpu-pm", "boolean"), ("mem-lock", "boolean")),
     "object": (),
     "boot-opts": (("strict", "boolean"),),
-    "smp-opts": (("cpus", "number"), ("sockets", "number"), ("dies", "number"),
-                 ("clusters", "number"), ("cores", "number"), ("threads", "number"),
-                 ("maxcpus", "number")),
-    "memory": (("size", "size"), ("slots", "number"), ("maxmem", "size")),
+    "smp-opts": (("maxcpus", "number"), ("threads", "number"), ("cores", "number"),
+                 ("clusters", "number"), ("dies", "number"), ("sockets", "number"),
+                 ("cpus", "number")),
+    "memory": (("maxmem", "size"), ("slots", "number"), ("size", "size")),
     "accel": (),
-    "mon": (("mode", "string"), ("chardev", "string")),
-    "rtc": (("base", "string"), ("clock", "string")),
+    "mon": (("chardev", "string"), ("mode", "string")),
+    "global": (("value", "string"), ("property", "string"), ("driver", "string")),
+    "rtc": (("clock", "string"), ("base", "string")),
     "device": (),
-    "chardev": (("backend", "string"), ("path", "string"), ("host", "string"),
-                ("port", "string"), ("fd", "string"), ("wait", "boolean"),
-                ("server", "boolean")),
+    "chardev": (("server", "boolean"), ("wait", "boolean"), ("fd", "string"),
+                ("port", "string"), ("host", "string"), ("path", "string"),
+                ("backend", "string")),
 }
 
 
@@ -131,9 +132,8 @@ def query_command_line_options(control: VmControl, option: str | None = None
     for name, parameters in COMMAND_LINE_OPTIONS.items():
         if option is not None and option != name:
             continue
-        # QEMU lists each description's parameters last first
         result.append({"parameters": [{"name": parameter, "type": kind}
-                                      for parameter, kind in reversed(parameters)],
+                                      for parameter, kind in parameters],
                        "option": name})
     if option is not None and not result:
         raise qom.QomError(f"invalid option name: {option}")
@@ -185,7 +185,8 @@ def migrate_set_capabilities(control: VmControl, capabilities: list[Any]) -> Non
                 raise qom.errors.parameter_unexpected(f"{where}.{member}")
         name = item["capability"]
         if name not in QEMU_MIGRATION_CAPABILITIES:
-            raise qom.errors.enum_rejects(f"{where}.capability", name)
+            # QAPI's enum message names the member alone
+            raise qom.errors.enum_rejects("capability", name)
         if name not in HONOURED_MIGRATION_CAPABILITIES and item["state"]:
             raise qom.QomError(f"pyqom does not support the migration capability '{name}'")
         wanted.append((name, item["state"]))

@@ -92,11 +92,12 @@ class _Generator:
                 described["default"] = None
             described["type"] = self.use(member.type)
             members.append(described)
-        entry: dict[str, Any] = {"name": shown, "members": members}
+        entry: dict[str, Any] = {"name": shown}
         if schema_type.tag is not None:
             entry["tag"] = schema_type.tag
             entry["variants"] = [{"case": case, "type": self.use(variant)}
                                  for case, variant in schema_type.variants]
+        entry["members"] = members
         entry["meta-type"] = "object"
         return entry
 
