@@ -141,9 +141,9 @@ def message_prefix(timestamped: bool) -> str:
 
 def check_daemonizable(line: CommandLine) -> None:
     """What ``-daemonize`` cannot go with, in QEMU's words: a stdio chardev."""
-    for option, text, chardev in line.monitors:
+    for (_, _, chardev), where in zip(line.monitors, line.monitor_locations, strict=True):
         if chardev.kind == "stdio":
-            raise StartupError("cannot use stdio with -daemonize", location=f"{option} {text}")
+            raise StartupError("cannot use stdio with -daemonize", location=where)
     for text, spec in line.chardevs:
         if spec.uses_stdio:
             raise StartupError("cannot use stdio with -daemonize", location=f"-chardev {text}")
@@ -159,13 +159,12 @@ def open_monitors(line: CommandLine, warn: Callable[[str], None]
     """
     servers: list[tuple[MonitorServer, bool]] = []
     try:
-        for (option, text, chardev), label in zip(line.monitors, line.monitor_labels,
-                                                  strict=True):
+        for (option, _, chardev), label, where in zip(
+                line.monitors, line.monitor_labels, line.monitor_locations, strict=True):
             hmp = option == "-monitor"
             server = hmp_server(chardev) if hmp else qmp_server(chardev)
             server.label = label
             servers.append((server, hmp))
-            where = f"{option} {text}"
 
             def info(message: str, where: str = where) -> None:
                 warn(f"{where}: {message}")
@@ -174,7 +173,7 @@ def open_monitors(line: CommandLine, warn: Callable[[str], None]
                 with _signals_kill():
                     server.open(info)
             except ChardevError as failure:
-                raise StartupError(failure.lines[0], location=f"{option} {text}",
+                raise StartupError(failure.lines[0], location=where,
                                    also=failure.lines[1:]) from None
     except BaseException:
         for server, _ in servers:

@@ -133,6 +133,9 @@ class CommandLine(FieldsRepr):
     #: each monitor's chardev id, as ``query-chardev`` labels it: QEMU's
     #: ``compat_monitorN`` for ``-qmp``/``-monitor``, the chardev's for ``-mon``
     monitor_labels: list[str] = attrs.Factory(list)
+    #: where each monitor's chardev errors are located: its ``-qmp``/``-monitor``
+    #: option, or for ``-mon`` the ``-chardev`` it names
+    monitor_locations: list[str] = attrs.Factory(list)
     dump_acpi: str | None = None
     #: ``-chardev`` in command-line order: (its text, the parsed chardev)
     chardevs: list[tuple[str, ChardevSpec]] = attrs.Factory(list)
@@ -443,6 +446,7 @@ def _apply_monitor(line: CommandLine, option: str, value: str) -> None:
         raise StartupError(err.lines[0], location=f"{option} {value}",
                            also=err.lines[1:]) from None
     line.monitor_labels.append(f"compat_monitor{len(line.monitors) - line.mon_count}")
+    line.monitor_locations.append(f"{option} {value}")
     line.monitors.append((option, value, chardev))
 
 
@@ -609,6 +613,7 @@ def _apply_mon(line: CommandLine, value: str) -> None:
         raise _unsupported("-mon", value, f"a monitor on a {spec.backend} chardev")
     line.chardevs.remove(found[0])
     line.monitor_labels.append(chardev_id)
+    line.monitor_locations.append(f"-chardev {found[0][0]}")
     line.mon_count += 1
     line.monitors.append(("-monitor" if hmp else "-qmp", value, spec.socket))
 

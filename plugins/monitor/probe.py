@@ -57,7 +57,6 @@ COMMAND_LINE_OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "memory": (("maxmem", "size"), ("slots", "number"), ("size", "size")),
     "accel": (),
     "mon": (("chardev", "string"), ("mode", "string")),
-    "global": (("value", "string"), ("property", "string"), ("driver", "string")),
     "rtc": (("clock", "string"), ("base", "string")),
     "device": (),
     "chardev": (("server", "boolean"), ("wait", "boolean"), ("fd", "string"),

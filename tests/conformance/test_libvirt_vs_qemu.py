@@ -19,6 +19,7 @@ import concurrent.futures
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -166,6 +167,7 @@ def test_accelerators_as_a_qemu_without_them(tmp_path: Path, args: tuple[str, ..
     ("-boot", "bogus=1"), ("-msg", "timestamp=off"), ("-msg", "timestamp=maybe"),
     ("-msg", "bogus=on"), ("-audiodev", "none,id=a1"), ("-mon", "chardev=nosuch"),
     ("-mon", "chardev=c,mode=bogus"), ("-mon", "bogus=1"),
+    ("-pidfile", "@TMP@/no/such/dir.pid"), ("-name", "guest=g1,debug-threads=on"),
 ], ids=lambda option: " ".join(option))
 def test_host_options_as_qemu(tmp_path: Path, option: tuple[str, str]) -> None:
     assert_same(tmp_path, ("-machine", "pc", "-accel", "tcg", "-m", "128M", "-display",
@@ -395,6 +397,21 @@ def test_daemonize_and_the_pidfile_lock(tmp_path: Path, holder: str) -> None:
     assert not (tmp_path / "run.pid").exists()
 
 
+def test_a_daemon_that_fails_to_start_as_qemu(tmp_path: Path) -> None:
+    """An error after the fork: the daemon says it on the original stderr and the
+    parent exits 1 (its daemon never said it was ready)."""
+    results = []
+    for name, program in (("qemu", [qemu_or_skip()]), ("pyqom", _pyqom())):
+        done = subprocess.run(
+            [*program, "-machine", "none", "-S", "-nodefaults", "-display", "none",
+             "-qmp", f"unix:{tmp_path}/{name}.sock,server=on,wait=off", "-daemonize",
+             "-object", "memory-backend-ram,id=m1,size=0"],
+            capture_output=True, text=True, env=pyqom_env(), timeout=60)
+        results.append((done.returncode, PROGRAM.sub("PROG: ", done.stderr)))
+    assert results[1] == results[0]
+    assert results[0][0] == 1
+
+
 def test_daemonize_refuses_stdio_as_qemu(tmp_path: Path) -> None:
     assert_same(tmp_path, ("-machine", "none", "-S", "-nodefaults", "-display", "none",
                            "-daemonize"))
@@ -444,3 +461,48 @@ def test_no_shutdown_keeps_a_powered_off_guest_as_qemu(tmp_path: Path) -> None:
                 process.wait()
     assert runs[1] == runs[0]
     assert runs[0][1]["status"] == "shutdown" and runs[0][2]
+
+
+@pytest.mark.parametrize("chardev", [
+    "socket,id=c,fd=77,server=on,wait=off", "socket,id=c,fd=x7,server=on,wait=off",
+    "socket,id=c,fd=0,server=on,wait=off",
+])
+def test_chardev_fd_refusals_as_qemu(tmp_path: Path, chardev: str) -> None:
+    """An ``fd`` that is no descriptor, no number, or no socket (stdin is a pipe)."""
+    assert_same(tmp_path, ("-machine", "none", "-S", "-nodefaults", "-display", "none",
+                           "-chardev", chardev, "-mon", "chardev=c,mode=control"))
+
+
+def test_a_monitor_on_an_inherited_socket_as_qemu(tmp_path: Path) -> None:
+    """libvirt's monitor: a listening socket handed over as ``fd=N``; the client
+    gets the greeting, and ``query-chardev`` names the socket's real path."""
+    replies = []
+    for name, program in (("qemu", [qemu_or_skip()]), ("pyqom", _pyqom())):
+        path = tmp_path / f"{name}.sock"
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(str(path))
+            listener.listen(1)
+            process = subprocess.Popen(
+                [*program, "-machine", "none", "-S", "-nodefaults", "-display", "none",
+                 "-chardev", f"socket,id=charmonitor,fd={listener.fileno()},server=on,wait=off",
+                 "-mon", "chardev=charmonitor,id=monitor,mode=control"],
+                pass_fds=[listener.fileno()], env=pyqom_env())
+        try:
+            with socket.socket(socket.AF_UNIX) as client:
+                client.connect(str(path))
+                stream = client.makefile("rwb")
+                stream.readline()
+                for line in (_qmp("qmp_capabilities"), _qmp("query-chardev")):
+                    stream.write(line.encode() + b"\n")
+                    stream.flush()
+                    reply = stream.readline()
+                replies.append(reply.replace(str(path).encode(), b"@SOCK@"))
+                stream.write(_qmp("quit").encode() + b"\n")
+                stream.flush()
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert replies[1] == replies[0]
+    assert b'"filename": "unix:@SOCK@,server=on"' in replies[0]
