@@ -394,7 +394,9 @@ def _apply(line: CommandLine, option: str, value: str, warn: Warn,
             accel = qom.parse_qemu_opts(value, implied_key="accel")[0].value
             line.accelerators.append(accel)
         elif option == "-name":
-            line.name = qemu_opts_dict(value, "guest", warn).get("guest")
+            # process= (the thread's name) and debug-threads= are taken and
+            # ignored: pyqom names its threads always
+            line.name = _opts_checked(option, value, _NAME_OPTS, implied="guest").get("guest")
         elif option in ("-qmp", "-monitor"):
             _apply_monitor(line, option, value)
         elif option == "-global":
@@ -502,6 +504,8 @@ def _unsupported(option: str, value: str, what: str) -> StartupError:
     return StartupError(f"pyqom does not support {what}", location=f"{option} {value}")
 
 
+#: ``-name``'s QemuOpts description (``qemu_name_opts``)
+_NAME_OPTS = {"guest": "str", "process": "str", "debug-threads": "bool"}
 #: ``-rtc``'s QemuOpts description (``qemu_rtc_opts``)
 _RTC_OPTS = {"base": "str", "clock": "str", "driftfix": "str"}
 #: ``-boot``'s keys (QAPI ``BootConfiguration``, the machine's ``boot``)

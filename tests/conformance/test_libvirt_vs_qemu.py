@@ -168,6 +168,7 @@ def test_accelerators_as_a_qemu_without_them(tmp_path: Path, args: tuple[str, ..
     ("-msg", "bogus=on"), ("-audiodev", "none,id=a1"), ("-mon", "chardev=nosuch"),
     ("-mon", "chardev=c,mode=bogus"), ("-mon", "bogus=1"),
     ("-pidfile", "@TMP@/no/such/dir.pid"), ("-name", "guest=g1,debug-threads=on"),
+    ("-name", "guest=g1,bogus=1"), ("-name", "g1,debug-threads=maybe"),
 ], ids=lambda option: " ".join(option))
 def test_host_options_as_qemu(tmp_path: Path, option: tuple[str, str]) -> None:
     assert_same(tmp_path, ("-machine", "pc", "-accel", "tcg", "-m", "128M", "-display",

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LIBVIRT_DIRS = {"etc": "/etc/libvirt", "cache": "/var/cache/libvirt", "run": "/run/libvirt",
                 "lib": "/var/lib/libvirt", "log": "/var/log/libvirt"}
 DOMAIN = "pyqom-dimm"
+README_TEXT = (ROOT / "README.md").read_text()
 
 
 def _readme_block(marker: str) -> str:
@@ -154,16 +155,30 @@ def test_virsh_sees_pyqom(libvirtd: Libvirtd) -> None:
     assert "<vcpu max='255'/>" in caps
 
 
-def test_define_start_attach_detach_destroy_undefine(libvirtd: Libvirtd,
-                                                      tmp_path: Path) -> None:
+#: the README's second NUMA cell (its "two cells" variant)
+SECOND_CELL = "      <cell id='1' cpus='1' memory='128' unit='MiB'/>\n"
+
+
+@pytest.mark.parametrize("cells", [1, 2], ids=["one-cell", "two-cells"])
+def test_define_start_attach_detach_destroy_undefine(libvirtd: Libvirtd, tmp_path: Path,
+                                                      cells: int) -> None:
+    """With two cells (two vCPUs, 256 MiB) the DIMM goes on node 1."""
     kernel = build_guest(tmp_path)
     console = tmp_path / "console.txt"
     xml = (_readme_block("libvirt-domain")
            .replace("/path/to/pyqom/.venv/bin/pyqom", _pyqom_program())
            .replace("/path/to/pyqom/pyqom/guest/ospm.elf", kernel)
            .replace("/tmp/pyqom-guest.txt", str(console)))
+    dimm_xml = _readme_block("libvirt-dimm")
+    node = cells - 1
+    if cells == 2:
+        cell = "      <cell id='0' cpus='0' memory='128' unit='MiB'/>\n"
+        assert cell in xml and SECOND_CELL in README_TEXT
+        xml = (xml.replace(cell, cell + SECOND_CELL).replace("<vcpu>1</vcpu>", "<vcpu>2</vcpu>")
+               .replace("<memory unit='MiB'>128</memory>", "<memory unit='MiB'>256</memory>"))
+        dimm_xml = dimm_xml.replace("<node>0</node>", "<node>1</node>")
     (tmp_path / "domain.xml").write_text(xml)
-    (tmp_path / "dimm.xml").write_text(_readme_block("libvirt-dimm"))
+    (tmp_path / "dimm.xml").write_text(dimm_xml)
 
     assert f"Domain '{DOMAIN}' defined" in libvirtd.virsh("define", str(tmp_path / "domain.xml"))
     libvirtd.virsh("start", DOMAIN)
@@ -175,7 +190,7 @@ def test_define_start_attach_detach_destroy_undefine(libvirtd: Libvirtd,
     dimm = re.search(r"<memory model='dimm'>.*?</memory>", live, re.S)
     assert dimm is not None, live
     assert "<size unit='KiB'>131072</size>" in dimm.group(0)
-    assert "<node>0</node>" in dimm.group(0)
+    assert f"<node>{node}</node>" in dimm.group(0)
     assert "<alias name='dimm0'/>" in dimm.group(0)
     assert "<address type='dimm' slot='0' base='0x100000000'/>" in dimm.group(0)
     _until(lambda: b"online slot 0\n" in console.read_bytes(), "the guest to online it")
