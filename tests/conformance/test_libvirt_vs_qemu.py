@@ -507,3 +507,36 @@ def test_a_monitor_on_an_inherited_socket_as_qemu(tmp_path: Path) -> None:
                 process.wait()
     assert replies[1] == replies[0]
     assert b'"filename": "unix:@SOCK@,server=on"' in replies[0]
+
+
+def test_a_monitor_on_an_inherited_connected_socket_as_qemu(tmp_path: Path) -> None:
+    """``fd=N`` without ``server=on``: one end of a socket pair is the monitor's
+    connection; the other end talks QMP, as with QEMU."""
+    replies = []
+    for program in ([qemu_or_skip()], _pyqom()):
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with mine, theirs:
+            process = subprocess.Popen(
+                [*program, "-machine", "none", "-S", "-nodefaults", "-display", "none",
+                 "-chardev", f"socket,id=charmonitor,fd={theirs.fileno()}",
+                 "-mon", "chardev=charmonitor,mode=control"],
+                pass_fds=[theirs.fileno()], env=pyqom_env())
+            theirs.close()
+            try:
+                stream = mine.makefile("rwb")
+                lines = [PACKAGE_FREE.sub(b'"package": ""', stream.readline())]
+                for line in (_qmp("qmp_capabilities"), _qmp("query-chardev"), _qmp("quit")):
+                    stream.write(line.encode() + b"\n")
+                    stream.flush()
+                    lines.append(TIMESTAMP_FREE.sub(b"", stream.readline()))
+                replies.append(lines)
+                process.wait(timeout=30)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+    assert replies[1] == replies[0]
+
+
+PACKAGE_FREE = re.compile(rb'"package": "[^"]*"')
+TIMESTAMP_FREE = re.compile(rb'"timestamp": \{[^}]*\}, ')
