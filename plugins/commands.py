@@ -192,6 +192,20 @@ class Command(FieldsValue):
 
 
 @attrs.frozen(repr=False, eq=False)
+class Event(FieldsValue):
+    """A QMP event a VM's monitors may send, as ``query-qmp-schema`` shows it.
+
+    :ivar name: the event name (``DEVICE_DELETED``).
+    :ivar data: the struct of its ``data`` (:data:`NO_DATA` for none).
+    :ivar features: QAPI features (``deprecated``).
+    """
+
+    name: str
+    data: ObjectType = NO_DATA
+    features: tuple[str, ...] = ()
+
+
+@attrs.frozen(repr=False, eq=False)
 class HmpCommand(FieldsValue):
     """An HMP command (a row of QEMU's ``hmp-commands.hx``).
 
@@ -227,6 +241,7 @@ class CommandTable:
 
     def __init__(self) -> None:
         self._qmp: dict[str, Command] = {}
+        self._events: dict[str, Event] = {}
         self._hmp_commands: list[HmpCommand] | None = None
         self._hmp_builtins: Callable[[], Iterable[HmpCommand]] = tuple
 
@@ -250,6 +265,18 @@ class CommandTable:
             raise ValueError(f"QMP command {command.name!r} is already registered")
         self._qmp[command.name] = command
         return command
+
+    def register_event(self, event: Event) -> Event:
+        """Declare an event the monitors may send (for ``query-qmp-schema``); a
+        name can be declared once."""
+        if event.name in self._events:
+            raise ValueError(f"QMP event {event.name!r} is already declared")
+        self._events[event.name] = event
+        return event
+
+    def events(self) -> list[Event]:
+        """The declared events, in declaration order."""
+        return list(self._events.values())
 
     def register_hmp(self, command: HmpCommand) -> HmpCommand:
         """Add an HMP command (or ``info`` subcommand)."""

@@ -31,6 +31,10 @@ from plugins.commands import (
     NO_DATA,
     Arg,
     Command,
+    EnumType,
+    Event,
+    Member,
+    ObjectType,
     CommandNotFoundError,
     CommandTable,
     HmpCommand,
@@ -360,6 +364,33 @@ BUILTIN_COMMANDS: tuple[Command, ...] = (
 """Module constant (immutable): the built-in QMP commands."""
 
 
+#: QEMU's ``ShutdownCause``
+SHUTDOWN_CAUSES = ("none", "host-error", "host-qmp-quit", "host-qmp-system-reset",
+                   "host-signal", "host-ui", "guest-shutdown", "guest-reset", "guest-panic",
+                   "subsystem-reset", "snapshot-load")
+_DEVICE_AND_PATH = ObjectType("q_obj_DEVICE_DELETED-arg", (Member("device", "str", True),
+                                                            Member("path")))
+
+BUILTIN_EVENTS: tuple[Event, ...] = (
+    Event("SHUTDOWN", ObjectType("q_obj_SHUTDOWN-arg", (
+        Member("guest", "bool"), Member("reason", EnumType("ShutdownCause", SHUTDOWN_CAUSES))))),
+    Event("POWERDOWN"),
+    Event("STOP"),
+    Event("RESUME"),
+    Event("DEVICE_DELETED", _DEVICE_AND_PATH),
+    Event("DEVICE_UNPLUG_GUEST_ERROR", ObjectType("q_obj_DEVICE_UNPLUG_GUEST_ERROR-arg",
+                                                  _DEVICE_AND_PATH.members)),
+    Event("ACPI_DEVICE_OST", ObjectType("q_obj_ACPI_DEVICE_OST-arg", (Member(
+        "info", ObjectType("ACPIOSTInfo", (
+            Member("device", "str", True), Member("slot"),
+            Member("slot-type", EnumType("ACPISlotType", ("DIMM", "CPU"))),
+            Member("source", "int"), Member("status", "int")))),))),
+    Event("MEM_UNPLUG_ERROR", ObjectType("q_obj_MEM_UNPLUG_ERROR-arg", (
+        Member("device"), Member("msg"))), features=("deprecated",)),
+)
+"""Module constant (immutable): the events pyqom's own code sends."""
+
+
 def _builtin_hmp_commands() -> tuple[HmpCommand, ...]:
     from plugins.monitor.hmp import BUILTIN_HMP_COMMANDS
 
@@ -378,6 +409,8 @@ def build_command_table(vm: VM) -> CommandTable:
     for command in BUILTIN_COMMANDS:
         table.register(command)
     register_probe_commands(table)
+    for event in BUILTIN_EVENTS:
+        table.register_event(event)
     table.hmp_builtins_from(_builtin_hmp_commands)
     vm.pm.hook.qom_register_monitor_commands(commands=table)
     return table

@@ -2,7 +2,8 @@
 
 QEMU 7.2's ``SchemaInfo`` list (``qapi/introspect.py``): first one entry per
 command, in the table's order (``meta-type`` ``command`` with ``arg-type``
-and ``ret-type``), then every type those name, in the order they were first
+and ``ret-type``), then one per declared event (``meta-type`` ``event``, the
+``arg-type`` of its data), then every type those name, in the order they were first
 named: structs (``object``, with ``members``; an optional member has
 ``"default": null``), ``enum`` (``members`` and ``values``), ``array``
 (``element-type``) and ``builtin`` (``json-type``).  Built-in types keep
@@ -155,6 +156,12 @@ def qmp_schema(table: CommandTable, vm: MonitoredVm) -> list[dict[str, Any]]:
         ret_type = generator.use(command.returns)
         entries.append({"name": name, "ret-type": ret_type, "meta-type": "command",
                         "arg-type": arg_type})
+    for event in table.events():
+        entry: dict[str, Any] = {"name": event.name, "meta-type": "event",
+                                 "arg-type": generator.use(event.data)}
+        if event.features:
+            entry["features"] = list(event.features)
+        entries.append(entry)
     done = 0
     while done < len(generator.types):   # entries name further types as they go
         shown, schema_type = generator.types[done]

@@ -281,11 +281,14 @@ def test_the_schema_is_in_qemus_format() -> None:
                    for entry in qemu_schema
                    if entry["meta-type"] != "object" or "tag" not in entry}
     kinds = [entry["meta-type"] for entry in schema]
-    assert kinds == sorted(kinds, key=lambda kind: kind != "command")
+    order = ("command", "event")
+    assert kinds == sorted(kinds, key=lambda kind: order.index(kind) if kind in order else 2)
     masked = []
     for entry in schema:
         if entry["meta-type"] == "object" and "tag" in entry:
             assert list(entry) == ["name", "tag", "variants", "members", "meta-type"]
+        elif "features" in entry:
+            assert list(entry) == [*qemu_shapes[entry["meta-type"]], "features"]
         else:
             assert list(entry) == qemu_shapes[entry["meta-type"]], entry
         if entry["meta-type"] in ("object", "enum"):
@@ -296,6 +299,14 @@ def test_the_schema_is_in_qemus_format() -> None:
     for entry in schema:
         if entry["meta-type"] == "builtin":
             assert entry == qemu_builtins[entry["name"]]
+    qemu_events = {entry["name"]: entry for entry in qemu_schema
+                   if entry["meta-type"] == "event"}
+    for entry in schema:
+        if entry["meta-type"] == "event":
+            theirs = qemu_events[entry["name"]]
+            assert entry.get("features") == theirs.get("features"), entry["name"]
+            assert _unmask(schema, entry["arg-type"]) == _unmask(
+                qemu_schema, theirs["arg-type"]), entry["name"]
     qemu_commands = {entry["name"]: entry for entry in qemu_schema
                      if entry["meta-type"] == "command"}
     for entry in schema:
