@@ -31,13 +31,13 @@ from plugins.commands import (
     NO_DATA,
     Arg,
     Command,
-    EnumType,
-    Event,
-    Member,
-    ObjectType,
     CommandNotFoundError,
     CommandTable,
+    EnumType,
+    Event,
     HmpCommand,
+    Member,
+    ObjectType,
 )
 from plugins.device_events import removal_outcome
 from plugins.monitor.memdump import save
