@@ -25,11 +25,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 import qom
 from backends.base import query_memdev
 from plugins.commands import (
     NO_DATA,
     Arg,
+    ArrayType,
     Command,
     CommandNotFoundError,
     CommandTable,
@@ -38,6 +41,7 @@ from plugins.commands import (
     HmpCommand,
     Member,
     ObjectType,
+    SchemaType,
 )
 from plugins.device_events import removal_outcome
 from plugins.monitor.memdump import save
@@ -321,6 +325,51 @@ def _object_add_arguments(vm: Any) -> Any:
     return object_add_arguments(vm)
 
 
+#: QEMU's ``RunState``
+RUN_STATES = ("debug", "inmigrate", "internal-error", "io-error", "paused", "postmigrate",
+              "prelaunch", "finish-migrate", "restore-vm", "running", "save-vm", "shutdown",
+              "suspended", "watchdog", "guest-panicked", "colo")
+_ACPI_OST_INFO = ObjectType("ACPIOSTInfo", (
+    Member("device", "str", True), Member("slot"),
+    Member("slot-type", EnumType("ACPISlotType", ("DIMM", "CPU"))),
+    Member("source", "int"), Member("status", "int")))
+_PROPERTY_INFO = ObjectType("ObjectPropertyInfo", (
+    Member("name"), Member("type"), Member("description", "str", True),
+    Member("default-value", "any", True)))
+_RETURNS: dict[str, SchemaType] = {
+    "query-version": ObjectType("VersionInfo", (
+        Member("qemu", ObjectType("VersionTriple", (
+            Member("major", "int"), Member("minor", "int"), Member("micro", "int")))),
+        Member("package"))),
+    "query-commands": ArrayType(ObjectType("CommandInfo", (Member("name"),))),
+    "query-status": ObjectType("StatusInfo", (
+        Member("running", "bool"), Member("singlestep", "bool"),
+        Member("status", EnumType("RunState", RUN_STATES)))),
+    "query-kvm": ObjectType("KvmInfo", (Member("enabled", "bool"), Member("present", "bool"))),
+    "query-memory-size-summary": ObjectType("MemoryInfo", (
+        Member("base-memory", "int"), Member("plugged-memory", "int", True))),
+    "query-memdev": ArrayType(ObjectType("Memdev", (
+        Member("id", "str", True), Member("size", "int"), Member("merge", "bool"),
+        Member("dump", "bool"), Member("prealloc", "bool"), Member("share", "bool"),
+        Member("reserve", "bool", True), Member("host-nodes", ArrayType("int")),
+        Member("policy", EnumType("HostMemPolicy",
+                                  ("default", "preferred", "bind", "interleave")))))),
+    "query-acpi-ospm-status": ArrayType(_ACPI_OST_INFO),
+    "qom-list": ArrayType(_PROPERTY_INFO),
+    "qom-list-properties": ArrayType(_PROPERTY_INFO),
+    "device-list-properties": ArrayType(_PROPERTY_INFO),
+    "qom-list-types": ArrayType(ObjectType("ObjectTypeInfo", (
+        Member("name"), Member("abstract", "bool", True), Member("parent", "str", True)))),
+    "human-monitor-command": "str",
+}
+
+
+def _with_returns(commands: tuple[Command, ...]) -> tuple[Command, ...]:
+    """The commands with the return types of :data:`_RETURNS` declared."""
+    return tuple(attrs.evolve(command, returns=_RETURNS[command.name])
+                 if command.name in _RETURNS else command for command in commands)
+
+
 BUILTIN_COMMANDS: tuple[Command, ...] = (
     Command("qmp_capabilities", qmp_capabilities, (Arg("enable", "array", True),), returns=NO_DATA),
     Command("query-version", query_version),
@@ -362,6 +411,7 @@ BUILTIN_COMMANDS: tuple[Command, ...] = (
             (Arg("id"), Arg("timeout", "number", True))),
 )
 """Module constant (immutable): the built-in QMP commands."""
+BUILTIN_COMMANDS = _with_returns(BUILTIN_COMMANDS)
 
 
 #: QEMU's ``ShutdownCause``
@@ -380,11 +430,8 @@ BUILTIN_EVENTS: tuple[Event, ...] = (
     Event("DEVICE_DELETED", _DEVICE_AND_PATH),
     Event("DEVICE_UNPLUG_GUEST_ERROR", ObjectType("q_obj_DEVICE_UNPLUG_GUEST_ERROR-arg",
                                                   _DEVICE_AND_PATH.members)),
-    Event("ACPI_DEVICE_OST", ObjectType("q_obj_ACPI_DEVICE_OST-arg", (Member(
-        "info", ObjectType("ACPIOSTInfo", (
-            Member("device", "str", True), Member("slot"),
-            Member("slot-type", EnumType("ACPISlotType", ("DIMM", "CPU"))),
-            Member("source", "int"), Member("status", "int")))),))),
+    Event("ACPI_DEVICE_OST", ObjectType("q_obj_ACPI_DEVICE_OST-arg",
+                                        (Member("info", _ACPI_OST_INFO),))),
     Event("MEM_UNPLUG_ERROR", ObjectType("q_obj_MEM_UNPLUG_ERROR-arg", (
         Member("device"), Member("msg"))), features=("deprecated",)),
 )

@@ -340,9 +340,11 @@ def _shape(value: Any, like: Any = None) -> Any:
         return [_shape(value[0], like[0] if isinstance(like, list) else None)]
     if isinstance(value, dict):
         names = like if isinstance(like, dict) else value
+        missing = [name for name in names if name not in value]
+        assert not missing, f"members QEMU does not have: {missing}"
         return {name: (value[name][0], _shape(value[name][1],
                                               like[name][1] if isinstance(like, dict) else None))
-                for name in names if name in value}
+                for name in names}
     if isinstance(value, tuple):
         return "enum"
     return value
