@@ -553,3 +553,13 @@ def test_a_monitor_on_an_inherited_connected_socket_as_qemu(tmp_path: Path) -> N
 
 PACKAGE_FREE = re.compile(rb'"package": "[^"]*"')
 TIMESTAMP_FREE = re.compile(rb'"timestamp": \{[^}]*\}, ')
+
+
+def test_the_accelerator_and_machine_types_are_qemus() -> None:
+    """``qom-list-types``: ``tcg-accel`` (what libvirt looks for before it offers
+    domain type ``qemu``), its abstract parent and the ``none`` machine, as QEMU's."""
+    commands = (("qom-list-types", {"abstract": True}),)
+    theirs = _entries(_query([qemu_or_skip()], *commands)[1])
+    mine = _entries(_query(_pyqom(), *commands)[1])
+    for name in ("accel", "tcg-accel", "none-machine", "machine"):
+        assert mine[name] == theirs[name]
