@@ -177,6 +177,8 @@ class CommandLine(FieldsRepr):
     pidfile: str | None = None
     #: ``-no-shutdown``: a guest shutdown stops the VM instead of ending pyqom
     no_shutdown: bool = False
+    #: ``-overcommit mem-lock=on``: all memory locked (``mlockall``) after board init
+    mem_lock: bool = False
     #: ``-uuid``: the VM's UUID (``query-uuid``), lower case
     uuid: str = "00000000-0000-0000-0000-000000000000"
     #: how many of :attr:`monitors` came from ``-mon``
@@ -516,10 +518,9 @@ def _apply_host_option(line: CommandLine, option: str, value: str) -> None:
     """The options that describe the host process rather than the machine
     (what libvirt passes): honoured where pyqom can, else refused in words."""
     if option == "-overcommit":
+        # cpu-pm only matters to KVM: under TCG QEMU takes and ignores it too
         opts = _opts_checked(option, value, {"mem-lock": "bool", "cpu-pm": "bool"})
-        for name, setting in opts.items():
-            if setting == "on":
-                raise _unsupported(option, value, f"-overcommit {name}=on")
+        line.mem_lock = opts.get("mem-lock", "off") == "on"
     elif option == "-uuid":
         line.uuid = _parse_uuid(value)
     elif option == "-rtc":
@@ -778,6 +779,8 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
             raise _after_monitors(StartupError.unlocated(err)) from None
         if line.kernel is not None:
             _boot_kernel(vm, line, warn)
+        if line.mem_lock:
+            _lock_memory(warn)
         for text, options, source in line.devices:
             try:
                 qom.device_add(vm.tree, options, source)
@@ -794,6 +797,19 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
         vm.shutdown_reason = "host-error"
         vm.close()
         raise
+
+
+def _lock_memory(warn: Warn) -> None:
+    """``-overcommit mem-lock=on`` (QEMU's ``realtime_init``, after board init):
+    ``mlockall(MCL_CURRENT | MCL_FUTURE)``, or QEMU's two lines and exit 1."""
+    import ctypes
+    import os
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    mcl_current, mcl_future = 1, 2          # <sys/mman.h> on Linux
+    if libc.mlockall(mcl_current | mcl_future) != 0:
+        warn(f"mlockall: {os.strerror(ctypes.get_errno())}")
+        raise _after_monitors(StartupError("locking memory failed"))
 
 
 def _start_none_machine(vm: VM, line: CommandLine, config: MemoryConfig, warn: Warn) -> None:

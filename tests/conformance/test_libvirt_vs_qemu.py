@@ -161,6 +161,7 @@ def test_accelerators_as_a_qemu_without_them(tmp_path: Path, args: tuple[str, ..
 
 @pytest.mark.parametrize("option", [
     ("-overcommit", "mem-lock=off,cpu-pm=off"), ("-overcommit", "mem-lock=maybe"),
+    ("-overcommit", "mem-lock=on"), ("-overcommit", "cpu-pm=on"),
     ("-overcommit", "bogus=on"), ("-uuid", "not-a-uuid"),
     ("-uuid", "2ac93e71-214d-4e90-b339-14139fbf0db"), ("-rtc", "base=utc,clock=host"),
     ("-rtc", "bogus=1"), ("-boot", "strict=on"), ("-boot", "strict=maybe"),
@@ -563,3 +564,38 @@ def test_the_accelerator_and_machine_types_are_qemus() -> None:
     mine = _entries(_query(_pyqom(), *commands)[1])
     for name in ("accel", "tcg-accel", "none-machine", "machine"):
         assert mine[name] == theirs[name]
+
+
+def _locked_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmLck:\s+(\d+) kB", status, re.M).group(1))  # type: ignore[union-attr]
+
+
+def test_mem_lock_locks_the_guest_ram_as_qemu(tmp_path: Path) -> None:
+    """``-overcommit mem-lock=on``: after board init everything is locked, guest
+    RAM included (at least its 128 MiB), in QEMU and in pyqom."""
+    locked = []
+    for name, program in (("qemu", [qemu_or_skip()]), ("pyqom", _pyqom())):
+        sock = tmp_path / f"{name}.sock"
+        process = subprocess.Popen(
+            [*program, "-machine", "pc", "-accel", "tcg", "-display", "none", "-nodefaults",
+             "-m", "128M", "-S", "-overcommit", "mem-lock=on",
+             "-qmp", f"unix:{sock},server=on,wait=off"], env=pyqom_env())
+        try:
+            _quit_after(sock, lambda pid=process.pid: locked.append(_locked_kib(pid)))
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert all(kib >= 128 * 1024 for kib in locked), locked
+
+
+def _quit_after(sock: Path, check: Any) -> None:
+    async def go() -> None:
+        client = await connect_qmp("test", sock)
+        await client.execute("query-status")      # start-up is over
+        check()
+        await client.execute("quit")
+        await client.disconnect()
+    asyncio.run(go())

@@ -37,8 +37,6 @@ def run(*args: str) -> tuple[int, str, str]:
     (["-audiodev", "pa,id=a1"], "-audiodev pa,id=a1: pyqom does not support the audio "
      "driver 'pa' (only none)\n"),
     (["-audiodev", "none"], "-audiodev none: Parameter 'id' is missing\n"),
-    (["-overcommit", "mem-lock=on"], "-overcommit mem-lock=on: pyqom does not support "
-     "-overcommit mem-lock=on\n"),
     (["-rtc", "base=localtime"], "-rtc base=localtime: pyqom does not support -rtc "
      "base=localtime (it has no RTC)\n"),
     (["-rtc", "driftfix=slew"], "-rtc driftfix=slew: pyqom does not support -rtc driftfix "
