@@ -1,7 +1,9 @@
 """libvirt drives pyqom: the README's domain (pyqom as ``<emulator>``, its OSPM
 guest as ``<kernel>``) defined, started, given a DIMM with ``attach-device``,
 shown by ``dumpxml``, the DIMM taken back with ``detach-device`` (the guest
-ejects it), destroyed and undefined, all with the real ``virsh``.
+ejects it), destroyed and undefined, all with the real ``virsh``; with one
+and with two NUMA cells; and a guest that refuses the unplug (libvirt says
+so) and powers off on ``virsh shutdown``.
 
 The daemon is Debian's ``libvirtd`` (``libvirt-daemon-system``; CI installs
 it), started by hand as root with a private configuration: in a mount
@@ -155,6 +157,58 @@ def test_virsh_sees_pyqom(libvirtd: Libvirtd) -> None:
     assert "<vcpu max='255'/>" in caps
 
 
+def _domain_files(tmp_path: Path, *, cmdline: str = "") -> tuple[Path, Path]:
+    """The README's domain for this test's pyqom and guest, and its DIMM."""
+    kernel = build_guest(tmp_path)
+    console = tmp_path / "console.txt"
+    xml = (_readme_block("libvirt-domain")
+           .replace("/path/to/pyqom/.venv/bin/pyqom", _pyqom_program())
+           .replace("/path/to/pyqom/pyqom/guest/ospm.elf", kernel)
+           .replace("/tmp/pyqom-guest.txt", str(console)))
+    if cmdline:
+        xml = xml.replace("</kernel>", f"</kernel>\n    <cmdline>{cmdline}</cmdline>")
+    (tmp_path / "domain.xml").write_text(xml)
+    (tmp_path / "dimm.xml").write_text(_readme_block("libvirt-dimm"))
+    return tmp_path / "domain.xml", console
+
+
+def _dimm(libvirtd: Libvirtd) -> str:
+    live = libvirtd.virsh("dumpxml", DOMAIN)
+    found = re.search(r"<memory model='dimm'>.*?</memory>", live, re.S)
+    assert found is not None, live
+    return found.group(0)
+
+
+def test_a_guest_that_refuses_and_a_guest_that_powers_off(libvirtd: Libvirtd,
+                                                          tmp_path: Path) -> None:
+    """The guest's ``_OST`` refusal (``ost-fail``) reaches libvirt as QEMU's
+    ``ACPI_DEVICE_OST`` does: ``detach-device`` fails with libvirt's words and
+    the DIMM stays; ``virsh shutdown`` presses the power button, the guest
+    (``powerbutton``) powers off, pyqom stops (``-no-shutdown``) and libvirt
+    ends the domain (``on_poweroff`` destroy)."""
+    domain, console = _domain_files(tmp_path, cmdline="ost-fail powerbutton")
+    libvirtd.virsh("define", str(domain))
+    try:
+        libvirtd.virsh("start", DOMAIN)
+        _until(lambda: console.exists() and b"ready\n" in console.read_bytes(), "the guest")
+        libvirtd.virsh("attach-device", DOMAIN, str(tmp_path / "dimm.xml"), "--live")
+        (tmp_path / "live-dimm.xml").write_text(_dimm(libvirtd))
+        refused = subprocess.run(["virsh", "-c", libvirtd.uri, "detach-device", DOMAIN,
+                                  str(tmp_path / "live-dimm.xml"), "--live"],
+                                 capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 1
+        assert "unplug of device was rejected by the guest" in refused.stderr
+        assert b"ost slot 0 event 0x103 status 0x1\n" in console.read_bytes()
+        assert "<alias name='dimm0'/>" in _dimm(libvirtd)
+        libvirtd.virsh("shutdown", DOMAIN)
+        _until(lambda: libvirtd.virsh("domstate", DOMAIN, "--reason").strip()
+               == "shut off (shutdown)", "the guest to power off")
+        assert console.read_bytes().endswith(b"power button\npoweroff\n")
+    finally:
+        libvirtd.virsh("destroy", DOMAIN, check=False)
+        libvirtd.virsh("undefine", DOMAIN)
+
+
 #: the README's second NUMA cell (its "two cells" variant)
 SECOND_CELL = "      <cell id='1' cpus='1' memory='128' unit='MiB'/>\n"
 
@@ -163,13 +217,9 @@ SECOND_CELL = "      <cell id='1' cpus='1' memory='128' unit='MiB'/>\n"
 def test_define_start_attach_detach_destroy_undefine(libvirtd: Libvirtd, tmp_path: Path,
                                                       cells: int) -> None:
     """With two cells (two vCPUs, 256 MiB) the DIMM goes on node 1."""
-    kernel = build_guest(tmp_path)
-    console = tmp_path / "console.txt"
-    xml = (_readme_block("libvirt-domain")
-           .replace("/path/to/pyqom/.venv/bin/pyqom", _pyqom_program())
-           .replace("/path/to/pyqom/pyqom/guest/ospm.elf", kernel)
-           .replace("/tmp/pyqom-guest.txt", str(console)))
-    dimm_xml = _readme_block("libvirt-dimm")
+    domain, console = _domain_files(tmp_path)
+    xml = domain.read_text()
+    dimm_xml = (tmp_path / "dimm.xml").read_text()
     node = cells - 1
     if cells == 2:
         cell = "      <cell id='0' cpus='0' memory='128' unit='MiB'/>\n"
@@ -186,16 +236,14 @@ def test_define_start_attach_detach_destroy_undefine(libvirtd: Libvirtd, tmp_pat
     _until(lambda: console.exists() and b"ready\n" in console.read_bytes(), "the guest")
 
     libvirtd.virsh("attach-device", DOMAIN, str(tmp_path / "dimm.xml"), "--live")
-    live = libvirtd.virsh("dumpxml", DOMAIN)
-    dimm = re.search(r"<memory model='dimm'>.*?</memory>", live, re.S)
-    assert dimm is not None, live
-    assert "<size unit='KiB'>131072</size>" in dimm.group(0)
-    assert f"<node>{node}</node>" in dimm.group(0)
-    assert "<alias name='dimm0'/>" in dimm.group(0)
-    assert "<address type='dimm' slot='0' base='0x100000000'/>" in dimm.group(0)
+    dimm = _dimm(libvirtd)
+    assert "<size unit='KiB'>131072</size>" in dimm
+    assert f"<node>{node}</node>" in dimm
+    assert "<alias name='dimm0'/>" in dimm
+    assert "<address type='dimm' slot='0' base='0x100000000'/>" in dimm
     _until(lambda: b"online slot 0\n" in console.read_bytes(), "the guest to online it")
 
-    (tmp_path / "live-dimm.xml").write_text(dimm.group(0))
+    (tmp_path / "live-dimm.xml").write_text(dimm)
     out = libvirtd.virsh("detach-device", DOMAIN, str(tmp_path / "live-dimm.xml"), "--live")
     assert "Device detached successfully" in out
     assert b"ejected slot 0\n" in console.read_bytes()
