@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from devices.numa import NumaState
 from plugins import hookimpl
-from qom import Object, QomError, TypeInfo, TypeRegistry
+from qom import Object, ObjectClass, QomError, TypeInfo, TypeRegistry
+from qom.device import SLOT_GET_HOTPLUG_HANDLER
 
 if TYPE_CHECKING:
     from qom import ObjectTree
@@ -30,6 +32,8 @@ class NoneMachine(Object):
     cpus: list[Any] = attrs.field(factory=list)
     cpu_slots: list[Any] = attrs.field(factory=list)
     cpu_type: str = ""
+    #: no NUMA nodes (``info numa`` says ``0 nodes``)
+    numa: NumaState = attrs.field(factory=NumaState)
 
     def query_memory_devices(self) -> list[dict[str, Any]]:
         """No memory devices can be plugged: QEMU answers ``[]``."""
@@ -40,10 +44,20 @@ class NoneMachine(Object):
         return {"base-memory": 0, "plugged-memory": 0}
 
 
+def _no_hotplug_handler(machine: Object, device: Any) -> None:
+    """Nothing can be plugged: QEMU's "can not be hotplugged on this machine"."""
+    return None
+
+
+def _none_machine_class_init(klass: ObjectClass, data: Any) -> None:
+    klass.slots[SLOT_GET_HOTPLUG_HANDLER] = _no_hotplug_handler
+
+
 @hookimpl
 def qom_register_types(registry: TypeRegistry) -> None:
     """``none-machine`` under ``machine`` (registered by :mod:`devices.machine`)."""
-    registry.register(TypeInfo(name=TYPE_NONE_MACHINE, parent="machine", impl=NoneMachine))
+    registry.register(TypeInfo(name=TYPE_NONE_MACHINE, parent="machine", impl=NoneMachine,
+                               class_init=_none_machine_class_init))
 
 
 def create_none_machine(tree: ObjectTree, *, ram_size: int) -> NoneMachine:

@@ -599,3 +599,14 @@ def _quit_after(sock: Path, check: Any) -> None:
         await client.execute("quit")
         await client.disconnect()
     asyncio.run(go())
+
+
+def test_the_none_machine_in_hmp_and_device_add_as_qemu(tmp_path: Path) -> None:
+    """Nothing to show in ``info mtree`` and ``info numa``; a DIMM cannot be plugged."""
+    assert_same(tmp_path, ("-machine", "none", "-S", "-nodefaults", "-display", "none"),
+                _qmp("human-monitor-command", {"command-line": "info mtree"}),
+                _qmp("human-monitor-command", {"command-line": "info numa"}),
+                _qmp("object-add", {"qom-type": "memory-backend-ram", "id": "m1",
+                                    "size": 1 << 20}),
+                _qmp("device_add", {"driver": "pc-dimm", "id": "d1", "memdev": "m1"}),
+                _qmp("query-memory-devices"), _qmp("query-memdev"))
