@@ -154,6 +154,8 @@ class MemoryBackend(Object):
     _region: Object | None = attrs.field(default=None, init=False)
     #: the file or memfd behind the memory, -1 for anonymous memory
     _fd: int = attrs.field(default=-1, init=False)
+    #: what :meth:`plan_complete` found, while a plan holds the backend
+    _planned: HostMemory | None = attrs.field(default=None, init=False)
 
     # -- state -----------------------------------------------------------
 
@@ -164,8 +166,15 @@ class MemoryBackend(Object):
 
     @property
     def host_memory(self) -> HostMemory | None:
-        """The host memory, or ``None`` before ``complete()`` / after release."""
-        return self._mapping.memory if self._mapping is not None else None
+        """The host memory, or ``None`` before ``complete()`` / after release.
+
+        While a plan (``x-plan-plug``) holds this backend, the planned
+        :class:`~backends.host.HostMemory` :meth:`plan_complete` worked out
+        (``planned`` true): what the memory would be, with no memory behind it.
+        """
+        if self._mapping is not None:
+            return self._mapping.memory
+        return self._planned
 
     def is_mapped(self) -> bool:
         """True while a frontend uses this backend (QEMU's ``host_memory_backend_is_mapped``)."""
@@ -197,6 +206,31 @@ class MemoryBackend(Object):
         # Only concrete backend types are instantiated, and each overrides this.
         raise TypeError(f"memory backend type '{self.type_name}' does not implement alloc()")
 
+    def plan_alloc(self) -> HostMemory:
+        """What :meth:`alloc` would give, by the same checks in the same order, without
+        allocating or mapping anything; raise what :meth:`alloc` would raise.
+
+        Backend types that cannot be planned (their allocation changes the host,
+        such as creating a file) raise :class:`MemoryBackendError` saying so.
+        """
+        raise MemoryBackendError(f"x-plan-plug: {self.type_name} cannot be planned;"
+                                 " add it with object-add, then plan the device")
+
+    def plan_complete(self) -> HostMemory:
+        """The dry run of :meth:`complete`: its checks, in its order, with nothing
+        allocated, mapped, bound or populated.  Until :meth:`release_memory`,
+        :attr:`host_memory` is the returned planned memory.
+
+        Beyond the checks, what only the host can tell (an ``mmap`` or ``mbind``
+        the kernel refuses) is not predicted.
+        """
+        planned = self.plan_alloc()
+        self._check_numa_policy()
+        if self.prealloc:
+            self._check_prealloc_headroom(planned.size, planned.page_size)
+        self._planned = planned
+        return planned
+
     def complete(self) -> None:
         """user-creatable: allocate, then madvise, NUMA policy and prealloc (QEMU's order)."""
         if self._mapping is not None:
@@ -223,7 +257,7 @@ class MemoryBackend(Object):
         self.add_child(f"{escape_region_name(self.region_name)}[*]", region)
         self._region = region
 
-    def _apply_numa(self, mapping: HostMapping) -> None:
+    def _check_numa_policy(self) -> None:
         nodes = self.host_nodes
         if nodes and self.policy == "default":
             raise MemoryBackendError(
@@ -231,6 +265,10 @@ class MemoryBackend(Object):
                 " specify a policy other than default")
         if not nodes and self.policy != "default":
             raise MemoryBackendError(f"host-nodes must be set for policy {self.policy}")
+
+    def _apply_numa(self, mapping: HostMapping) -> None:
+        self._check_numa_policy()
+        nodes = self.host_nodes
         if not nodes:
             return
         memory = mapping.memory
@@ -239,25 +277,28 @@ class MemoryBackend(Object):
         except OSError as err:
             raise errno_message("cannot bind memory to host NUMA nodes", err) from err
 
-    def charges_memory(self) -> bool:
-        """Whether populating this backend takes memory its cgroup counts and the
-        kernel cannot drop (anonymous or shared memory; not a shared file's page
-        cache, not huge pages)."""
-        memory = self.host_memory
-        return memory is not None and memory.page_size == host.PAGE_SIZE
+    def charges_memory(self, page_size: int) -> bool:
+        """Whether populating this backend (of ``page_size`` pages) takes memory its
+        cgroup counts and the kernel cannot drop (anonymous or shared memory; not
+        a shared file's page cache, not huge pages)."""
+        return page_size == host.PAGE_SIZE
+
+    def _check_prealloc_headroom(self, size: int, page_size: int) -> None:
+        """Beyond QEMU 7.2, whose process the kernel OOM-kills when the cgroup's
+        limit is reached half-way through: refuse up front."""
+        if not self.charges_memory(page_size):
+            return
+        headroom = host.cgroup_memory_headroom()
+        if headroom is not None and size > headroom[0]:
+            raise MemoryBackendError(
+                "qemu_prealloc_mem: preallocating memory failed: Cannot allocate memory"
+                f" (the memory cgroup {headroom[1]} allows {headroom[0]} more bytes,"
+                f" {size} asked)")
 
     def _do_prealloc(self) -> None:
-        memory = self.host_memory
+        memory = self._mapping.memory if self._mapping is not None else None
         assert memory is not None
-        if self.charges_memory():
-            # Beyond QEMU 7.2, whose process the kernel OOM-kills when the
-            # cgroup's limit is reached half-way through: refuse up front.
-            headroom = host.cgroup_memory_headroom()
-            if headroom is not None and memory.size > headroom[0]:
-                raise MemoryBackendError(
-                    "qemu_prealloc_mem: preallocating memory failed: Cannot allocate memory"
-                    f" (the memory cgroup {headroom[1]} allows {headroom[0]} more bytes,"
-                    f" {memory.size} asked)")
+        self._check_prealloc_headroom(memory.size, memory.page_size)
         context = self.prealloc_context
         try:
             prealloc(memory.address, memory.size, memory.page_size,
@@ -276,7 +317,8 @@ class MemoryBackend(Object):
                 f' "{host.OVERCOMMIT_MEMORY_PATH}" is "2"')
 
     def release_memory(self) -> None:
-        """Unmap and close everything this backend owns (idempotent)."""
+        """Unmap and close everything this backend owns (idempotent); forget a plan."""
+        self._planned = None
         region, self._region = self._region, None
         if region is not None and region.parent is self:
             region.unparent()
@@ -491,17 +533,10 @@ def register_base_types(registry: TypeRegistry) -> None:
             registry.register(info)
 
 
-def ram_alloc_from_fd(backend: MemoryBackend, fd: int, *, align: int = 0,
-                      readonly: bool = False, pmem: bool = False) -> HostMapping:
-    """QEMU 7.2's ``qemu_ram_alloc_from_fd`` + ``file_ram_alloc``: map ``fd`` for ``backend``.
-
-    Checks, in QEMU's order and with its messages: an existing non-empty file
-    smaller than the page-rounded size; ``align`` against the file system's
-    page size (``fstatfs``: the huge page size on hugetlbfs); a size below
-    the page size.  Only an empty file is truncated (grown) to the size; a
-    larger file is used as it is.  The caller owns ``fd`` and closes it (and
-    unlinks a file it created) if this raises.
-    """
+def _fd_region(backend: MemoryBackend, fd: int, *, align: int, readonly: bool,
+               grow: bool) -> tuple[int, int, int]:
+    """:func:`ram_alloc_from_fd`'s checks before the mapping: (page size, region
+    alignment, length to map); ``grow`` truncates an empty file to the length."""
     size = host.round_up(backend.size, host.PAGE_SIZE) % (1 << 64)
     try:
         file_size = os.lseek(fd, 0, os.SEEK_END)
@@ -521,13 +556,43 @@ def ram_alloc_from_fd(backend: MemoryBackend, fd: int, *, align: int = 0,
         raise MemoryBackendError(
             f"memory size 0x{size:x} must be equal to or larger than page size 0x{page_size:x}")
     length = host.round_up(size, page_size)
-    if file_size == 0:
+    if grow and file_size == 0:
         try:
             os.ftruncate(fd, length)
         except (OSError, OverflowError) as err:
             # QEMU only perror()s: mmap reports the real problem.
             _log.warning("ftruncate: %s", err)
     backend.check_noreserve(page_size=page_size, shared=backend.share, readonly=readonly)
+    return page_size, region_align, length
+
+
+def plan_from_fd(backend: MemoryBackend, fd: int, *, align: int = 0,
+                 readonly: bool = False) -> HostMemory:
+    """:func:`ram_alloc_from_fd`'s checks on ``fd`` (which it does not grow), and the
+    memory it would map, unmapped (for :meth:`MemoryBackend.plan_alloc`)."""
+    page_size, region_align, length = _fd_region(backend, fd, align=align,
+                                                 readonly=readonly, grow=False)
+    try:
+        host.check_mappable(length, region_align)
+    except OSError as err:
+        raise errno_message("unable to map backing store for guest RAM", err) from err
+    return host.planned_memory(size=backend.size, align=region_align, page_size=page_size,
+                               map_length=length, shared=backend.share, readonly=readonly)
+
+
+def ram_alloc_from_fd(backend: MemoryBackend, fd: int, *, align: int = 0,
+                      readonly: bool = False, pmem: bool = False) -> HostMapping:
+    """QEMU 7.2's ``qemu_ram_alloc_from_fd`` + ``file_ram_alloc``: map ``fd`` for ``backend``.
+
+    Checks, in QEMU's order and with its messages: an existing non-empty file
+    smaller than the page-rounded size; ``align`` against the file system's
+    page size (``fstatfs``: the huge page size on hugetlbfs); a size below
+    the page size.  Only an empty file is truncated (grown) to the size; a
+    larger file is used as it is.  The caller owns ``fd`` and closes it (and
+    unlinks a file it created) if this raises.
+    """
+    page_size, region_align, length = _fd_region(backend, fd, align=align,
+                                                 readonly=readonly, grow=True)
     try:
         mapping = HostMapping(size=backend.size, align=region_align, fd=fd,
                               shared=backend.share, readonly=readonly,

@@ -37,10 +37,11 @@ from backends.base import (
     MemoryBackendError,
     backend_property,
     errno_message,
+    plan_from_fd,
     ram_alloc_from_fd,
     register_base_types,
 )
-from backends.host import HostMapping
+from backends.host import HostMapping, HostMemory
 from plugins import hookimpl
 from qom import BOOL, SIZE, STR, InvalidPropertyValue, ObjectClass, TypeInfo, TypeRegistry
 
@@ -165,16 +166,38 @@ class FileBackend(MemoryBackend):
         self._fd = fd
         return mapping
 
-    def charges_memory(self) -> bool:
+    def charges_memory(self, page_size: int) -> bool:
         """A private mapping's pages are copies the cgroup counts; a shared file's
         are page cache the kernel can write back (a shared file on tmpfs is not
         checked)."""
-        return not self.share and super().charges_memory()
+        return not self.share and super().charges_memory(page_size)
+
+    def plan_alloc(self) -> HostMemory:
+        """:meth:`alloc`'s checks on the file, with nothing mapped or grown.
+
+        The file is opened as :meth:`alloc` opens it (``file_ram_open``): a
+        ``mem-path`` that does not exist yet is created, as the real
+        ``object-add`` creates it, and removed again before this returns; a
+        directory gets QEMU's temporary file, unlinked at once, as always.
+        """
+        if not self.size:
+            raise MemoryBackendError("can't create backend with size 0")
+        if not self.mem_path:
+            raise MemoryBackendError("mem-path property not set")
+        fd, created = file_ram_open(self.mem_path, self.region_name, self.readonly)
+        try:
+            return plan_from_fd(self, fd, align=self.align, readonly=self.readonly)
+        finally:
+            os.close(fd)
+            if created:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.mem_path)
 
     def on_unparent(self) -> None:
-        """QEMU's ``file_backend_unparent``: ``discard-data=on`` punches out the file."""
+        """QEMU's ``file_backend_unparent``: ``discard-data=on`` punches out the file
+        (not a planned backend's: a plan mapped nothing)."""
         memory = self.host_memory
-        if memory is not None and self.discard_data:
+        if memory is not None and not memory.planned and self.discard_data:
             host.libc().madvise(memory.address, memory.size, host.MADV_REMOVE)
 
     def refuse_before_visit(self, name: str) -> str | None:

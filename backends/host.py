@@ -164,6 +164,9 @@ class HostMemory(FieldsRepr):
     :ivar fd: the backing file descriptor, or -1 for anonymous memory.
     :ivar shared: ``MAP_SHARED`` (writes reach the file / other mappers).
     :ivar readonly: mapped without ``PROT_WRITE``.
+    :ivar planned: what a plan (``x-plan-plug``) worked out for a backend it
+        did not allocate: no memory behind it (``address`` 0, ``fd`` -1, an
+        empty ``view``), never to be mapped.
     """
 
     address: int
@@ -175,6 +178,25 @@ class HostMemory(FieldsRepr):
     fd: int = -1
     shared: bool = False
     readonly: bool = False
+    planned: bool = False
+
+
+def planned_memory(*, size: int, align: int, page_size: int = PAGE_SIZE,
+                   map_length: int | None = None, shared: bool = False,
+                   readonly: bool = False) -> HostMemory:
+    """The :class:`HostMemory` a :class:`HostMapping` of these arguments would have,
+    with nothing allocated (``planned`` is true)."""
+    length = map_length if map_length is not None else round_up(size, page_size)
+    return HostMemory(address=0, size=size, mapped_size=length, align=align,
+                      page_size=page_size, view=memoryview(b""), shared=shared,
+                      readonly=readonly, planned=True)
+
+
+def check_mappable(length: int, align: int) -> None:
+    """What :class:`HostMapping` refuses before asking the kernel: a length Python's
+    ``mmap`` cannot take (the kernel would refuse it anyway)."""
+    if length + align > (1 << 63) - 1:
+        raise os_error(errno.ENOMEM)
 
 
 class HostMapping:
@@ -192,10 +214,8 @@ class HostMapping:
         :param sync: try ``MAP_SYNC | MAP_SHARED_VALIDATE`` first (pmem=on, share=on).
         """
         length = map_length if map_length is not None else round_up(size, page_size)
+        check_mappable(length, align)
         total = length + align
-        if total > (1 << 63) - 1:
-            # Python's mmap takes a signed length; the kernel would refuse anyway.
-            raise os_error(errno.ENOMEM)
         lib = libc()
         self._mmap: mmap.mmap | None = mmap.mmap(
             -1, total, flags=mmap.MAP_PRIVATE | MAP_NORESERVE,

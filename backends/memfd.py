@@ -26,10 +26,11 @@ from backends.base import (
     MemoryBackendError,
     backend_property,
     errno_message,
+    plan_from_fd,
     ram_alloc_from_fd,
     register_base_types,
 )
-from backends.host import HostMapping
+from backends.host import HostMapping, HostMemory
 from plugins import hookimpl
 from qom import BOOL, SIZE, InvalidPropertyValue, Object, ObjectClass, TypeInfo, TypeRegistry
 
@@ -107,6 +108,18 @@ class MemfdBackend(MemoryBackend):
             raise
         self._fd = fd
         return mapping
+
+    def plan_alloc(self) -> HostMemory:
+        """:meth:`alloc`'s checks: a real memfd of the size (sparse: it holds no
+        memory until mapped and touched) is made, checked and closed, unmapped."""
+        if not self.size:
+            raise MemoryBackendError("can't create backend with size 0")
+        fd = memfd_create(TYPE_MEMORY_BACKEND_MEMFD, self.size, hugetlb=self.hugetlb,
+                          hugetlbsize=self.hugetlbsize, seals=SEALS if self.seal else 0)
+        try:
+            return plan_from_fd(self, fd)
+        finally:
+            os.close(fd)
 
     def refuse_before_visit(self, name: str) -> str | None:
         if name == "hugetlbsize" and self.inited:

@@ -132,8 +132,10 @@ class RngEgd(RngBackend):
     def open(self) -> None:
         """QEMU's ``rng_egd_opened``: find the chardev and become its front end."""
         chardevs = None
-        if self.tree is not None and self.tree.machine is not None:
-            chardevs = services_of(self.tree.machine).find(CHARDEVS)
+        if self.tree is not None:
+            # the machine's, or before the machine exists the tree root's
+            owner = self.tree.machine if self.tree.machine is not None else self.tree.root
+            chardevs = services_of(owner).find(CHARDEVS)
         if chardevs is None or chardevs.find(self.chardev) is None:
             raise DeviceNotFoundError(f"Device '{self.chardev}' not found")
         chardevs.attach(self.chardev, self)

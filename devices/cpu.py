@@ -72,14 +72,15 @@ def qom_register_types(registry: TypeRegistry) -> None:
 
 
 def create_cpus(tree: ObjectTree, pc: PcMachine, cpu_type: str = CPU_TYPE_QEMU64,
-                warn: Callable[[str], None] | None = None) -> None:
+                warn: Callable[[str], None] | None = None, *, amd: bool = True) -> None:
     """The present CPUs in ``/machine/unattached`` at QEMU's paths.
 
-    ``qemu64`` is an AMD model without ``topoext``: with threads, QEMU warns
-    once as the first CPU is realized (``warn`` gets the text after the
-    program name).
+    ``qemu64`` is an AMD model (``amd``: its vendor was not changed) without
+    ``topoext``: with threads, QEMU warns once as the first CPU is realized
+    (``warn`` gets the text after the program name).
     """
-    if warn is not None and cpu_type == CPU_TYPE_QEMU64 and pc.smp.threads > 1 and pc.smp.cpus:
+    if (warn is not None and amd and cpu_type == CPU_TYPE_QEMU64 and pc.smp.threads > 1
+            and pc.smp.cpus):
         warn(f"warning: This family of AMD CPU doesn't support hyperthreading"
              f"({pc.smp.threads})\nPlease configure -smp options properly or try enabling "
              "topoext feature.")

@@ -50,7 +50,9 @@ from plugins import hookimpl
 from plugins.phases import call_each, run_plug_phases, run_unplug_phases
 from plugins.services import ACPI, GUEST_MEMORY, services_of
 from qom import (
+    BOOL,
     SIZE,
+    STR,
     TYPE_OBJECT,
     Device,
     MemoryDevice,
@@ -100,6 +102,8 @@ MACHINE_DESCRIPTION: Final = "Standard PC (i440FX + PIIX, 1996)"
 MAIN_RAM_ID: Final = "pc.ram"
 ACPI_MAX_RAM_SLOTS: Final = 256
 DEFAULT_PHYS_BITS: Final = 40
+#: the CPUID vendor of pyqom's CPU models (``qemu64``, and ``max`` under TCG)
+CPU_VENDOR_AMD: Final = "AuthenticAMD"
 TARGET_PHYS_ADDR_SPACE_BITS: Final = 52
 DEFAULT_MAX_RAM_BELOW_4G: Final = 0xE0000000
 GIGABYTE_ALIGNED_LOWMEM: Final = 0xC0000000
@@ -188,9 +192,15 @@ class PcMachine(Object):
 
     memory: MemoryConfig = attrs.field(factory=lambda: MemoryConfig(128 << 20, 128 << 20, 0))
     phys_bits: int = DEFAULT_PHYS_BITS
+    #: the CPU's ``vendor`` (``-cpu ...,vendor=``): only an AMD CPU has the 1 TiB hole
+    cpu_vendor: str = CPU_VENDOR_AMD
     max_ram_below_4g: int = 0
     acpi: bool = True
     memory_hotplug_support: bool = True
+    #: ``-machine nvdimm=on``: NVDIMMs may be plugged (QEMU's ``nvdimms_state->is_enabled``)
+    nvdimm: bool = False
+    #: ``-machine nvdimm-persistence=cpu|mem-ctrl``, or ``None`` when not given
+    nvdimm_persistence: str | None = None
     hook: pluggy.HookRelay | None = None
 
     @property
@@ -283,20 +293,32 @@ class PcMachine(Object):
     # -- the hotplug handler of bus-less devices ------------------------------
 
     def pre_plug(self, device: Device) -> None:
-        """Place a memory device (slot, address), then ``qom_device_pre_plug``."""
+        """Place a memory device (slot, address), then ``qom_device_pre_plug``.
+
+        ``qom_memory_device_pre_plug`` runs once the machine knows it can tell
+        the guest (ACPI), before its other checks, as QEMU's ``pc_memory_pre_plug``
+        checks a device type's own requirements (``nvdimm=on``) there."""
         memory = as_memory_device(device)
         if memory is not None:
+            def device_checks() -> None:
+                self.relay.qom_memory_device_pre_plug(machine=self, device=device)
+
             memory_device.pre_plug(self, memory, enforce_aligned=bool(
-                self.object_class.slots[SLOT_ENFORCE_ALIGNED_DIMM]))
+                self.object_class.slots[SLOT_ENFORCE_ALIGNED_DIMM]), device_checks=device_checks)
         self.relay.qom_device_pre_plug(machine=self, device=device)
 
     def plug(self, device: Device, undo: UndoStack) -> None:
         """Record a memory device's slot and range as taken, then the plug phases."""
         memory = as_memory_device(device)
         if memory is not None:
-            bisect.insort(self._plugged, memory, key=lambda dev: dev.get_addr())
-            undo.push(lambda: self._forget(memory), "forget memory device")
+            self.record_plugged(memory, undo)
         run_plug_phases(self.relay, self, device, undo)
+
+    def record_plugged(self, memory: MemoryDevice, undo: UndoStack) -> None:
+        """Count ``memory``'s slot and range as taken (the plug's first step; a plan
+        does it too, so the next planned device is placed after it), undone by ``undo``."""
+        bisect.insort(self._plugged, memory, key=lambda dev: dev.get_addr())
+        undo.push(lambda: self._forget(memory), "forget memory device")
 
     def unplug_request(self, device: Device) -> None:
         """``device_del``: QEMU's checks, then ``qom_device_unplug_request``."""
@@ -356,6 +378,7 @@ def _pc_machine_class_init(klass: ObjectClass, data: Any) -> None:
     klass.add_property(Property(name="memory", type="MemorySizeConfiguration", getter=memory))
     klass.add_property(Property(name="smp", type="SMPConfiguration", getter=smp))
     klass.add_property(Property(name="hmat", type="bool", getter=hmat))
+    _add_nvdimm_properties(klass)
     klass.add_property(Property(name="device-memory-region-size", type="int",
                                 getter=region_size))
     klass.add_property(Property(name="max-ram-below-4g", type="size", kind=SIZE,
@@ -364,6 +387,46 @@ def _pc_machine_class_init(klass: ObjectClass, data: Any) -> None:
         "memory-backend", TYPE_MEMORY_BACKEND,
         get_target=lambda obj: obj.ram_backend,  # type: ignore[attr-defined]
         set_target=None))
+
+
+#: ``-machine nvdimm-persistence`` values and the NFIT capabilities they stand for
+NVDIMM_PERSISTENCE: Final = {"cpu": 3, "mem-ctrl": 2}
+
+
+def check_nvdimm_persistence(value: str) -> str:
+    """QEMU's ``machine_set_nvdimm_persistence`` check (its message names the option)."""
+    if value not in NVDIMM_PERSISTENCE:
+        raise QomError(f"-machine nvdimm-persistence={value}: unsupported option")
+    return value
+
+
+def _add_nvdimm_properties(klass: ObjectClass) -> None:
+    """``nvdimm`` and ``nvdimm-persistence``, which QEMU's pc machine has
+    (``nvdimm_supported``) whether or not an NVDIMM plugin is loaded."""
+
+    def get_nvdimm(obj: Object) -> bool:
+        assert isinstance(obj, PcMachine)
+        return obj.nvdimm
+
+    def set_nvdimm(obj: Object, value: bool) -> None:
+        assert isinstance(obj, PcMachine)
+        obj.nvdimm = value
+
+    def get_persistence(obj: Object) -> str:
+        assert isinstance(obj, PcMachine)
+        return obj.nvdimm_persistence or ""
+
+    def set_persistence(obj: Object, value: str) -> None:
+        assert isinstance(obj, PcMachine)
+        obj.nvdimm_persistence = check_nvdimm_persistence(value)
+
+    klass.add_property(Property(
+        name="nvdimm", type="bool", kind=BOOL, getter=get_nvdimm, setter=set_nvdimm,
+        description="Set on/off to enable/disable NVDIMM instantiation"))
+    klass.add_property(Property(
+        name="nvdimm-persistence", type="str", kind=STR, getter=get_persistence,
+        setter=set_persistence,
+        description="Set NVDIMM persistence. Valid values are cpu, mem-ctrl"))
 
 
 def _versioned(name: str, **flags: object) -> Any:
@@ -448,18 +511,22 @@ def machine_type_for(name: str) -> str:
 
 def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.HookRelay,
                       machine: str = "pc", phys_bits: int = DEFAULT_PHYS_BITS,
+                      cpu_vendor: str = CPU_VENDOR_AMD,
                       max_ram_below_4g: int = 0, acpi: bool = True,
                       memory_hotplug_support: bool = True, smp: SmpConfig | None = None,
                       numa_options: Sequence[numa.NumaOption] = (),
                       memory_backend: str | None = None, custom_ram_size: bool = True,
                       hmat: bool = False, cpu_type: str = CPU_TYPE_QEMU64,
-                      warn: Callable[[str], None] | None = None) -> PcMachine:
+                      warn: Callable[[str], None] | None = None, nvdimm: bool = False,
+                      nvdimm_persistence: str | None = None) -> PcMachine:
     """Build ``/machine`` and its RAM, then run ``qom_machine_init``.
 
     :param memory: the result of ``machine_set_mem``.
     :param hook: the plugin manager's ``hook`` relay.
     :param machine: a ``-machine`` name (``pc``) or a machine QOM type.
     :param phys_bits: the CPU's physical address bits (``-cpu qemu64,phys-bits=N``).
+    :param cpu_vendor: the CPU's vendor (``-cpu qemu64,vendor=...``); only for the
+        memory layout (the AMD 1 TiB hole): the guest's CPUID is Unicorn's.
     :param max_ram_below_4g: ``-machine pc,max-ram-below-4g=...`` (0 = default).
     :param acpi: False for ``-no-acpi``.
     :param memory_hotplug_support: ``-global PIIX4_PM.memory-hotplug-support``.
@@ -472,14 +539,19 @@ def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.Ho
     :param hmat: ``-machine hmat=on``.
     :param cpu_type: the CPUs' QOM type (``-cpu max`` is ``max-x86_64-cpu``).
     :param warn: receives QEMU's warnings (``-numa`` ones located).
+    :param nvdimm: ``-machine nvdimm=on``.
+    :param nvdimm_persistence: ``-machine nvdimm-persistence=cpu|mem-ctrl``.
     :raises QomError: QEMU's fatal board-init errors; nothing is left behind.
     """
     type_name = machine_type_for(machine)
     say = warn if warn is not None else (lambda text: None)
     with UndoStack() as undo:
-        pc = tree.new(type_name, memory=memory, phys_bits=phys_bits,
+        pc = tree.new(type_name, memory=memory, phys_bits=phys_bits, cpu_vendor=cpu_vendor,
                       max_ram_below_4g=max_ram_below_4g, acpi=acpi,
-                      memory_hotplug_support=memory_hotplug_support, hook=hook)
+                      memory_hotplug_support=memory_hotplug_support, hook=hook,
+                      nvdimm=nvdimm, nvdimm_persistence=(
+                          None if nvdimm_persistence is None
+                          else check_nvdimm_persistence(nvdimm_persistence)))
         assert isinstance(pc, PcMachine)
         tree.attach_machine(pc)
         undo.push(pc.unparent, "remove /machine")
@@ -502,13 +574,9 @@ def create_pc_machine(tree: ObjectTree, memory: MemoryConfig, *, hook: pluggy.Ho
         if apic_id_limit(pc.cpu_slots) > 255:
             raise QomError("current -smp configuration requires kernel irqchip and X2APIC "
                            "API support.")
-        if phys_bits > TARGET_PHYS_ADDR_SPACE_BITS or phys_bits < 32:
-            raise QomError(f"phys-bits should be between 32 and {TARGET_PHYS_ADDR_SPACE_BITS} "
-                           f" (but is {phys_bits})")
         pc.cpu_type = cpu_type
-        create_cpus(tree, pc, cpu_type, say)
-        _split_ram(pc)
-        _memory_init(pc)
+        create_cpus(tree, pc, cpu_type, say, amd=cpu_vendor == CPU_VENDOR_AMD)
+        _board_checks(pc)
         # From here on plugins hold things for the machine: release them on failure.
         undo.push(lambda: shutdown_machine(pc, "host-error"), "shut the machine down")
         services = services_of(pc)
@@ -563,6 +631,98 @@ def _consume(backend: MemoryBackend, undo: UndoStack) -> None:
                        "times.")
     backend.set_mapped(True)
     undo.push(lambda: backend.set_mapped(False), "release a RAM backend")
+
+
+def _board_checks(pc: PcMachine) -> None:
+    """The CPU's ``phys-bits`` range, the RAM split and ``pc_memory_init``: every
+    board-init check after the main RAM, in QEMU's order (the start-up planner
+    runs exactly these)."""
+    if pc.phys_bits > TARGET_PHYS_ADDR_SPACE_BITS or pc.phys_bits < 32:
+        raise QomError(f"phys-bits should be between 32 and {TARGET_PHYS_ADDR_SPACE_BITS} "
+                       f" (but is {pc.phys_bits})")
+    _split_ram(pc)
+    _memory_init(pc)
+
+
+@attrs.frozen(repr=False, eq=False)
+class BoardPlan(FieldsValue):
+    """What :func:`check_board` found: the layout board init would make, or why it fails.
+
+    :ivar error: QEMU's fatal board-init error, or ``None`` when the machine boots.
+    :ivar device_memory_base: where the device-memory region starts (0 without one).
+    :ivar device_memory_size: its size.
+    :ivar above_4g_mem_start: 4 GiB, or 1 TiB when the AMD HyperTransport hole moved it.
+    :ivar max_used_gpa: the last guest-physical address the board uses (the 64-bit PCI hole's).
+    :ivar phys_limit: the last address the CPU's ``phys-bits`` can reach.
+    """
+
+    error: QomError | None
+    device_memory_base: int = 0
+    device_memory_size: int = 0
+    above_4g_mem_start: int = FOUR_GIB
+    max_used_gpa: int = 0
+    phys_limit: int = 0
+
+    @property
+    def boots(self) -> bool:
+        """Whether board init succeeds."""
+        return self.error is None
+
+
+def check_board(tree: ObjectTree, memory: MemoryConfig, *, machine: str = "pc",
+                phys_bits: int = DEFAULT_PHYS_BITS, cpu_vendor: str = CPU_VENDOR_AMD,
+                max_ram_below_4g: int = 0) -> BoardPlan:
+    """The start-up planner: run board init's checks (:func:`create_pc_machine`'s,
+    the same code) on a machine object that is never attached, with no RAM
+    allocated and no plugin called; the object is finalized before this returns.
+
+    :raises QomError: only for an unknown machine name (as ``-machine`` would).
+    """
+    pc = tree.new(machine_type_for(machine), memory=memory, phys_bits=phys_bits,
+                  cpu_vendor=cpu_vendor, max_ram_below_4g=max_ram_below_4g)
+    assert isinstance(pc, PcMachine)
+    try:
+        try:
+            _board_checks(pc)
+        except QomError as err:
+            return BoardPlan(error=err)
+        return BoardPlan(error=None, device_memory_base=pc.device_memory_base,
+                         device_memory_size=pc.device_memory_size,
+                         above_4g_mem_start=pc.above_4g_mem_start,
+                         max_used_gpa=_max_used_gpa(pc), phys_limit=(1 << pc.phys_bits) - 1)
+    finally:
+        pc.finalize()
+
+
+def largest_bootable_maxmem(tree: ObjectTree, memory: MemoryConfig, *, machine: str = "pc",
+                            phys_bits: int = DEFAULT_PHYS_BITS,
+                            cpu_vendor: str = CPU_VENDOR_AMD,
+                            max_ram_below_4g: int = 0) -> int | None:
+    """The largest ``maxmem`` (a multiple of the page size) with which ``memory``'s
+    RAM and slots pass :func:`check_board`, or ``None`` if no ``maxmem`` does.
+
+    A binary search: the board's checks refuse a ``maxmem`` only for being too
+    large once RAM, slots and CPU are fixed (the region, and so the highest
+    address used, grows with it).
+    """
+    def boots(maxmem: int) -> bool:
+        config = MemoryConfig(memory.ram_size, maxmem, memory.ram_slots)
+        return check_board(tree, config, machine=machine, phys_bits=phys_bits,
+                           cpu_vendor=cpu_vendor, max_ram_below_4g=max_ram_below_4g).boots
+
+    page = TARGET_PAGE_SIZE
+    # With slots, maxmem must exceed the RAM (machine_set_mem's rule).
+    low = round_up(memory.ram_size + (1 if memory.ram_slots else 0), page)
+    if low > U64_MASK or not boots(low):
+        return None
+    lo, hi = low // page, U64_MASK // page
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if boots(mid * page):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo * page
 
 
 def shutdown_machine(pc: PcMachine, reason: str) -> None:
@@ -657,9 +817,9 @@ def _max_used_gpa(pc: PcMachine) -> int:
 def _memory_init(pc: PcMachine) -> None:
     """QEMU's ``pc_memory_init`` checks and layout, in its order."""
     slots = pc.object_class.slots
-    # The default CPU (qemu64) reports an AMD vendor: keep RAM out of the
-    # HyperTransport hole below 1 TiB by moving it above 1 TiB if needed.
-    if slots[SLOT_ENFORCE_AMD_1TB_HOLE]:
+    # An AMD CPU (qemu64 and max are, unless vendor= says otherwise): keep RAM
+    # out of the HyperTransport hole below 1 TiB by moving it above 1 TiB if needed.
+    if slots[SLOT_ENFORCE_AMD_1TB_HOLE] and pc.cpu_vendor == CPU_VENDOR_AMD:
         if _max_used_gpa(pc) >= AMD_HT_START:
             pc.above_4g_mem_start = AMD_ABOVE_1TB_START
         if pc.phys_bits >= 40:

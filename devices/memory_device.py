@@ -14,6 +14,7 @@ nobody wrote into pyqom is placed the same way as ``pc-dimm``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from qom import MemoryDevice, QomError
@@ -88,9 +89,12 @@ def _align_up(value: int, align: int) -> int:
     return ((value + align - 1) // align * align) & U64_MASK
 
 
-def find_address(machine: PcMachine, device: MemoryDevice, hint: int | None,
-                 align: int, size: int) -> int:
-    """QEMU's ``memory_device_get_free_addr``: first fit in address order."""
+def find_address(machine: PcMachine, hint: int | None, align: int, size: int) -> int:
+    """QEMU's ``memory_device_get_free_addr``: first fit in address order.
+
+    Pure: it reads the machine and the plugged devices and changes nothing, so
+    the capacity query (``x-query-memory-capacity``) asks it too.
+    """
     if not machine.has_device_memory:
         raise QomError("memory devices (e.g. for memory hotplug) are not enabled, "
                        "please specify the maxmem option")
@@ -150,19 +154,79 @@ def query_memory_devices(machine: PcMachine) -> list[dict[str, Any]]:
     return [dev.fill_device_info() for dev in machine.memory_devices()]
 
 
-def pre_plug(machine: PcMachine, device: MemoryDevice, *, enforce_aligned: bool) -> None:
+def pre_plug(machine: PcMachine, device: MemoryDevice, *, enforce_aligned: bool,
+             device_checks: Callable[[], None] | None = None) -> None:
     """Check that memory hotplug is on, then pick the slot (if the device needs
-    one) and the address; QEMU's messages, in QEMU's order."""
+    one) and the address; QEMU's messages, in QEMU's order.
+
+    :param device_checks: what the device type requires of the machine, run
+        after the ACPI check and before the others (QEMU's ``nvdimm`` check).
+    """
     if not machine.acpi_available:
         raise QomError("memory hotplug is not enabled: missing acpi device or acpi disabled")
+    if device_checks is not None:
+        device_checks()
     if not machine.memory_hotplug_support:
         raise QomError("memory hotplug is not enabled: "
                        "PIIX4_PM.memory-hotplug-support is not set")
     if device.get_slot() is not None:
         device.set_slot(assign_slot(machine, device))
     size = device.get_region_size()
-    align = device.get_min_alignment() if enforce_aligned else TARGET_PAGE_SIZE
-    device.set_addr(find_address(machine, device, device.get_addr() or None, align, size))
+    align = placement_alignment(device, enforce_aligned=enforce_aligned)
+    device.set_addr(find_address(machine, device.get_addr() or None, align, size))
+
+
+def placement_alignment(device: MemoryDevice, *, enforce_aligned: bool) -> int:
+    """The alignment :func:`pre_plug` places ``device`` with: its own minimum, or
+    the page size on machines that do not enforce aligned DIMMs (pc-i440fx-2.1)."""
+    return device.get_min_alignment() if enforce_aligned else TARGET_PAGE_SIZE
+
+
+def free_slot_count(machine: PcMachine) -> int:
+    """Slots no plugged memory device holds."""
+    return max(machine.ram_slots - len(_used_slots(machine)), 0)
+
+
+def free_ranges(machine: PcMachine) -> list[tuple[int, int]]:
+    """The device-memory region's ranges no memory device covers: (start, size), by address."""
+    if not machine.has_device_memory:
+        return []
+    cursor = machine.device_memory_base
+    end = cursor + machine.device_memory_size
+    ranges = []
+    for dev in machine.memory_devices():
+        start = dev.get_addr()
+        if start > cursor:
+            ranges.append((cursor, start - cursor))
+        cursor = max(cursor, start + dev.get_region_size())
+    if cursor < end:
+        ranges.append((cursor, end - cursor))
+    return ranges
+
+
+def largest_fit(machine: PcMachine, align: int) -> int:
+    """The largest size, a multiple of ``align``, that :func:`find_address` places
+    now without an address given (0 if none): a binary search over
+    :func:`find_address` itself (a size that fits means every smaller multiple
+    fits too: the same free range, or less of ``maxmem``, takes it)."""
+    if not machine.has_device_memory:
+        return 0
+
+    def fits(size: int) -> bool:
+        try:
+            find_address(machine, None, align, size)
+        except QomError:
+            return False
+        return True
+
+    lo, hi = 0, machine.device_memory_size // align
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid * align):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo * align
 
 
 def unplug_request(machine: PcMachine, device: MemoryDevice, type_name: str) -> None:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from devices.machine import E820_RAM, E820_RESERVED, E820Entry
-from plugins.services import GUEST_CPU, services_of
+from plugins.services import ACPI, GUEST_CPU, services_of
 from qom import QomError
 from qom.reprs import FieldsRepr
 
@@ -106,13 +106,18 @@ class MultibootImage(FieldsRepr):
     warnings: tuple[str, ...] = ()
 
 
-def seabios_e820(qemu_e820: Sequence[E820Entry]) -> list[E820Entry]:
+def seabios_e820(qemu_e820: Sequence[E820Entry], high_extra: int = 0) -> list[E820Entry]:
     """The e820 map SeaBIOS gives a guest, from the one QEMU gives SeaBIOS.
 
     QEMU's table has the RAM below and above 4 GiB (and the AMD HyperTransport
     hole); SeaBIOS carves its EBDA and high zone out of the low RAM, adds its
     BIOS segment and ROM, and reports the result sorted by address.
+
+    :param high_extra: bytes SeaBIOS allocates in its high zone for QEMU's
+        table-loader files besides the tables (``etc/acpi/nvdimm-mem``): it
+        reserves that much more (it gives back what it did not use).
     """
+    high_zone = SEABIOS_HIGH_ZONE + high_extra
     entries: list[E820Entry] = []
     for given in qemu_e820:
         if given.type == E820_RAM and given.base == 0:
@@ -120,10 +125,9 @@ def seabios_e820(qemu_e820: Sequence[E820Entry]) -> list[E820Entry]:
             entries.append(E820Entry(0, min(EBDA_START, top), E820_RAM))
             if top > EBDA_START:
                 entries.append(E820Entry(EBDA_START, 0xA0000 - EBDA_START, E820_RESERVED))
-            if top > 0x100000 + SEABIOS_HIGH_ZONE:
-                entries.append(E820Entry(0x100000, top - SEABIOS_HIGH_ZONE - 0x100000, E820_RAM))
-                entries.append(E820Entry(top - SEABIOS_HIGH_ZONE, SEABIOS_HIGH_ZONE,
-                                         E820_RESERVED))
+            if top > 0x100000 + high_zone:
+                entries.append(E820Entry(0x100000, top - high_zone - 0x100000, E820_RAM))
+                entries.append(E820Entry(top - high_zone, high_zone, E820_RESERVED))
         else:
             entries.append(given)
     entries.append(E820Entry(*BIOS_SEGMENT, E820_RESERVED))
@@ -352,7 +356,8 @@ def boot_kernel(pc: PcMachine, path: str, *, append: str, initrd: str | None,
 
     :raises KernelLoadError: QEMU's message (or pyqom's, for RAM it does not have).
     """
-    e820 = seabios_e820(pc.e820)
+    acpi = services_of(pc).find(ACPI)
+    e820 = seabios_e820(pc.e820, acpi.reserved_size() if acpi is not None else 0)
     image = load(path, append=append, initrd=initrd, e820=e820, read=_read_file)
     if image is None:
         return False

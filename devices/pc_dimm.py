@@ -16,6 +16,7 @@ import attrs
 from backends.base import TYPE_MEMORY_BACKEND, MemoryBackend
 from devices.memory_device import UNASSIGNED_SLOT
 from plugins import hookimpl
+from plugins.dimm import SLOT_DIMM_REALIZE, SLOT_DIMM_REGION_SIZE, SLOT_DIMM_UNREALIZE
 from qom import (
     INT32,
     TYPE_DEVICE,
@@ -38,7 +39,7 @@ from qom import (
 from qom.device import SLOT_DESC
 from qom.memory_device import SLOT_MEMORY_DEVICE_KIND
 
-TYPE_PC_DIMM: Final = "pc-dimm"
+TYPE_PC_DIMM: Final = "pc-dimm"  # plugins.dimm.TYPE_PC_DIMM, for subtypes
 
 __all__ = ["TYPE_PC_DIMM", "UNASSIGNED_SLOT", "PcDimm"]
 
@@ -71,7 +72,11 @@ class PcDimm(Device, MemoryDevice):
         self.addr = addr
 
     def get_region_size(self) -> int:
-        """The backend's size; QEMU's error when ``memdev`` is unset."""
+        """The backend's size, or what a subtype's ``SLOT_DIMM_REGION_SIZE`` says
+        (:mod:`plugins.dimm`); QEMU's error when ``memdev`` is unset."""
+        region_size = self.object_class.slots.get(SLOT_DIMM_REGION_SIZE)
+        if region_size is not None:
+            return int(region_size(self))
         return _memdev_or_raise(self).size
 
     def get_min_alignment(self) -> int:
@@ -134,10 +139,16 @@ class PcDimm(Device, MemoryDevice):
         if self.memdev.is_mapped():
             raise InvalidPropertyValue(
                 f"can't use already busy memdev: {self.memdev.name_in_parent}")
+        subtype_realize = self.object_class.slots.get(SLOT_DIMM_REALIZE)
+        if subtype_realize is not None:
+            subtype_realize(self)
         self.memdev.set_mapped(True)
 
     def unrealize(self) -> None:
         """Give the backend back: it can be deleted or used by another DIMM again."""
+        subtype_unrealize = self.object_class.slots.get(SLOT_DIMM_UNREALIZE)
+        if subtype_unrealize is not None:
+            subtype_unrealize(self)
         if self.memdev is not None:
             self.memdev.set_mapped(False)
 

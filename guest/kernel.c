@@ -23,6 +23,12 @@
  *   sci           wait for hotplug events with sti; hlt, woken by the SCI
  *                 (IRQ 9 through the 8259s, remapped to vectors 0x20-0x2f)
  *                 instead of polling GPE0
+ *   nvdimm        find the NFIT and the NVDIMM SSDT, then call the label
+ *                 functions of every NVDIMM as the SSDT's _DSM does (request
+ *                 in the DSM page, its address OUT to port 0x0a18, result
+ *                 read back): label size, read, write, read again; and QEMU's
+ *                 Read FIT, compared with the NFIT; on an NVDIMM hotplug
+ *                 (GPE0 bit 4) it reads the FIT again as _FIT does
  */
 
 typedef unsigned char u8;
@@ -225,6 +231,184 @@ static void show_acpi(void)
     }
 }
 
+/* -- NVDIMMs -------------------------------------------------------------------- */
+
+#define NVDIMM_DSM_PORT 0x0a18
+#define NVDIMM_MAX 32
+#define NVDIMM_GPE_BIT 0x10
+
+static int sig_is(const struct sdt *t, const char *sig)
+{
+    return t->sig[0] == sig[0] && t->sig[1] == sig[1] && t->sig[2] == sig[2] && t->sig[3] == sig[3];
+}
+
+static const struct sdt *find_table(const char *sig, const char *table_id)
+{
+    const u8 *rsdp = find_rsdp();
+    if (!rsdp) return 0;
+    const struct sdt *rsdt = (const struct sdt *)(unsigned long)*(const u32 *)(rsdp + 16);
+    const u32 *entries = (const u32 *)((const u8 *)rsdt + 36);
+    for (u32 i = 0; i < (rsdt->length - 36) / 4; i++) {
+        const struct sdt *t = (const struct sdt *)(unsigned long)entries[i];
+        if (!sig_is(t, sig)) continue;
+        int same = 1;
+        for (int c = 0; table_id && table_id[c]; c++) same &= t->table[c] == table_id[c];
+        if (same) return t;
+    }
+    return 0;
+}
+
+static volatile u8 *dsm_page;
+
+/* One _DSM call the way the SSDT's NCAL makes it: handle, revision 1 and the
+ * function into the page, then the arguments, then the page's address OUT to
+ * the DSM port; the platform leaves the result's length (itself included) in
+ * the page's first dword and the result after it.  Returns the result's length. */
+static u32 dsm_call(u32 handle, u32 function, const u8 *args, u32 args_len)
+{
+    volatile u32 *words = (volatile u32 *)dsm_page;
+    words[0] = handle;
+    words[1] = 1;
+    words[2] = function;
+    for (u32 i = 0; i < args_len; i++) dsm_page[12 + i] = args[i];
+    outl(NVDIMM_DSM_PORT, (u32)(unsigned long)dsm_page);
+    return words[0] - 4;
+}
+
+static u32 dsm_word(u32 index) { return ((volatile u32 *)dsm_page)[1 + index]; }
+
+static void put_bytes(u32 offset, u32 n)
+{
+    for (u32 i = 0; i < n; i++) {
+        u8 b = dsm_page[offset + i];
+        putc("0123456789abcdef"[b >> 4]); putc("0123456789abcdef"[b & 15]);
+    }
+}
+
+static void label_rw(u32 handle, u32 offset, u32 length, const u8 *data)
+{
+    u8 args[8 + 64];
+    *(u32 *)args = offset;
+    *(u32 *)(args + 4) = length;
+    if (data) {
+        for (u32 i = 0; i < length; i++) args[8 + i] = data[i];
+        u32 n = dsm_call(handle, 6, args, 8 + length);
+        puts("nvdimm handle "); puthex(handle); puts(" write offset "); puthex(offset);
+        puts(" length "); puthex(length); puts(" result "); putdec(n); puts(" status ");
+        puthex(dsm_word(0)); putc('\n');
+        return;
+    }
+    u32 n = dsm_call(handle, 5, args, 8);
+    puts("nvdimm handle "); puthex(handle); puts(" read offset "); puthex(offset);
+    puts(" length "); puthex(length); puts(" result "); putdec(n); puts(" status ");
+    puthex(dsm_word(0));
+    if (n > 4) { puts(" data "); put_bytes(8, n - 4); }
+    putc('\n');
+}
+
+/* The NFIT's structures (the NFIT's body, or the FIT _FIT reads), one line each;
+ * the memory-device handles go into `handles`. */
+static void show_fit(const char *what, const u8 *fit, u32 fit_len, u32 *handles, u32 *count)
+{
+    for (u32 at = 0; at + 4 <= fit_len; ) {
+        u16 type = *(const u16 *)(fit + at), len = *(const u16 *)(fit + at + 2);
+        if (!len) break;
+        const u8 *s = fit + at;
+        puts(what);
+        if (type == 0) {
+            puts(" spa index "); putdec(*(const u16 *)(s + 4)); puts(" flags ");
+            puthex(*(const u16 *)(s + 6)); puts(" node "); putdec(*(const u32 *)(s + 12));
+            puts(" base "); puthex(*(const u64 *)(s + 32)); puts(" length ");
+            puthex(*(const u64 *)(s + 40)); puts(" attributes "); puthex(*(const u64 *)(s + 48));
+            putc('\n');
+        } else if (type == 1) {
+            puts(" map handle "); puthex(*(const u32 *)(s + 4)); puts(" spa ");
+            putdec(*(const u16 *)(s + 12)); puts(" dcr "); putdec(*(const u16 *)(s + 14));
+            puts(" length "); puthex(*(const u64 *)(s + 16)); puts(" flags ");
+            puthex(*(const u16 *)(s + 44)); putc('\n');
+            if (*count < NVDIMM_MAX) handles[(*count)++] = *(const u32 *)(s + 4);
+        } else if (type == 4) {
+            puts(" dcr index "); putdec(*(const u16 *)(s + 4)); puts(" vendor ");
+            puthex(*(const u16 *)(s + 6)); puts(" serial "); puthex(*(const u32 *)(s + 24));
+            puts(" fic "); puthex(*(const u16 *)(s + 28)); putc('\n');
+        } else {
+            puts(" type "); putdec(type); puts(" length "); putdec(len); putc('\n');
+        }
+        at += len;
+    }
+}
+
+static u8 fit_copy[16384];
+
+/* What _FIT does: Read FIT (QEMU's root function 1) from offset 0, piece by
+ * piece, starting again if the FIT changed meanwhile (status 0x100). */
+static void read_fit(void)
+{
+    u32 offset = 0, restarts = 0;
+    for (;;) {
+        u32 n = dsm_call(0x10000, 1, (const u8 *)&offset, 4);
+        u32 status = dsm_word(0);
+        if (status == 0x100) { offset = 0; restarts++; continue; }
+        if (status != 0) { puts("nvdimm fit read status "); puthex(status); putc('\n'); return; }
+        u32 got = n - 4;
+        if (!got) break;
+        for (u32 i = 0; i < got && offset + i < sizeof fit_copy; i++) fit_copy[offset + i] = dsm_page[8 + i];
+        offset += got;
+    }
+    puts("nvdimm fit length "); putdec(offset); puts(" restarts "); putdec(restarts); putc('\n');
+    u32 handles[NVDIMM_MAX], count = 0;
+    show_fit("fit", fit_copy, offset, handles, &count);
+}
+
+static void show_nvdimms(void)
+{
+    const struct sdt *nfit = find_table("NFIT", 0);
+    const struct sdt *ssdt = find_table("SSDT", "NVDIMM");
+    if (!nfit) puts("nvdimm nfit none\n");
+    if (!ssdt) { puts("nvdimm ssdt none\n"); return; }
+    /* Name (MEMA, 0xADDR) at the SSDT's end: the page the firmware allocated */
+    const u8 *p = (const u8 *)ssdt, *end = p + ssdt->length;
+    for (const u8 *q = p + 36; q + 10 <= end; q++)
+        if (q[0] == 0x08 && q[1] == 'M' && q[2] == 'E' && q[3] == 'M' && q[4] == 'A' && q[5] == 0x0c)
+            dsm_page = (volatile u8 *)(unsigned long)*(const u32 *)(q + 6);
+    puts(dsm_page ? "nvdimm dsm page found\n" : "nvdimm dsm page none\n");
+    if (!dsm_page) return;
+    u32 handles[NVDIMM_MAX], count = 0;
+    u32 fit_len = nfit ? nfit->length - 40 : 0;
+    const u8 *fit = nfit ? (const u8 *)nfit + 40 : 0;
+    show_fit("nfit", fit, fit_len, handles, &count);
+    u32 n = dsm_call(0, 0, 0, 0);
+    puts("nvdimm root functions result "); putdec(n); puts(" "); puthex(dsm_word(0)); putc('\n');
+    n = dsm_call(0x10000, 0, 0, 0);
+    puts("nvdimm qemu functions result "); putdec(n); puts(" "); puthex(dsm_word(0)); putc('\n');
+    u8 zero[4] = {0, 0, 0, 0};
+    n = dsm_call(0x10000, 1, zero, 4);
+    int same = n == 4 + fit_len;
+    for (u32 i = 0; same && i < fit_len; i++) same = dsm_page[8 + i] == fit[i];
+    puts("nvdimm read fit result "); putdec(n); puts(" status "); puthex(dsm_word(0));
+    puts(same ? " same as nfit\n" : " differs from nfit\n");
+    static const u8 record[16] = "pyqom-label-0001";
+    for (u32 i = 0; i < count; i++) {
+        u32 h = handles[i];
+        n = dsm_call(h, 0, 0, 0);
+        puts("nvdimm handle "); puthex(h); puts(" functions "); puthex(dsm_word(0)); putc('\n');
+        n = dsm_call(h, 4, 0, 0);
+        puts("nvdimm handle "); puthex(h); puts(" label size result "); putdec(n);
+        puts(" status "); puthex(dsm_word(0));
+        if (n >= 12) { puts(" size "); puthex(dsm_word(1)); puts(" max "); puthex(dsm_word(2)); }
+        putc('\n');
+        if (dsm_word(0) != 0) continue;
+        u32 label_size = dsm_word(1);
+        label_rw(h, 0x40, 16, 0);
+        label_rw(h, 0x40, 16, record);
+        label_rw(h, 0x40, 16, 0);
+        label_rw(h, label_size - 8, 16, 0);       /* past the end: invalid */
+    }
+    n = dsm_call(count + 1, 4, 0, 0);
+    puts("nvdimm handle "); puthex(count + 1); puts(" label size result "); putdec(n);
+    puts(" status "); puthex(dsm_word(0)); putc('\n');
+}
+
 /* -- memory hotplug --------------------------------------------------------------- */
 
 enum { MHP_ADDR_LO = 0, MHP_ADDR_HI = 4, MHP_SIZE_LO = 8, MHP_SIZE_HI = 0xc, MHP_NODE = 0x10,
@@ -419,6 +603,7 @@ void kmain(u32 magic, u32 info)
     puts("pyqom-guest 1\n");
     show_multiboot(magic, (const struct mb_info *)(unsigned long)info);
     show_acpi();
+    if (option("nvdimm", 0)) show_nvdimms();
     show_slots();
     u64 mib = 0;
     if (option("bench", &mib)) bench("ram", 32 << 20, mib);
@@ -456,8 +641,14 @@ void kmain(u32 magic, u32 info)
         seen += (u64)handle_events();
         if (counting && seen >= limit) debug_exit(0x10);
     }
+    int nvdimm = option("nvdimm", 0) && dsm_page;
     for (;;) {
         power_button();
+        if (nvdimm && (inw(GPE0_STS) & NVDIMM_GPE_BIT)) {
+            outw(GPE0_STS, NVDIMM_GPE_BIT);
+            puts("nvdimm hotplug event\n");
+            read_fit();
+        }
         if (hotplug_block && (inw(GPE0_STS) & MHP_GPE_BIT)) {
             outw(GPE0_STS, MHP_GPE_BIT);                 /* clear before scanning */
             seen += (u64)handle_events();

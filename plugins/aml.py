@@ -69,6 +69,11 @@ LEQUAL_OP: Final = 0x93
 LGREATER_OP: Final = 0x94
 LLESS_OP: Final = 0x95
 TO_INTEGER_OP: Final = 0x99
+TO_BUFFER_OP: Final = 0x96
+CONCAT_OP: Final = 0x73
+DEREF_OF_OP: Final = 0x83
+INDEX_OP: Final = 0x88
+OBJECT_TYPE_OP: Final = 0x8E
 IF_OP: Final = 0xA0
 ELSE_OP: Final = 0xA1
 WHILE_OP: Final = 0xA2
@@ -79,6 +84,7 @@ MUTEX_OP: Final = 0x01
 ACQUIRE_OP: Final = 0x23
 RELEASE_OP: Final = 0x27
 OP_REGION_OP: Final = 0x80
+CREATE_FIELD_OP: Final = 0x13
 FIELD_OP: Final = 0x81
 DEVICE_OP: Final = 0x82
 
@@ -230,6 +236,16 @@ def string(text: str) -> bytes:
 def buffer(data: bytes) -> bytes:
     """A Buffer initialised with ``data`` (its size as :func:`integer`)."""
     return _package(bytes([BUFFER_OP]), integer(len(data)) + data)
+
+
+def to_uuid(text: str) -> bytes:
+    """``ToUUID ("aabbccdd-eeff-gghh-iijj-kkllmmnnoopp")``: a 16-byte Buffer in
+    the ACPI byte order (the first three groups little-endian)."""
+    groups = text.split("-")
+    if [len(group) for group in groups] != [8, 4, 4, 4, 12]:
+        raise ValueError(f"bad UUID {text!r}")
+    raw = bytes.fromhex("".join(groups))
+    return buffer(raw[3::-1] + raw[5:3:-1] + raw[7:5:-1] + raw[8:])
 
 
 def package(*elements: Term) -> bytes:
@@ -456,6 +472,37 @@ def lnot(value: Term) -> bytes:
 def to_integer(value: Term, target: Term | None = None) -> bytes:
     """``ToInteger (value, target)``."""
     return bytes([TO_INTEGER_OP]) + term(value) + _target(target)
+
+
+def to_buffer(value: Term, target: Term | None = None) -> bytes:
+    """``ToBuffer (value, target)``."""
+    return bytes([TO_BUFFER_OP]) + term(value) + _target(target)
+
+
+def concatenate(left: Term, right: Term, target: Term | None = None) -> bytes:
+    """``Concatenate (left, right, target)``."""
+    return _binary(CONCAT_OP, left, right, target)
+
+
+def index(source: Term, position: Term, target: Term | None = None) -> bytes:
+    """``Index (source, position, target)``."""
+    return _binary(INDEX_OP, source, position, target)
+
+
+def deref_of(reference: Term) -> bytes:
+    """``DerefOf (reference)``."""
+    return bytes([DEREF_OF_OP]) + term(reference)
+
+
+def object_type(obj: Term) -> bytes:
+    """``ObjectType (obj)``."""
+    return bytes([OBJECT_TYPE_OP]) + term(obj)
+
+
+def create_field(source: Term, bit_index: Term, bits: Term, field_name: str) -> bytes:
+    """``CreateField (source, bit_index, bits, name)``."""
+    return (bytes([EXT_OP_PREFIX, CREATE_FIELD_OP]) + term(source) + term(bit_index)
+            + term(bits) + name_string(field_name))
 
 
 def size_of(obj: Term) -> bytes:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from qom import Device, as_memory_device
+
 #: ACPI ``_OST`` source events (ACPI 6.x, table 6-204) and status codes: for an
 #: ejection request 0x84 is "ejection in progress"; 0x80-0x83 are refusals
 #: (not supported, in use, busy, dependency busy), as libvirt reads them too
@@ -31,32 +33,55 @@ class Outcome:
         self.ok, self.data, self.message = ok, data, message
 
 
-def _ost_info(name: str, data: dict[str, Any], device_id: str) -> dict[str, Any] | None:
+class DeviceRef:
+    """How the events name one device: its canonical path (``DEVICE_DELETED``'s
+    ``path``), and its id or, without one, its slot (``_OST``'s ``device`` or
+    ``slot``)."""
+
+    __slots__ = ("id", "path", "slot")
+
+    def __init__(self, path: str | None, id: str | None, slot: str | None = None) -> None:
+        self.path, self.id, self.slot = path, id, slot
+
+    @classmethod
+    def of(cls, device: Device) -> DeviceRef:
+        memory = as_memory_device(device)
+        slot = memory.get_slot() if memory is not None else None
+        return cls(device.canonical_path, device.id, None if slot is None else str(slot))
+
+    def names(self, info: dict[str, Any]) -> bool:
+        """Whether an ``ACPIOSTInfo`` is about this device."""
+        if self.id is not None:
+            return info.get("device") == self.id
+        return "device" not in info and self.slot is not None and info.get("slot") == self.slot
+
+
+def _ost_info(name: str, data: dict[str, Any], device: DeviceRef) -> dict[str, Any] | None:
     if name != "ACPI_DEVICE_OST":
         return None
     info = data.get("info", {})
-    return info if info.get("device") == device_id else None
+    return info if device.names(info) else None
 
 
-def removal_outcome(device_id: str, name: str, data: dict[str, Any]) -> Outcome | None:
-    """Whether event ``name``/``data`` ends the unplug of ``device_id``: deleted,
+def removal_outcome(device: DeviceRef, name: str, data: dict[str, Any]) -> Outcome | None:
+    """Whether event ``name``/``data`` ends the unplug of ``device``: deleted,
     refused by the guest, or (``None``) not yet."""
-    if name == "DEVICE_DELETED" and data.get("device") == device_id:
+    if name == "DEVICE_DELETED" and data.get("path") == device.path:
         return Outcome(True, data)
-    info = _ost_info(name, data, device_id)
+    info = _ost_info(name, data, device)
     if info is not None and info.get("source") == OST_EJECT_REQUEST \
             and info.get("status") not in (OST_SUCCESS, OST_EJECT_IN_PROGRESS):
-        return Outcome(False, info, f"the guest refused to eject '{device_id}' "
+        return Outcome(False, info, f"the guest refused to eject '{device.id or device.path}' "
                                     f"(_OST status 0x{info.get('status', 0):x})")
     return None
 
 
-def online_outcome(device_id: str, name: str, data: dict[str, Any]) -> Outcome | None:
-    """Whether event ``name``/``data`` says the guest onlined ``device_id`` (or failed to)."""
-    info = _ost_info(name, data, device_id)
+def online_outcome(device: DeviceRef, name: str, data: dict[str, Any]) -> Outcome | None:
+    """Whether event ``name``/``data`` says the guest onlined ``device`` (or failed to)."""
+    info = _ost_info(name, data, device)
     if info is None or info.get("source") != OST_INSERT:
         return None
     if info.get("status") == OST_SUCCESS:
         return Outcome(True, info)
-    return Outcome(False, info, f"the guest did not online '{device_id}' "
+    return Outcome(False, info, f"the guest did not online '{device.id or device.path}' "
                                 f"(_OST status 0x{info.get('status', 0):x})")

@@ -154,10 +154,29 @@ def qom_device_pre_plug(machine: Object, device: Device) -> None:
     no plug hooks: they do their own set-up in ``realize``); the first
     exception stops the plug and is reported to the user.  Must not change anything.  For a
     memory device the handler has already chosen its slot and address, so
-    an implementation can check them.
+    an implementation can check them.  A plan (``x-plan-plug``) calls it too
+    and then stops short of the plug phases: a check that lives here (or in
+    the device's ``realize``) is one the plan reports; a check in a plug
+    phase would be missed by plans.
 
     :param machine: the machine object at ``/machine``.
     :param device: the device, with its properties set, not yet realized.
+    """
+
+
+@hookspec
+def qom_memory_device_pre_plug(machine: Object, device: Device) -> None:
+    """Check what a memory device's type requires of the machine; raise to refuse.
+
+    Called by the machine's handler for a memory device, cold- or hot-plugged,
+    before it places the device: after its own check that ACPI is there to
+    tell the guest and before every other one (memory hotplug support, slot,
+    address), where QEMU's ``pc_memory_pre_plug`` checks a type's own switch
+    (``nvdimm is not enabled: missing 'nvdimm' in '-M'``).  Must not change
+    anything; ``qom_device_pre_plug`` follows once the device is placed.
+
+    :param machine: the machine object at ``/machine``.
+    :param device: the memory device, with its properties set, not yet placed.
     """
 
 

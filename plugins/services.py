@@ -372,14 +372,37 @@ class AcpiTableBuilder(Protocol):
         """Append AML to the DSDT's body (inside no scope: use ``Scope(\\_SB)``)."""
         ...
 
-    def add_ssdt(self, oem_table_id: str, aml: bytes) -> None:
-        """Add an SSDT of its own with ``aml`` as its body (``oem_table_id`` <= 8 chars)."""
+    def add_ssdt(self, oem_table_id: str, aml: bytes, *, board: bool = False) -> None:
+        """Add an SSDT of its own with ``aml`` as its body (``oem_table_id`` <= 8 chars);
+        ``board`` as for :meth:`add_table`."""
         ...
 
     def add_table(self, signature: str, body: bytes, *, revision: int = 1,
-                  oem_table_id: str | None = None) -> None:
+                  oem_table_id: str | None = None, board: bool = False) -> None:
         """Add a whole table: ``body`` follows the standard 36-byte header, which
-        the builder writes (signature, length, revision, checksum, OEM fields)."""
+        the builder writes (signature, length, revision, checksum, OEM fields).
+
+        :param board: place it among the board's own tables, after the SRAT and
+            before the WAET, where QEMU puts device tables (NFIT, CEDT); by
+            default it goes after the WAET, where QEMU puts ``-acpitable`` ones.
+            SSDTs take the same switch (``add_ssdt(..., board=True)``).
+        """
+        ...
+
+    def add_srat_memory(self, base: int, length: int, node: int, flags: int) -> None:
+        """Add a Memory Affinity entry to the SRAT (if the machine has one), after
+        the RAM entries and before the padding and the hot-pluggable range, as
+        QEMU adds NVDIMM and SGX ranges; ``flags`` of ``SRAT_MEMORY_*``."""
+        ...
+
+    def allocate(self, name: str, size: int) -> int:
+        """Reserve ``size`` bytes (a multiple of 4 KiB) of guest RAM beside the
+        tables, as the firmware allocates a fw_cfg file of QEMU's table loader
+        (``etc/acpi/nvdimm-mem``), and return their guest-physical address, to
+        put in the AML.  The same ``name`` gets the same address at every
+        rebuild; 0 when the tables are not in guest memory (too little RAM
+        below 4 GiB).  Its contents are left as the guest leaves them (zero
+        at first)."""
         ...
 
 
@@ -399,8 +422,43 @@ class AcpiState(Protocol):
         the guest enabled it (call with the machine lock held)."""
         ...
 
+    def reserve(self, name: str, size: int) -> None:
+        """Declare, in ``qom_machine_init``, a block of RAM the firmware allocates
+        at boot beside the tables (QEMU registers a table-loader file such as
+        ``etc/acpi/nvdimm-mem`` at machine init; SeaBIOS allocates it in its
+        high zone, which the e820 map then reserves): get its address with
+        :meth:`AcpiTableBuilder.allocate` when building tables.
+
+        :raises ValueError: ``size`` not a multiple of 4 KiB, or ``name`` twice.
+        """
+        ...
+
+    def reserved_size(self) -> int:
+        """Bytes of every :meth:`reserve` (what the firmware's high zone grows by)."""
+        ...
+
+    def raise_gpe(self, bit: int) -> Callable[[], None]:
+        """Set status bit ``bit`` of GPE0 and raise the SCI if the guest enabled it
+        (QEMU's ``acpi_send_event``; the memory-hotplug block uses bit 3, NVDIMM
+        hotplug bit 4), for a device that tells the guest of a plug with its own
+        ``\\_GPE._Exx`` method.  Returns the step that withdraws it again (for
+        an undo stack).  Call with the machine lock held."""
+        ...
+
 
 ACPI: ServiceKey[AcpiState] = ServiceKey("acpi")
+
+#: SRAT Memory Affinity flags (:meth:`AcpiTableBuilder.add_srat_memory`)
+SRAT_MEMORY_ENABLED = 1
+SRAT_MEMORY_HOTPLUGGABLE = 2
+SRAT_MEMORY_NON_VOLATILE = 4
+
+#: class slot of a memory device type: ``False`` when the machine's ACPI
+#: memory-hotplug block (``\\_SB.MHPC``, ports 0x0A00) must leave its slot alone
+#: because the device tells the guest itself (QEMU's nvdimm: the NFIT, ``_FIT``
+#: and GPE bit 4); then the block neither enables its slot nor announces it,
+#: and ``device_del`` is not offered to the guest through it.  Default ``True``.
+SLOT_ACPI_MEMORY_HOTPLUG = "acpi_memory_hotplug"
 
 
 # ---------------------------------------------------------------------------
@@ -436,6 +494,10 @@ class Chardevs(Protocol):
         ...
 
 
+#: The host's chardevs: offered on the machine, and also on the tree's root
+#: (``services_of(tree.root)``) from the start, so that objects created before
+#: the machine (``-object rng-egd``, created after the chardevs as in QEMU)
+#: find them too.
 CHARDEVS: ServiceKey[Chardevs] = ServiceKey("chardev")
 
 

@@ -84,6 +84,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             return 0
         if line.msg_timestamp:
             timestamps.append(True)
+        if line.check_config:
+            from pyqom.check_config import check_config  # only for -x-check-config
+
+            status = check_config(vm, line, warn, out, err)
+            vm.close()
+            return status
         if line.prealloc_progress:
             show_prealloc_progress(err)
         if line.daemonize:

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 import qom
-from devices.machine import DEFAULT_PHYS_BITS, machine_smp, machine_type_for
+from devices.machine import (
+    CPU_VENDOR_AMD,
+    DEFAULT_PHYS_BITS,
+    check_nvdimm_persistence,
+    machine_smp,
+    machine_type_for,
+)
 from devices.memory_options import fix_up_memory_options, machine_set_mem, parse_memory_option
 from devices.numa import NumaOption, NumaOptionError, parse_numa_option
 from devices.topology import smp_options
@@ -53,7 +59,8 @@ WITH_ARGUMENT = frozenset({
 })
 #: options without an argument
 FLAGS = frozenset({"-S", "-nodefaults", "-no-acpi", "-version", "-h", "-help", "-nographic",
-                   "-x-prealloc-progress", "-no-user-config", "-daemonize", "-no-shutdown"})
+                   "-x-prealloc-progress", "-no-user-config", "-daemonize", "-no-shutdown",
+                   "-x-check-config"})
 
 
 def _boot_kernel(vm: VM, line: CommandLine, warn: Warn) -> None:
@@ -120,8 +127,12 @@ class CommandLine(FieldsRepr):
     max_ram_below_4g: int = 0
     acpi: bool = True
     memory_hotplug_support: bool = True
+    #: ``-machine nvdimm=on`` and ``nvdimm-persistence=...``
+    nvdimm: bool = False
+    nvdimm_persistence: str | None = None
     memory: dict[str, str] = attrs.Factory(dict)
     phys_bits: int = DEFAULT_PHYS_BITS
+    cpu_vendor: str = CPU_VENDOR_AMD
     #: (option text, QAPI-checked arguments, input) in command-line order
     objects: list[tuple[str, dict[str, Any], qom.Input]] = attrs.Factory(list)
     #: (option text, options, input) in command-line order
@@ -147,6 +158,9 @@ class CommandLine(FieldsRepr):
     #: ``-x-prealloc-progress``: say on stderr how far a preallocation of 1 GiB or
     #: more has come (a pyqom addition; QEMU says nothing)
     prealloc_progress: bool = False
+    #: ``-x-check-config``: say whether the board would boot, and exit (a pyqom
+    #: addition, :mod:`pyqom.check_config`)
+    check_config: bool = False
     #: what a help option printed instead of a start-up: stdout text, then a
     #: stderr line (``-device nosuch,help``); pyqom then exits 0 as QEMU does
     help_text: str | None = None
@@ -250,6 +264,8 @@ def parse_command_line(argv: Sequence[str], warn: Warn, registry: qom.TypeRegist
                 line.acpi = False
             elif option == "-x-prealloc-progress":
                 line.prealloc_progress = True
+            elif option == "-x-check-config":
+                line.check_config = True
             elif option == "-version":
                 line.help_text = help_text.version_text(prog)
                 return line
@@ -474,6 +490,13 @@ def _apply_machine(line: CommandLine, value: str, warn: Warn) -> None:
             if not qom.BOOL.read(qom.KEYVAL, name, raw):
                 continue
             raise StartupError(f"pyqom does not support -machine {name}=on")
+        elif name == "nvdimm":
+            line.nvdimm = qom.inputs.parse_bool(name, raw)
+        elif name == "nvdimm-persistence":
+            try:
+                line.nvdimm_persistence = check_nvdimm_persistence(raw)
+            except QomError as err:
+                raise StartupError.unlocated(err) from None
         else:
             # QEMU applies machine properties after parsing, so no option text.
             try:
@@ -630,6 +653,13 @@ def _apply_cpu(line: CommandLine, value: str, warn: Warn) -> None:
         raise StartupError(f"unable to find CPU model '{model}'")
     line.cpu_type = f"{model}-x86_64-cpu"
     for name, raw in options.items():
+        if name == "vendor":
+            # QEMU's x86_cpuid_set_vendor: twelve characters
+            if len(raw) != 12:
+                raise StartupError(f"can't apply global {model}-x86_64-cpu.{name}={raw}: "
+                                   f"Property '.vendor' doesn't take value '{raw}'")
+            line.cpu_vendor = raw
+            continue
         if name != "phys-bits":
             raise StartupError(f"can't apply global {model}-x86_64-cpu.{name}={raw}: "
                                f"Property '{model}-x86_64-cpu.{name}' not found")
@@ -689,6 +719,32 @@ def _parse_device(value: str, warn: Warn,
     return value, options, qom.KEYVAL
 
 
+def _pre_sandbox(qom_type: str) -> bool:
+    """QEMU's ``object_create_pre_sandbox``: thread contexts come first."""
+    return qom_type == "thread-context"
+
+
+def _created_late(qom_type: str) -> bool:
+    """QEMU's late objects (``object_create_early`` is false): memory backends
+    may use thread contexts and rng-egd a chardev, so they come after those."""
+    return qom_type.startswith("memory-backend-") or qom_type == "rng-egd"
+
+
+def _created_early(qom_type: str) -> bool:
+    return not _pre_sandbox(qom_type) and not _created_late(qom_type)
+
+
+def _add_objects(vm: VM, line: CommandLine, wanted: Callable[[str], bool]) -> None:
+    """``object_option_foreach_add``: the ``-object``s of one kind, in command-line order."""
+    for _, arguments, source in line.objects:
+        if not wanted(str(arguments.get("qom-type", ""))):
+            continue
+        try:
+            qom.object_add(vm.tree, arguments, source)
+        except QomError as err:
+            raise StartupError.unlocated(err) from None
+
+
 def _after_monitors(error: StartupError) -> StartupError:
     """Mark an error QEMU raises once its monitors are open (``qemu_init_board`` on)."""
     error.monitors_open = True
@@ -746,32 +802,34 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
         _start_none_machine(vm, line, config, warn)
         return
     try:
-        # QEMU sets the machine's smp property before it creates its monitors
-        smp = machine_smp(line.machine, smp_options(line.smp),
-                          lambda message: warn(f"warning: {message}"))
-    except QomError as err:
-        raise StartupError.unlocated(err) from None
-    try:
+        # QEMU's order: thread-context objects ("pre-sandbox"), the other early
+        # objects, the chardevs, the machine's smp property, then the objects
+        # created late (memory backends, rng-egd), all before its monitors.
+        _add_objects(vm, line, _pre_sandbox)
+        _add_objects(vm, line, _created_early)
         for text, spec in line.chardevs:
             try:
                 vm.chardevs.open(spec, info=_located(warn, f"-chardev {text}"))
             except QomError as err:
                 raise StartupError(str(err), location=f"-chardev {text}") from None
         _check_globals(vm, line, warn)
-        for _, arguments, source in line.objects:
-            try:
-                qom.object_add(vm.tree, arguments, source)
-            except QomError as err:
-                raise StartupError.unlocated(err) from None
+        try:
+            smp = machine_smp(line.machine, smp_options(line.smp),
+                              lambda message: warn(f"warning: {message}"))
+        except QomError as err:
+            raise StartupError.unlocated(err) from None
+        _add_objects(vm, line, _created_late)
         for index, text in enumerate(line.debugcons):
             _open_debugcon(vm, line, text, first=index == 0, warn=warn)
         try:
             vm.create_machine(config, machine=line.machine, phys_bits=line.phys_bits,
+                              cpu_vendor=line.cpu_vendor,
                               max_ram_below_4g=line.max_ram_below_4g, acpi=line.acpi,
                               memory_hotplug_support=line.memory_hotplug_support, smp=smp,
                               numa_options=line.numa, memory_backend=line.memory_backend,
                               custom_ram_size="size" in line.memory, hmat=line.hmat,
-                              cpu_type=line.cpu_type, warn=warn)
+                              cpu_type=line.cpu_type, warn=warn, nvdimm=line.nvdimm,
+                              nvdimm_persistence=line.nvdimm_persistence)
         except NumaOptionError as err:
             raise _after_monitors(StartupError(err.message, err.hint,
                                                location=f"-numa {err.option}")) from None

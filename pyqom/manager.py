@@ -26,6 +26,7 @@ import importlib
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pluggy
 
@@ -56,6 +57,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.address_space.plugin",
     "plugins.acpi.plugin",
     "pyqom.additions",
+    "plugins.nvdimm.plugin",
 )
 
 #: Plugins no machine can do without (the pc machine types and their CPUs, the
@@ -141,6 +143,27 @@ def _may_declare_entry_points() -> bool:
     return False
 
 
+#: every hook's name starts with this (``plugins.hookspecs``)
+HOOK_PREFIX = "qom_"
+
+
+class QomPluginManager(pluggy.PluginManager):
+    """pluggy's manager, looking for hook implementations only among a plugin's
+    ``qom_*`` names (as pytest looks only at ``pytest_*``).
+
+    pluggy otherwise inspects every attribute of every plugin module as it is
+    registered, which was the larger part of building a VM's manager; a
+    ``@hookimpl`` function whose name lacks the prefix is no hook either way
+    (its name names no spec), so nothing that could be a hook is skipped, and a
+    misspelt ``qom_`` name still fails ``check_pending``.
+    """
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        if not name.startswith(HOOK_PREFIX):
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
 def plugin_name(pm: pluggy.PluginManager, plugin: object) -> str:
     """The name a plugin object registers under: its module's or class's name, so a
     message can name it and ``PYQOM_DISABLED_PLUGINS`` can block it (the canonical
@@ -184,7 +207,7 @@ def make_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[objec
         hook or has a wrong signature (the message names it).
     """
     env = os.environ if environ is None else environ
-    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm = QomPluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     blocked = disabled_plugins(env)
     for name in blocked:

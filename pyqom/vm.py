@@ -30,6 +30,7 @@ import pluggy
 import qom
 from backends.base import query_memdev
 from devices.machine import (
+    CPU_VENDOR_AMD,
     DEFAULT_PHYS_BITS,
     PcMachine,
     create_pc_machine,
@@ -42,8 +43,9 @@ from devices.memory_options import (
 )
 from devices.none_machine import NoneMachine, create_none_machine
 from plugins import hookimpl
-from plugins.device_events import Outcome, online_outcome, removal_outcome
-from plugins.services import GUEST_CPU, GUEST_MEMORY, GuestCpu, GuestMemory, services_of
+from plugins.device_events import DeviceRef, Outcome, online_outcome, removal_outcome
+from plugins.services import CHARDEVS, GUEST_CPU, GUEST_MEMORY, GuestCpu, GuestMemory, services_of
+from pyqom.chardevs import PROVIDER as CHARDEVS_PROVIDER
 from pyqom.chardevs import HostChardevs, parse_legacy_chardev
 from pyqom.command_line import parse_command_line, start
 from pyqom.manager import make_plugin_manager, make_registry, make_tree
@@ -51,6 +53,8 @@ from pyqom.manager import make_plugin_manager, make_registry, make_tree
 if TYPE_CHECKING:
     # concurrent.futures imports logging: off the start-up path until a future is made
     from concurrent.futures import Future
+
+    from pyqom.check_config import StartupPlan
 
 
 class VM:
@@ -63,6 +67,8 @@ class VM:
     :raises ValueError: ``slots`` or ``maxmem`` given in ``memory`` and as a keyword.
     :param machine: ``-machine`` type name.
     :param phys_bits: the CPU's physical address bits.
+    :param cpu_vendor: the CPU's vendor (``-cpu ...,vendor=``): an Intel CPU has no
+        AMD 1 TiB hole in the memory layout.
     :param objects: ``object-add`` argument dicts created before the machine.
     :param devices: ``device_add`` option dicts cold-plugged after machine init
         (values as for QMP ``device_add``: strings or JSON values).
@@ -78,6 +84,7 @@ class VM:
     def __init__(self, memory: str | int | MemoryConfig | None = None, *,
                  slots: int | None = None, maxmem: int | str | None = None,
                  machine: str = "pc", phys_bits: int = DEFAULT_PHYS_BITS,
+                 cpu_vendor: str = CPU_VENDOR_AMD,
                  max_ram_below_4g: int = 0, acpi: bool = True,
                  memory_hotplug_support: bool = True,
                  objects: Iterable[dict[str, Any]] = (),
@@ -98,6 +105,7 @@ class VM:
             for arguments in objects:
                 qom.object_add(self.tree, arguments, object_source)
             self.create_machine(config, machine=machine, phys_bits=phys_bits,
+                                cpu_vendor=cpu_vendor,
                                 max_ram_below_4g=max_ram_below_4g, acpi=acpi,
                                 memory_hotplug_support=memory_hotplug_support)
             for options in devices:
@@ -114,6 +122,8 @@ class VM:
         self.pm: pluggy.PluginManager = make_plugin_manager(
             autoload=autoload, plugins=[*plugins, self.chardevs, self._events])
         self.tree: qom.ObjectTree = make_tree(self.pm, make_registry(self.pm))
+        # objects made before the machine (rng-egd) find the chardevs on the root
+        services_of(self.tree.root).provide(CHARDEVS, self.chardevs, provider=CHARDEVS_PROVIDER)
         #: QEMU's run state, the one the monitors report and change:
         #: ``prelaunch`` until the machine is ready, then ``running`` (or still
         #: ``prelaunch`` with ``-S``), ``paused`` after ``stop``
@@ -202,7 +212,8 @@ class VM:
         return qom.device_add(self.tree, qom.qemu_opts_from_qdict(options))
 
     def device_del(self, id: str) -> Future[dict[str, Any]]:
-        """``device_del``: asks the guest to release the device (QEMU 7.2 semantics).
+        """``device_del`` of an id or a QOM path: asks the guest to release the
+        device (QEMU 7.2 semantics).
 
         :returns: a :class:`concurrent.futures.Future` (a pyqom addition) that
             completes with ``DEVICE_DELETED``'s data once the guest has ejected
@@ -211,14 +222,16 @@ class VM:
             ``await asyncio.wrap_future(...)`` in asyncio code.
         :raises qom.QomError: QEMU's refusal of the request itself.
         """
-        return self._watch(lambda name, data: removal_outcome(id, name, data),
+        device = DeviceRef.of(qom.find_device(self.tree, id))
+        return self._watch(lambda name, data: removal_outcome(device, name, data),
                            lambda: qom.device_del(self.tree, id))
 
     def onlined(self, id: str) -> Future[dict[str, Any]]:
         """A future (a pyqom addition) that completes with the ``_OST`` info once
         the guest reports it onlined DIMM ``id`` (at once if it did already), or
         fails with :class:`qom.QomError` on the guest's failure status."""
-        return self._watch(lambda name, data: online_outcome(id, name, data), lambda: None,
+        device = DeviceRef.of(qom.find_device(self.tree, id))
+        return self._watch(lambda name, data: online_outcome(device, name, data), lambda: None,
                            replay=True)
 
     def _watch(self, settles: Callable[[str, dict[str, Any]], Outcome | None],
@@ -242,6 +255,51 @@ class VM:
             self._events.forget(settles)
             raise
         return future
+
+    # -- plans (pyqom additions) ------------------------------------------
+
+    def plan_plug(self, *requests: Mapping[str, Any]) -> dict[str, Any]:
+        """What ``object-add`` / ``device_add`` requests would do, without doing them
+        (``x-plan-plug``; see :mod:`devices.plan`): each request is
+        ``{"execute": "object-add" | "device_add", "arguments": {...}}``, values
+        as for QMP.  The machine is left exactly as it was.
+
+        :returns: ``fits``; the planned ``objects`` and ``devices`` (slot,
+            address, size, alignment, padding); on a refusal ``failed`` (the
+            request's index) and ``error`` (``class``, ``desc``: what the real
+            command would answer); ``slots-left``, ``maxmem-left``,
+            ``highest-address`` and ``phys-bits-limit``.
+        """
+        from devices.plan import plan_plug, requests_from_qmp  # only for plans
+
+        with self.tree.lock:
+            return plan_plug(self.tree, requests_from_qmp(list(requests)))
+
+    def memory_capacity(self, alignments: Sequence[int] | None = None) -> dict[str, Any]:
+        """``x-query-memory-capacity``: free slots and ``maxmem``, the device-memory
+        region's free ranges and fragmentation, and per alignment (default 4 KiB,
+        2 MiB and 1 GiB) the largest DIMM that fits now (see
+        :func:`devices.plan.memory_capacity`)."""
+        from devices.plan import DEFAULT_ALIGNMENTS, memory_capacity
+
+        with self.tree.lock:
+            return memory_capacity(self.machine, DEFAULT_ALIGNMENTS if alignments is None
+                                   else alignments)
+
+    @staticmethod
+    def plan_startup(memory: str | int | MemoryConfig | None = None, *,
+                     slots: int | None = None, maxmem: int | str | None = None,
+                     machine: str = "pc", phys_bits: int = DEFAULT_PHYS_BITS,
+                     cpu_vendor: str = CPU_VENDOR_AMD,
+                     max_ram_below_4g: int = 0) -> StartupPlan:
+        """Whether ``VM(memory, slots=..., maxmem=..., ...)`` would get past board
+        init, and if not the largest ``maxmem`` that would, without building it
+        (``pyqom -x-check-config``; see :func:`pyqom.check_config.plan_startup`)."""
+        from pyqom.check_config import plan_startup
+
+        return plan_startup(memory, slots=slots, maxmem=maxmem, machine=machine,
+                            phys_bits=phys_bits, cpu_vendor=cpu_vendor,
+                            max_ram_below_4g=max_ram_below_4g)
 
     # -- queries ---------------------------------------------------------
 

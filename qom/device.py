@@ -156,6 +156,21 @@ def realize_device(device: Device, undo: UndoStack) -> None:
     undo.push(lambda: setattr(device, "realized", False), "mark unrealized")
 
 
+def plan_realize(device: Device, undo: UndoStack) -> HotplugHandler | None:
+    """The checks of :func:`realize_device` with nothing wired in (``x-plan-plug``):
+    the handler's ``pre_plug`` (which places the device) and the device's own
+    ``realize``, whose reverse goes on ``undo``; the handler's ``plug`` is not run.
+
+    :returns: the device's hotplug handler, if any.
+    """
+    handler = hotplug_handler_of(device)
+    if handler is not None:
+        handler.pre_plug(device)
+    device.realize()
+    undo.push(device.unrealize, f"unrealize planned {device.type_name}")
+    return handler
+
+
 def complete_unplug(device: Device) -> None:
     """Finish an unplug: the handler undoes the plug, then the device is unrealized and deleted.
 

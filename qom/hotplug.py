@@ -51,6 +51,21 @@ def device_add(tree: ObjectTree, options: Mapping[str, Any], source: Input = KEY
         HMP, and QMP in 7.2, which re-parses JSON values as strings).
     :returns: the realized device.
     """
+    device = prepare_device(tree, options, source)
+    try:
+        with UndoStack() as undo:
+            realize_device(device, undo)
+    except Exception:
+        device.unparent()
+        raise
+    return device
+
+
+def prepare_device(tree: ObjectTree, options: Mapping[str, Any],
+                   source: Input = KEYVAL) -> Device:
+    """Steps 1 to 6 of :func:`device_add`: the device made, named and configured,
+    not yet realized (a failure unparents it).  :func:`device_add` realizes it;
+    a plan (``x-plan-plug``) checks it with :func:`qom.device.plan_realize`."""
     device_id = options.get("id")
     if device_id is not None:
         check_id(source.read_str("id", device_id))
@@ -82,8 +97,6 @@ def device_add(tree: ObjectTree, options: Mapping[str, Any], source: Input = KEY
         props = [name for name in options if name not in _OPTION_KEYS]
         for name in qdict_order(props):
             device.set(name, options[name], source)
-        with UndoStack() as undo:
-            realize_device(device, undo)
     except Exception:
         device.unparent()
         raise

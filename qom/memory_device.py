@@ -27,6 +27,12 @@ TYPE_MEMORY_DEVICE: Final = "memory-device"
 #: ``pc-dimm`` subtype's ``class_init`` may set its own (QEMU's subtypes
 #: override ``MemoryDeviceClass.fill_device_info`` the same way)
 SLOT_MEMORY_DEVICE_KIND: Final = "memory_device_kind"
+#: class slot: ``fn(device) -> (kind, text, aliased)``, the region ``info mtree``
+#: shows at the device's address: its kind (``ram``, ``nv-ram``), its text
+#: (``alias nvdimm-memory @m1 0000000000000000-...``) and, for an alias, the
+#: aliased region's (name, size), which gets a ``memory-region:`` section of its
+#: own; without it, the backend's ``ram`` region under the backend's id
+SLOT_MEMORY_DEVICE_MTREE: Final = "memory_device_mtree"
 
 
 class HostRegion(Protocol):

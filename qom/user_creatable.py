@@ -124,8 +124,10 @@ def parse_object_options(registry: TypeRegistry, arguments: Mapping[str, Any],
     return ObjectOptions(qom_type=qom_type, id=object_id, props=ordered)
 
 
-def create_object(tree: ObjectTree, options: ObjectOptions) -> Object:
-    """The creation phase of object-add; see the module docstring for the order."""
+def attach_object(tree: ObjectTree, options: ObjectOptions) -> Object:
+    """The creation phase of object-add up to ``complete()``: the object made, its
+    properties set and attached as ``/objects/<id>`` (a failure finalizes it).
+    :func:`create_object` completes it; a plan (``x-plan-plug``) dry-runs that."""
     check_id(options.id)
     obj = tree.new(options.qom_type)
     try:
@@ -135,6 +137,12 @@ def create_object(tree: ObjectTree, options: ObjectOptions) -> Object:
     except Exception:
         obj.finalize()
         raise
+    return obj
+
+
+def create_object(tree: ObjectTree, options: ObjectOptions) -> Object:
+    """The creation phase of object-add; see the module docstring for the order."""
+    obj = attach_object(tree, options)
     try:
         complete = getattr(obj, "complete", None)
         if complete is not None:
@@ -150,10 +158,17 @@ def object_add(tree: ObjectTree, arguments: Mapping[str, Any], source: Input = J
 
     :returns: the new object, now at ``/objects/<id>``.
     """
+    return create_object(tree, object_add_options(tree, arguments, source))
+
+
+def object_add_options(tree: ObjectTree, arguments: Mapping[str, Any],
+                       source: Input = JSON) -> ObjectOptions:
+    """``object-add``'s checks before creation: the id first where QemuOpts checks
+    it first, then the QAPI phase (:func:`parse_object_options`)."""
     object_id = arguments.get("id")
     if source.id_checked_first and isinstance(object_id, str):
         check_id(object_id)  # QemuOpts: a bad id beats a bad size or unknown key
-    return create_object(tree, parse_object_options(tree.registry, arguments, source))
+    return parse_object_options(tree.registry, arguments, source)
 
 
 def object_del(tree: ObjectTree, object_id: str) -> None:

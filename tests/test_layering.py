@@ -18,9 +18,13 @@ STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 
 #: The contract: what a plugin imports, besides ``qom``.
 CONTRACT = {"plugins", "plugins.hookspecs", "plugins.services", "plugins.commands",
-            "plugins.phases", "plugins.aml", "plugins.memdev", "plugins.device_events"}
+            "plugins.phases", "plugins.aml", "plugins.memdev", "plugins.device_events",
+            "plugins.dimm"}
 #: Built-in plugin packages: peers that never import each other.
-BUILTINS = ("plugins.address_space", "plugins.acpi", "plugins.monitor")
+BUILTINS = ("plugins.address_space", "plugins.acpi", "plugins.monitor", "plugins.nvdimm")
+#: Built-ins held to what a third-party plugin may use: the contract and ``qom``
+#: (and their own package), nothing of ``devices`` or ``backends``.
+CONTRACT_ONLY = ("plugins.nvdimm",)
 #: The only module allowed to import unicorn.
 UNICORN_OWNER = "plugins.address_space.engine"
 
@@ -133,6 +137,18 @@ def test_only_the_engine_imports_unicorn() -> None:
     importers = sorted(module for module, imported in SOURCES.items()
                        if "unicorn" in _third_party(imported))
     assert importers == [UNICORN_OWNER]
+
+
+@pytest.mark.parametrize("package", CONTRACT_ONLY)
+def test_contract_only_builtins_import_only_the_contract_and_qom(package: str) -> None:
+    modules = [module for module in SOURCES if _builtin_of(module) == package]
+    assert modules, f"{package} has no modules"
+    for module in modules:
+        offenders = sorted(name for name in _ours(SOURCES[module])
+                           if not (name.split(".")[0] == "qom" or _is_contract(name)
+                                   or _builtin_of(name) == package))
+        assert offenders == [], f"{module} may import only the contract and qom: {offenders}"
+        assert _third_party(SOURCES[module]) <= {"attrs"}, module
 
 
 def test_the_checker_sees_violations(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ What is reproduced from 7.2 (checked against real QEMU in
 ``tests/plugins/acpi``):
 
 * the table order and layout of the ``etc/acpi/tables`` blob: FACS, DSDT,
-  FACP, APIC, HPET, [SRAT,] WAET, RSDT back to back; RSDT lists FACP, APIC,
-  HPET, [SRAT,] WAET; RSDP revision 0 points at the RSDT;
+  FACP, APIC, HPET, [SRAT,] [plugins' board tables: the NVDIMM SSDT and
+  NFIT,] WAET, [other plugin tables,] RSDT back to back; the RSDT lists them
+  all but FACS and DSDT; RSDP revision 0 points at the RSDT;
 * FACP (revision 1, PIIX4 PM blocks), FACS, APIC (one CPU), HPET, WAET byte
   for byte;
 * SRAT byte for byte;
@@ -219,9 +220,11 @@ def numa_nodes(machine: PcMachine) -> int:
     return machine.numa_node_count
 
 
-def srat_memory_entries(machine: PcMachine) -> list[MemoryAffinity]:
+def srat_memory_entries(machine: PcMachine,
+                        devices: Sequence[MemoryAffinity] = ()) -> list[MemoryAffinity]:
     """The Memory Affinity entries in QEMU's order: each node's RAM in node order
-    (cut at the 640 KiB hole and the PCI hole), padding, the hotplug window."""
+    (cut at the 640 KiB hole and the PCI hole), ``devices`` (what plugins
+    added: NVDIMM ranges), padding, the hotplug window."""
     entries: list[MemoryAffinity] = []
     below = machine.below_4g_mem_size
     node_mem = [node.mem for node in machine.numa.ordered()]
@@ -247,6 +250,7 @@ def srat_memory_entries(machine: PcMachine) -> list[MemoryAffinity]:
             next_base = mem_base + mem_len
         if mem_len > 0:
             entries.append(MemoryAffinity(mem_base, mem_len, node, MEM_AFFINITY_ENABLED))
+    entries.extend(devices)
     # Linux needs at least nodes + 2 memory entries: pad with empty ones.
     while len(entries) < nodes + 2:
         entries.append(MemoryAffinity(0, 0, 0, MEM_AFFINITY_NOFLAGS))
@@ -257,7 +261,7 @@ def srat_memory_entries(machine: PcMachine) -> list[MemoryAffinity]:
     return entries
 
 
-def srat(machine: PcMachine) -> bytes | None:
+def srat(machine: PcMachine, devices: Sequence[MemoryAffinity] = ()) -> bytes | None:
     """The SRAT, or None when the machine has no NUMA node (plain ``-m 1G``)."""
     if not numa_nodes(machine):
         return None
@@ -266,7 +270,7 @@ def srat(machine: PcMachine) -> bytes | None:
         # Processor Local APIC affinity, enabled (APIC ids stay below 255 on TCG).
         body += struct.pack("<BBBBIB3sI", 0, 16, slot.node_id or 0, slot.apic_id, 1, 0,
                             b"\x00\x00\x00", 0)
-    for entry in srat_memory_entries(machine):
+    for entry in srat_memory_entries(machine, devices):
         body += entry.encode()
     return table(b"SRAT", 1, bytes(body))
 
@@ -518,7 +522,7 @@ def _oem_table_id(text: str) -> bytes:
     encoded = text.encode("ascii")
     if not encoded or len(encoded) > 8:
         raise ValueError(f"an OEM table id has 1 to 8 ASCII characters, not {text!r}")
-    return encoded.ljust(8)
+    return encoded.ljust(8, b"\x00")  # acpi_table_begin pads with NULs
 
 
 @attrs.define(repr=False)
@@ -527,28 +531,65 @@ class Contributions(FieldsRepr):
     :class:`plugins.services.AcpiTableBuilder`."""
 
     dsdt_aml: list[bytes] = attrs.field(factory=list)
-    #: (signature, complete table bytes), in the order they were added
+    #: (signature, complete table bytes), in the order they were added: after the WAET
     tables: list[tuple[str, bytes]] = attrs.field(factory=list)
+    #: the same, for tables placed before the WAET (``board=True``)
+    board_tables: list[tuple[str, bytes]] = attrs.field(factory=list)
+    #: SRAT entries plugins added
+    srat_memory: list[MemoryAffinity] = attrs.field(factory=list)
+    #: where :meth:`allocate` hands out guest RAM: (first address, end), or None
+    #: when the tables are not in guest memory
+    allocation_area: tuple[int, int] | None = None
+    #: name -> (guest-physical address, size) of what :meth:`allocate` handed out
+    allocations: dict[str, tuple[int, int]] = attrs.field(factory=dict)
 
     def add_dsdt_aml(self, aml_bytes: bytes) -> None:
         self.dsdt_aml.append(bytes(aml_bytes))
 
-    def add_ssdt(self, oem_table_id: str, aml_bytes: bytes) -> None:
-        self.tables.append(("SSDT", table(b"SSDT", 1, bytes(aml_bytes),
-                                          _oem_table_id(oem_table_id))))
+    def add_ssdt(self, oem_table_id: str, aml_bytes: bytes, *, board: bool = False) -> None:
+        (self.board_tables if board else self.tables).append(
+            ("SSDT", table(b"SSDT", 1, bytes(aml_bytes), _oem_table_id(oem_table_id))))
 
     def add_table(self, signature: str, body: bytes, *, revision: int = 1,
-                  oem_table_id: str | None = None) -> None:
+                  oem_table_id: str | None = None, board: bool = False) -> None:
         name = signature.encode("ascii")
         if len(name) != 4 or signature in BUILTIN_SIGNATURES:
             raise ValueError(f"cannot add an ACPI table with signature {signature!r}")
-        self.tables.append((signature, table(
+        (self.board_tables if board else self.tables).append((signature, table(
             name, revision, bytes(body),
             OEM_TABLE_ID if oem_table_id is None else _oem_table_id(oem_table_id))))
 
+    def add_srat_memory(self, base: int, length: int, node: int, flags: int) -> None:
+        self.srat_memory.append(MemoryAffinity(base, length, node, flags))
+
+    def allocate(self, name: str, size: int) -> int:
+        """Hand out ``size`` bytes from the top of the allocation area down, in the
+        order of the calls (so the same calls get the same addresses)."""
+        if size <= 0 or size % 4096:
+            raise ValueError(f"an ACPI allocation is a multiple of 4 KiB, not {size}")
+        if name in self.allocations:
+            raise ValueError(f"ACPI allocation {name!r} is made twice")
+        if self.allocation_area is None:
+            self.allocations[name] = (0, size)
+            return 0
+        start, end = self.allocation_area
+        low = min([end, *(address for address, _ in self.allocations.values() if address)])
+        address = low - size
+        if address < start:
+            raise ValueError(f"no room beside the ACPI tables for {name!r} ({size} bytes)")
+        self.allocations[name] = (address, size)
+        return address
+
+    def allocated_below(self) -> int | None:
+        """The lowest allocated address (the tables must end below it), or None."""
+        used = [address for address, _ in self.allocations.values() if address]
+        return min(used) if used else None
+
     def key(self) -> tuple[object, ...]:
         """Everything contributed, comparable: the tables are rebuilt when it changes."""
-        return (tuple(self.dsdt_aml), tuple(self.tables))
+        return (tuple(self.dsdt_aml), tuple(self.tables), tuple(self.board_tables),
+                tuple((e.base, e.length, e.proximity, e.flags) for e in self.srat_memory),
+                tuple(sorted(self.allocations.items())))
 
 
 #: the tables the pc machine builds itself; a plugin cannot add another of these
@@ -592,8 +633,9 @@ def build_blob(machine: PcMachine, *, base: int = 0,
     :param machine: a :class:`devices.machine.PcMachine` after board init.
     :param base: guest-physical address where the blob will be copied; with
         0 the pointers are blob offsets, as in QEMU's fw_cfg blob.
-    :param extra: what plugins contributed: AML appended to the DSDT, and
-        SSDTs and tables placed after the WAET and listed in the RSDT.
+    :param extra: what plugins contributed: AML appended to the DSDT, SRAT
+        entries, and SSDTs and tables placed before the WAET (``board``) or
+        after it, listed in the RSDT.
     :raises ValueError: ``base`` not 64-byte aligned or the blob beyond 4 GiB
         (the RSDT and FACP hold 32-bit pointers).
     """
@@ -618,7 +660,7 @@ def build_blob(machine: PcMachine, *, base: int = 0,
     dsdt_address = put("DSDT", dsdt(machine, tuple(extra.dsdt_aml)))
     listed = [put("FACP", fadt(facs_address, dsdt_address)),
               put("APIC", madt(machine_cpus(machine))), put("HPET", hpet())]
-    srat_table = srat(machine)
+    srat_table = srat(machine, extra.srat_memory)
     if srat_table is not None:
         listed.append(put("SRAT", srat_table))
     slit_table = slit(machine)
@@ -627,6 +669,8 @@ def build_blob(machine: PcMachine, *, base: int = 0,
     hmat_table = hmat(machine)
     if hmat_table is not None:
         listed.append(put("HMAT", hmat_table))
+    for signature, data in extra.board_tables:
+        listed.append(put(signature, data))
     listed.append(put("WAET", waet()))
     for signature, data in extra.tables:
         listed.append(put(signature, data))

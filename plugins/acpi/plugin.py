@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -128,12 +129,17 @@ def _built(machine: PcMachine, base: int) -> TableBlob:
     from devices.acpi.tables import Contributions, build_blob  # only once tables are wanted
 
     previous = machine.stash.get(ACPI_TABLES)
-    extra = Contributions()
+    # What plugins allocate (AcpiTableBuilder.allocate) comes from the top of
+    # the tables' area down; the tables grow up from its base.
+    extra = Contributions(allocation_area=(base, base + TABLES_AREA) if base else None)
     machine.relay.qom_acpi_build(machine=machine, tables=extra)
     key = _layout(machine, base, extra)
     if previous is not None and machine.stash.get(ACPI_LAYOUT) == key:
         return previous
     blob = build_blob(machine, base=base, extra=extra)
+    limit = extra.allocated_below()
+    if limit is not None and base + len(blob.data) > limit:
+        raise QomError("the ACPI tables do not fit the space kept for them")
     machine.stash[ACPI_LAYOUT] = key
     return blob
 
@@ -172,6 +178,8 @@ class _AcpiState(FieldsRepr):
     """The ``acpi`` service of one machine."""
 
     machine: PcMachine
+    #: name -> size of what the firmware allocates beside the tables
+    reserved: dict[str, int] = attrs.field(factory=dict)
 
     def tables(self) -> list[tuple[str, bytes]]:
         blob = tables_of(self.machine)
@@ -185,6 +193,27 @@ class _AcpiState(FieldsRepr):
         pm = self.machine.stash.get(PM_BLOCK)
         if pm is not None:
             pm.power_button()
+
+    def reserve(self, name: str, size: int) -> None:
+        if size <= 0 or size % 4096 or name in self.reserved:
+            raise ValueError(f"cannot reserve {size} bytes of firmware RAM as {name!r}")
+        self.reserved[name] = size
+
+    def reserved_size(self) -> int:
+        return sum(self.reserved.values())
+
+    def raise_gpe(self, bit: int) -> Callable[[], None]:
+        block = memory_hotplug_block(self.machine)
+        if block is None:
+            return lambda: None
+        before = bytes(block.gpe.status)
+        block.gpe.raise_event(bit)
+
+        def withdraw() -> None:
+            block.gpe.status[:] = before
+            _update_sci(self.machine)
+
+        return withdraw
 
 
 # ---------------------------------------------------------------------------

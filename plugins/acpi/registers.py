@@ -27,7 +27,7 @@ from typing import Any, Final
 import attrs
 
 from devices.machine import PcMachine
-from plugins.services import GUEST_MEMORY, GuestShutdown, services_of
+from plugins.services import GUEST_MEMORY, SLOT_ACPI_MEMORY_HOTPLUG, GuestShutdown, services_of
 from qom import Device, QomError, as_memory_device, complete_unplug
 from qom.reprs import FieldsRepr
 
@@ -280,10 +280,11 @@ class MemoryHotplugBlock(FieldsRepr):
             self.machine.tree.emit(name, data)
 
     def slot_of(self, device: Device) -> SlotStatus | None:
-        """The slot of a memory device that has one, else ``None``."""
+        """The slot of a memory device that has one, else ``None`` (also for a
+        device type that tells the guest itself: ``SLOT_ACPI_MEMORY_HOTPLUG``)."""
         memory = as_memory_device(device)
         slot = memory.get_slot() if memory is not None else None
-        if slot is None:
+        if slot is None or not device.object_class.slots.get(SLOT_ACPI_MEMORY_HOTPLUG, True):
             return None
         if not 0 <= slot < len(self.slots):
             raise QomError(f"acpi: invalid slot {slot}")

@@ -43,7 +43,7 @@ from plugins.commands import (
     ObjectType,
     SchemaType,
 )
-from plugins.device_events import removal_outcome
+from plugins.device_events import DeviceRef, removal_outcome
 from plugins.monitor.memdump import save
 from plugins.services import ACPI, GUEST_CPU, GUEST_MEMORY, GuestCpu, services_of
 
@@ -166,14 +166,40 @@ def x_device_del_wait(control: VmControl, id: str, timeout: float = 10.0) -> dic
     refused it (its ``_OST`` failure), or ``timeout`` seconds have passed."""
     if not 0 <= timeout <= 3600:
         raise qom.errors.parameter_expects("timeout", "a number of seconds from 0 to 3600")
+    device = DeviceRef.of(qom.find_device(control.vm.tree, id))
     outcome = control.wait_for_event(
-        lambda name, data: removal_outcome(id, name, data),
+        lambda name, data: removal_outcome(device, name, data),
         lambda: qom.device_del(control.vm.tree, id), timeout)
     if outcome is None:
         raise qom.QomError(f"Device '{id}' was not deleted within {timeout:g} s")
     if not outcome.ok:
         raise qom.QomError(outcome.message)
     return dict(outcome.data or {})
+
+
+def x_plan_plug(control: VmControl, requests: list[Any]) -> dict[str, Any]:
+    """``x-plan-plug`` (a pyqom addition): what ``requests`` (``{"execute":
+    "object-add" | "device_add", "arguments": {...}}`` each) would do, with the
+    machine left as it was (:func:`devices.plan.plan_plug`)."""
+    from devices.plan import plan_plug, requests_from_qmp  # not needed to start
+
+    return plan_plug(control.vm.tree, requests_from_qmp(requests))
+
+
+def x_query_memory_capacity(control: VmControl,
+                            alignments: list[Any] | None = None) -> dict[str, Any]:
+    """``x-query-memory-capacity`` (a pyqom addition): free slots, free ``maxmem``,
+    the free ranges and the largest DIMM that fits now per alignment
+    (:func:`devices.plan.memory_capacity`)."""
+    from devices.plan import DEFAULT_ALIGNMENTS, memory_capacity, pc_machine_of
+
+    if alignments is None:
+        alignments = list(DEFAULT_ALIGNMENTS)
+    for index, align in enumerate(alignments):
+        if isinstance(align, bool) or not isinstance(align, int):
+            raise qom.QomError(
+                f"Invalid parameter type for 'alignments[{index}]', expected: integer")
+    return memory_capacity(pc_machine_of(control.vm.tree), alignments)
 
 
 def query_memory_devices(control: VmControl) -> list[dict[str, Any]]:
@@ -409,6 +435,9 @@ BUILTIN_COMMANDS: tuple[Command, ...] = (
     Command("system_powerdown", system_powerdown, returns=NO_DATA),
     Command("x-device-del-wait", x_device_del_wait,
             (Arg("id"), Arg("timeout", "number", True))),
+    Command("x-plan-plug", x_plan_plug, (Arg("requests", "array"),)),
+    Command("x-query-memory-capacity", x_query_memory_capacity,
+            (Arg("alignments", "array", True),)),
 )
 """Module constant (immutable): the built-in QMP commands."""
 BUILTIN_COMMANDS = _with_returns(BUILTIN_COMMANDS)

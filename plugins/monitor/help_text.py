@@ -80,6 +80,9 @@ Generic object creation:
 -dump-acpi DIR  write the ACPI tables of the ready machine to DIR/SIG.dat
 -x-prealloc-progress
                 say on stderr how far each preallocation of 1 GiB or more has come
+-x-check-config say whether -m, -machine and -cpu would boot (exit 0) or not
+                (exit 1, with the reason and the largest maxmem that boots),
+                without creating the machine
 """
 
 

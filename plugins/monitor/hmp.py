@@ -643,6 +643,65 @@ def hmp_info_memory_size_summary(session: HmpSession, args: dict[str, Any]) -> N
         session.print(f"plugged memory: {info['plugged-memory']}\n")
 
 
+def hmp_x_plan_plug(session: HmpSession, args: dict[str, Any]) -> None:
+    """``x_plan_plug`` (a pyqom addition): ``object_add ARGS`` and ``device_add ARGS``
+    pairs, in order, planned as ``x-plan-plug`` plans them."""
+    from devices.plan import PlanRequest, plan_plug
+
+    words = str(args["requests"]).split()
+    if len(words) % 2:
+        raise qom.QomError("x_plan_plug: expected object_add or device_add, each with "
+                           "its arguments")
+    requests = []
+    for command, text in zip(words[::2], words[1::2], strict=True):
+        if command == "object_add":
+            requests.append(PlanRequest("object-add",
+                                        qom.parse_keyval(text, implied_key="qom-type"),
+                                        qom.KEYVAL))
+        elif command == "device_add":
+            requests.append(PlanRequest("device_add", _parse_device_opts(text), qom.KEYVAL))
+        else:
+            raise qom.QomError(f"x_plan_plug: '{command}' cannot be planned, "
+                               "only object_add and device_add")
+    answer = plan_plug(session.control.vm.tree, requests)
+    for device in answer["devices"]:
+        name = device.get("id", device["driver"])
+        if "addr" in device:
+            slot = f"slot {device['slot']}, " if "slot" in device else ""
+            session.print(f"{name}: {slot}addr 0x{device['addr']:x}, size "
+                          f"0x{device['size']:x}, align 0x{device['align']:x}, "
+                          f"padding 0x{device['padding']:x}\n")
+        else:
+            session.print(f"{name}: plugged\n")
+    if not answer["fits"]:
+        session.print(f"request {answer['failed'] + 1} would fail: "
+                      f"{answer['error']['desc']}\n")
+    _print_room(session, answer, "slots-left", "maxmem-left")
+
+
+def _print_room(session: HmpSession, answer: dict[str, Any], slots: str, maxmem: str) -> None:
+    session.print(f"slots left: {answer[slots]}, maxmem left: 0x{answer[maxmem]:x}\n")
+    highest = answer.get("highest-address")
+    used = f"0x{highest:x}" if highest is not None else "none"
+    session.print(f"highest address: {used}, phys-bits limit: "
+                  f"0x{answer['phys-bits-limit']:x}\n")
+
+
+def hmp_info_x_memory_capacity(session: HmpSession, args: dict[str, Any]) -> None:
+    """``info x-memory-capacity`` (a pyqom addition): ``x-query-memory-capacity``."""
+    info = session.control.execute("x-query-memory-capacity")
+    session.print(f"device memory: 0x{info['device-memory-base']:x}, size "
+                  f"0x{info['device-memory-size']:x}\n")
+    _print_room(session, info, "free-slots", "maxmem-free")
+    for free in info["free-ranges"]:
+        session.print(f"free: 0x{free['addr']:x}-0x{free['addr'] + free['size'] - 1:x}"
+                      f" (0x{free['size']:x})\n")
+    session.print(f"fragmentation: {info['fragmentation']}%\n")
+    for largest in info["largest-dimm"]:
+        session.print(f"largest DIMM, align 0x{largest['align']:x}: "
+                      f"0x{largest['size']:x}\n")
+
+
 def hmp_info_numa(session: HmpSession, args: dict[str, Any]) -> None:
     """``info numa``: each node's present CPUs, its memory (DIMMs on it
     included) and what DIMMs add, as ``query_numa_node_mem`` counts them."""
@@ -778,6 +837,10 @@ BUILTIN_HMP_COMMANDS: tuple[HmpCommand, ...] = (
     HmpCommand("stop|s", "", "", "stop emulation", hmp_stop),
     HmpCommand("system_powerdown", "", "", "send system power down event",
                hmp_system_powerdown),
+    HmpCommand("x_plan_plug", "requests:S",
+               "object_add|device_add args [object_add|device_add args ...]",
+               "plan a plug: where the devices would go, or why not (pyqom)",
+               hmp_x_plan_plug),
     HmpCommand("x", "fmt:/,addr:l", "/fmt addr", "virtual memory dump starting at 'addr'",
                hmp_x),
     HmpCommand("xp", "fmt:/,addr:l", "/fmt addr", "physical memory dump starting at 'addr'",
@@ -803,6 +866,9 @@ BUILTIN_HMP_COMMANDS: tuple[HmpCommand, ...] = (
     HmpCommand("status", "", "", "show the current VM status (running|paused)",
                hmp_info_status, info=True),
     HmpCommand("version", "", "", "show the version of QEMU", hmp_info_version, info=True),
+    HmpCommand("x-memory-capacity", "", "",
+               "show the room left for memory devices (pyqom)",
+               hmp_info_x_memory_capacity, info=True),
 )
 """Module constant (immutable): the built-in HMP commands and ``info`` subcommands."""
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from devices.machine import PcMachine
 from plugins.services import PORT_IO, services_of
-from qom import Object
+from qom import MemoryDevice, Object
+from qom.memory_device import SLOT_MEMORY_DEVICE_MTREE
 
 
 def _mtree_line(depth: int, start: int, size: int, priority: int, kind: str, text: str) -> str:
@@ -18,7 +19,9 @@ def info_mtree(machine: Object) -> str:
 
     The I/O space with the port ranges plugins registered, the system memory
     with ``pc.ram``'s two aliases and the ``device-memory`` container holding
-    each plugged DIMM's backend, and the ``pc.ram`` region itself.  QEMU lists
+    each plugged DIMM's backend (or the region its class describes: an
+    NVDIMM's alias), and the ``pc.ram`` region itself, then each aliased
+    device region.  QEMU lists
     many more devices (PCI, ISA, ROMs) that pyqom does not emulate.
     """
     if not isinstance(machine, PcMachine):
@@ -46,14 +49,16 @@ def info_mtree(machine: Object) -> str:
                        f"{machine.ram_size - 1:016x}"))
     for start, size, text in sorted(system):
         lines.append(_mtree_line(2, start, size, 0, alias_kind, text))
+    aliased: list[tuple[str, int]] = []
     if machine.has_device_memory:
         lines.append(_mtree_line(2, machine.device_memory_base, machine.device_memory_size, 0,
                                  "i/o", "device-memory"))
         for device in machine.memory_devices():
-            backend = device.get_memdev()
-            name = backend.name_in_parent if backend is not None else "?"
-            lines.append(_mtree_line(3, device.get_addr(), device.get_region_size(), 0, "ram",
-                                     str(name)))
+            kind, text, alias = _device_region(device)
+            lines.append(_mtree_line(3, device.get_addr(), device.get_region_size(), 0, kind,
+                                     text))
+            if alias is not None and alias not in aliased:
+                aliased.append(alias)
     # The RAM region the aliases point into: a backend, or with NUMA memdevs
     # the pc.ram container of the nodes' backends.
     lines += ["", f"memory-region: {ram_name}"]
@@ -64,5 +69,19 @@ def info_mtree(machine: Object) -> str:
                                      str(backend.name_in_parent)))
     else:
         lines.append(_mtree_line(1, 0, machine.ram_size, 0, "ram", ram_name))
-    lines.append("")
-    return "\n".join(lines) + "\n"
+    for name, size in aliased:
+        lines += ["", f"memory-region: {name}", _mtree_line(1, 0, size, 0, "ram", name)]
+    return "\n".join([*lines, ""]) + "\n"
+
+
+def _device_region(device: MemoryDevice) -> tuple[str, str, tuple[str, int] | None]:
+    """What ``info mtree`` shows at a memory device's address (its class's
+    ``SLOT_MEMORY_DEVICE_MTREE``, or its backend's region)."""
+    describe = getattr(device, "object_class", None)
+    describe = describe.slots.get(SLOT_MEMORY_DEVICE_MTREE) if describe is not None else None
+    if describe is not None:
+        kind, text, alias = describe(device)
+        return str(kind), str(text), alias
+    backend = device.get_memdev()
+    name = backend.name_in_parent if backend is not None else "?"
+    return "ram", str(name), None

@@ -7,6 +7,7 @@ import itertools
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,22 @@ class QemuOracle:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._loop.run_until_complete(self._connect())
 
-    async def _connect(self) -> None:
-        for _ in range(200):
+    async def _connect(self, timeout: float = 30) -> None:
+        """Connect once QEMU listens: its socket file exists a moment before
+        ``listen``, and a connect in between is refused (seen under load)."""
+        deadline = time.monotonic() + timeout
+        while True:
             if Path(self._socket).exists():
-                break
+                try:
+                    await self._client.connect(self._socket)
+                    return
+                except Exception:
+                    if time.monotonic() > deadline or self._process.poll() is not None:
+                        raise
+                    self._client = QMPClient("pyqom-oracle")
+            elif time.monotonic() > deadline or self._process.poll() is not None:
+                raise TimeoutError(f"QEMU does not listen on {self._socket}")
             await asyncio.sleep(0.05)
-        await self._client.connect(self._socket)
 
     @property
     def pid(self) -> int:

@@ -298,3 +298,94 @@ def test_the_shipped_guest_is_the_one_the_source_builds(kernel: str) -> None:
         assert done.returncode == 3, done.stderr
         runs.append(transcript(out).replace(path.encode(), b"KERNEL"))
     assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize(("persistence", "backend"), [
+    ("", ""), (",nvdimm-persistence=cpu", ""), ("", ",pmem=on"),
+])
+def test_nvdimm_labels_through_the_dsm_port_as_on_qemu(kernel: str, tmp_path: Path,
+                                                       persistence: str, backend: str) -> None:
+    """The guest finds the NFIT and the NVDIMM SSDT, and calls each NVDIMM's label
+    functions the way the SSDT's _DSM does (the DSM page, port 0x0a18): the same
+    transcript on both, and the label it writes lands in the backend file at the
+    label area's offset (the file's last 128 KiB) on both."""
+    qemu = qemu_or_skip()
+    runs = []
+    for name, program in (("qemu", [qemu]), ("pyqom", pyqom_command())):
+        backing = tmp_path / f"{name}.pmem"
+        backing.write_bytes(bytes(256 << 20))
+        args = ["-M", f"pc,nvdimm=on{persistence}", "-m", "512M,slots=2,maxmem=4G",
+                "-object", f"memory-backend-file,id=f1,size=256M,share=on,mem-path={backing}"
+                           f"{backend}",
+                "-device", "nvdimm,id=nv1,memdev=f1,label-size=128K",
+                "-kernel", kernel, "-append", "nvdimm exit=0x10"]
+        done = _boot(program, args, tmp_path / f"{name}.out")
+        assert done.returncode == 33, done.stderr
+        with backing.open("rb") as file:
+            file.seek((256 << 20) - (128 << 10) + 0x40)
+            label = file.read(16)
+        runs.append((transcript(tmp_path / f"{name}.out"), label))
+    expected = runs[0][0]
+    fit = 4 + 56 + 48 + 80 + (16 if persistence else 0)   # its length, 3 structures, caps
+    assert f"nvdimm read fit result {fit} status 0x0 same as nfit\n".encode() in expected
+    assert b"nvdimm handle 0x1 write offset 0x40 length 0x10 result 4 status 0x0\n" in expected
+    assert runs[0][1] == b"pyqom-label-0001"
+    assert runs[1] == runs[0]
+
+
+async def _nvdimm_hotplug_session(program: list[str], args: list[str], tmp_path: Path,
+                                  name: str) -> tuple[bytes, list[tuple[str, object]], int]:
+    """Boot, wait for the guest, hot-plug an NVDIMM, wait until the guest has read
+    the FIT again, ``quit``; (transcript, events, status)."""
+    sock, out = tmp_path / f"{name}.sock", tmp_path / f"{name}.out"
+    process = subprocess.Popen([*program, *BASE, *args, "-debugcon", f"file:{out}", *CONSOLE,
+                                "-qmp", f"unix:{sock},server=on,wait=off"],
+                               env=pyqom_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    events: list[tuple[str, object]] = []
+    try:
+        deadline = time.monotonic() + 30
+        client = await connect_qmp(name, sock)
+        while b"ready\n" not in transcript(out) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+        async def collect() -> None:
+            async for event in client.events:
+                events.append((event["event"], event.get("data")))
+
+        collector = asyncio.ensure_future(collect())
+        await client.execute("object-add", {"qom-type": "memory-backend-ram", "id": "m2",
+                                            "size": 128 << 20})
+        await client.execute("device_add", {"driver": "nvdimm", "id": "nv2", "memdev": "m2",
+                                            "label-size": 256 << 10})
+        while b"nvdimm fit length" not in transcript(out) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)              # nothing more comes
+        await client.execute("quit")
+        status = await asyncio.get_running_loop().run_in_executor(None, process.wait, 30)
+        collector.cancel()
+        await asyncio.gather(collector, return_exceptions=True)
+        with contextlib.suppress(EOFError):
+            await client.disconnect()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return transcript(out), [event for event in events if event[0] != "SHUTDOWN"], status
+
+
+def test_an_nvdimm_hot_plug_reaches_the_guest_through_gpe_4_and_the_fit_as_on_qemu(
+        kernel: str, tmp_path: Path) -> None:
+    """GPE0 bit 4 (QEMU's ``\\_GPE._E04``), then the FIT read as ``_FIT`` reads
+    it: the new NVDIMM is in it, after the cold-plugged one."""
+    qemu = qemu_or_skip()
+    args = ["-M", "pc,nvdimm=on", "-m", "512M,slots=2,maxmem=4G",
+            "-object", "memory-backend-ram,id=m1,size=128M",
+            "-device", "nvdimm,id=nv1,memdev=m1,label-size=128K",
+            "-kernel", kernel, "-append", "nvdimm"]
+    theirs = asyncio.run(_nvdimm_hotplug_session([qemu], args, tmp_path, "qemu"))
+    mine = asyncio.run(_nvdimm_hotplug_session(pyqom_command(), args, tmp_path, "pyqom"))
+    assert theirs[2] == 0
+    assert b"nvdimm hotplug event\nnvdimm fit length 368 restarts 0\n" in theirs[0]
+    assert b"fit map handle 0x2 spa 4 dcr 5 length 0x7e00000 flags 0x0\n" in theirs[0]
+    assert mine == theirs

@@ -95,12 +95,13 @@ def _categories(text: str) -> dict[str, list[str]]:
 def test_device_list_has_qemus_categories_and_lines() -> None:
     qemu, mine = both("-device", "help")
     ours, theirs = _categories(mine[1]), _categories(qemu[1])
-    assert list(ours) == ["Misc devices:", "Uncategorized devices:"]
+    assert list(ours) == ["Storage devices:", "Misc devices:", "Uncategorized devices:"]
     assert _in_order(list(ours), list(theirs))
     for heading, lines in ours.items():
         assert [line for line in theirs[heading] if line in lines] == lines, heading
     assert ours["Misc devices:"] == ['name "isa-debug-exit", bus ISA',
                                      'name "isa-debugcon", bus ISA']
+    assert ours["Storage devices:"] == ['name "nvdimm", desc "DIMM memory module"']
 
 
 def test_version_and_usage() -> None:

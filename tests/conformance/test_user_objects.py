@@ -412,7 +412,7 @@ def test_same_process_as_qemu(scenario: Scenario, tmp_path: Path) -> None:
 
 #: QEMU creates ``-object`` memory backends and rng-egd after the other objects
 #: (``object_create_early`` in vl.c: rng-egd after the chardevs and the machine
-#: object); pyqom's ``command_line.start`` creates them in command-line order.
+#: object), and thread contexts before all; so does pyqom's ``command_line.start``.
 LATE_OBJECTS = [
     _scenario("late-backend-before-its-context",
               f"{RAM},id=m1,size=1M,prealloc-context=tc", "thread-context,id=tc",
@@ -423,8 +423,6 @@ LATE_OBJECTS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="pyqom.command_line.start creates -object in"
-                   " command-line order; QEMU creates memory backends and rng-egd late")
 @pytest.mark.parametrize("scenario", LATE_OBJECTS, ids=[s.name for s in LATE_OBJECTS])
 def test_late_objects_as_qemu(scenario: Scenario, tmp_path: Path) -> None:
     expected, actual = run_both(scenario, tmp_path)

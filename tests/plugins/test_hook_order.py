@@ -40,6 +40,11 @@ class Probe:
         self.slot_enabled_at[phase] = block is not None and block.slots[device.slot].is_enabled
 
     @hookimpl
+    def qom_memory_device_pre_plug(self, machine: Any, device: Any) -> None:
+        # before the machine places the device: no slot or address yet
+        self.seen.append(f"memory_pre_plug slot={device.slot} addr={device.addr}")
+
+    @hookimpl
     def qom_device_pre_plug(self, machine: Any, device: Any) -> None:
         self.seen.append("pre_plug")
 
@@ -91,7 +96,8 @@ def test_plug_and_unplug_phases_run_in_the_documented_order(builtins) -> None:
     tree, machine = _machine(builtins, probe)
     qom.object_add(tree, {"qom-type": "memory-backend-ram", "id": "m1", "size": G})
     dimm = qom.device_add(tree, {"driver": "pc-dimm", "id": "d1", "memdev": "m1"})
-    assert probe.seen == ["pre_plug"] + [f"plug_{phase}" for phase in PLUG_PHASES]
+    assert probe.seen == ["memory_pre_plug slot=-1 addr=0", "pre_plug"] + [
+        f"plug_{phase}" for phase in PLUG_PHASES]
     # The address space maps in `map`, ACPI describes in `describe`: whoever
     # registered first, the GPE of `announce` is raised with the DIMM mapped.
     assert probe.mapped_at == {"plug_claim": False, "plug_map": False,

@@ -200,6 +200,21 @@ def test_device_del_returns_a_future_of_the_eject(kernel: str, tmp_path: Path) -
         vm.close()
 
 
+def test_device_del_by_path_of_a_dimm_without_id(kernel: str, tmp_path: Path) -> None:
+    """A DIMM with no id is named by its QOM path; its events by path and slot."""
+    vm = _api_vm(kernel, tmp_path / "guest.out")
+    try:
+        vm.object_add("memory-backend-ram", "m1", size=128 << 20)
+        device = vm.device_add("pc-dimm", memdev="m1")
+        path = device.canonical_path
+        assert path == "/machine/peripheral-anon/device[1]"   # [0]: the isa-debugcon
+        assert vm.onlined(path).result(20)["slot"] == "0"
+        assert vm.device_del(path).result(20) == {"path": path}
+        assert vm.query_memory_devices() == []
+    finally:
+        vm.close()
+
+
 def test_a_refused_eject_fails_the_future(kernel: str, tmp_path: Path) -> None:
     vm = _api_vm(kernel, tmp_path / "guest.out", "ost-fail")
     try:

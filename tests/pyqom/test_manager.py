@@ -57,6 +57,29 @@ def test_misspelt_hook_fails_at_start_naming_the_plugin() -> None:
     assert str(err.value) == "plugin 'Misspelt': unknown hook 'qom_register_typez'"
 
 
+class Unprefixed:
+    """A marked method without the ``qom_`` prefix: no hook of pyqom's has its name."""
+
+    calls = 0
+
+    @hookimpl
+    def register_types(self, registry):
+        Unprefixed.calls += 1
+
+    @property
+    def qom_broken(self):  # a property is never run while hooks are looked for
+        raise AssertionError("looked at")
+
+
+def test_only_qom_names_are_looked_at_for_hooks() -> None:
+    """QomPluginManager skips names without the prefix (the cost of registering);
+    such a method is no hook implementation, and nothing fails."""
+    pm = make_plugin_manager(autoload=False, plugins=[Unprefixed()])
+    assert not hasattr(pm.hook, "register_types")
+    make_registry(pm)
+    assert Unprefixed.calls == 0
+
+
 def test_plugin_objects_get_a_name_and_can_be_blocked() -> None:
     pm = make_plugin_manager(autoload=False, plugins=[Misspelt()],
                              environ={"PYQOM_DISABLED_PLUGINS": "Misspelt"})

@@ -90,7 +90,7 @@ def test_a_pc_dimm_subtype_reports_its_kind_and_its_ssdt(control) -> None:
 
     ssdt = next(base64.b64decode(t["data"]) for t in replies[3]["return"]
                 if t["signature"] == "SSDT")
-    assert ssdt[16:24] == b"EXDIMMS " and b"EXD0" in ssdt and b"PYQM0001" in ssdt
+    assert ssdt[16:24] == b"EXDIMMS\x00" and b"EXD0" in ssdt and b"PYQM0001" in ssdt
 
 
 def test_the_port_device_answers_guest_in_and_out(control) -> None:
