@@ -879,16 +879,15 @@ def _start_none_machine(vm: VM, line: CommandLine, config: MemoryConfig, warn: W
         if given:
             raise StartupError(f"pyqom's none machine takes no {option}")
     try:
+        # objects and chardevs in the order start() makes them for any machine
+        _add_objects(vm, line, _pre_sandbox)
+        _add_objects(vm, line, _created_early)
         for text, spec in line.chardevs:
             try:
                 vm.chardevs.open(spec, info=_located(warn, f"-chardev {text}"))
             except QomError as err:
                 raise StartupError(str(err), location=f"-chardev {text}") from None
-        for _, arguments, source in line.objects:
-            try:
-                qom.object_add(vm.tree, arguments, source)
-            except QomError as err:
-                raise StartupError.unlocated(err) from None
+        _add_objects(vm, line, _created_late)
         try:
             vm.create_none_machine(config)
         except QomError as err:
