@@ -506,6 +506,11 @@ def _apply_machine(line: CommandLine, value: str, warn: Warn) -> None:
             raise StartupError(f"Property '{type_name}.{name}' not found")
 
 
+#: the spellings of a boolean QEMU's ``qapi_bool_parse`` takes
+_TRUE = ("on", "yes", "true", "y")
+_FALSE = ("off", "no", "false", "n")
+
+
 def _opts_checked(option: str, value: str, known: dict[str, str],
                   implied: str | None = None) -> dict[str, str]:
     """A QemuOpts option checked against its description (``known``: name to
@@ -515,11 +520,11 @@ def _opts_checked(option: str, value: str, known: dict[str, str],
         kind = known.get(opt.name)
         if kind is None:
             raise StartupError(f"Invalid parameter '{opt.name}'", location=f"{option} {value}")
-        if kind == "bool" and opt.value not in ("on", "off", "yes", "no", "true", "false"):
+        if kind == "bool" and opt.value not in _TRUE + _FALSE:
             raise StartupError(f"Parameter '{opt.name}' expects 'on' or 'off'",
                                location=f"{option} {value}")
         if kind == "bool":
-            result[opt.name] = "on" if opt.value in ("on", "yes", "true") else "off"
+            result[opt.name] = "on" if opt.value in _TRUE else "off"
         else:
             result[opt.name] = opt.value
     return result

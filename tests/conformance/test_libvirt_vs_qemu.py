@@ -162,6 +162,7 @@ def test_accelerators_as_a_qemu_without_them(tmp_path: Path, args: tuple[str, ..
 @pytest.mark.parametrize("option", [
     ("-overcommit", "mem-lock=off,cpu-pm=off"), ("-overcommit", "mem-lock=maybe"),
     ("-overcommit", "mem-lock=on"), ("-overcommit", "cpu-pm=on"),
+    ("-overcommit", "mem-lock=n,cpu-pm=yes"), ("-msg", "timestamp=y"),
     ("-overcommit", "bogus=on"), ("-uuid", "not-a-uuid"),
     ("-uuid", "2ac93e71-214d-4e90-b339-14139fbf0db"), ("-rtc", "base=utc,clock=host"),
     ("-rtc", "bogus=1"), ("-boot", "strict=on"), ("-boot", "strict=maybe"),
