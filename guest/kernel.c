@@ -512,7 +512,7 @@ static int handle_events(void)
             }
             outl(MHP_BASE + MHP_CTRL, CTRL_CLEAR_REMOVE);
             if (fail) { ost(slot, 0x103, 0x1); continue; }  /* eject request: failure */
-            ost(slot, 0x103, 0x80);                      /* eject in progress */
+            ost(slot, 0x103, 0x84);   /* ejection in progress (ACPI: 0x80 is "not supported") */
             outl(MHP_BASE + MHP_SEL, slot);
             outl(MHP_BASE + MHP_CTRL, CTRL_EJECT);
             puts("ejected slot "); putdec(slot); putc('\n');

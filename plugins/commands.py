@@ -116,6 +116,52 @@ class Arg(FieldsValue):
             raise ValueError(f"unknown argument type {self.type!r}")
 
 
+@attrs.frozen(repr=False, eq=False)
+class Member(FieldsValue):
+    """A member of a return :class:`ObjectType` (QAPI's struct member).
+
+    :ivar type: a :data:`SchemaType`.
+    """
+
+    name: str
+    type: SchemaType = "str"
+    optional: bool = False
+
+
+@attrs.frozen(repr=False, eq=False)
+class ObjectType(FieldsValue):
+    """A QAPI struct a command takes or returns; ``name`` is its QAPI name (shown
+    mangled to a number by ``query-qmp-schema``, as QEMU does).  A union has a
+    ``tag`` member and, for each value of it, the struct of further members."""
+
+    name: str
+    members: tuple[Member, ...] = ()
+    tag: str | None = None
+    variants: tuple[tuple[str, ObjectType], ...] = ()
+
+
+@attrs.frozen(repr=False, eq=False)
+class EnumType(FieldsValue):
+    """A QAPI enum: its name and values."""
+
+    name: str
+    values: tuple[str, ...]
+
+
+@attrs.frozen(repr=False, eq=False)
+class ArrayType(FieldsValue):
+    """A QAPI array of ``element``."""
+
+    element: SchemaType
+
+
+#: a QAPI type as ``query-qmp-schema`` describes it: a built-in name (``str``,
+#: ``int``, ``bool``, ``number``, ``any``, ``null``) or a struct, enum or array
+SchemaType = str | ObjectType | EnumType | ArrayType
+
+#: QAPI's empty struct (``q_empty``): a command that returns ``{}``
+NO_DATA: ObjectType = ObjectType("q_empty")
+
 Handler = Callable[..., Any]
 
 
@@ -127,13 +173,36 @@ class Command(FieldsValue):
     :ivar handler: ``handler(control, **arguments)``; with ``boxed``,
         ``handler(control, arguments)`` with the raw argument dict.
     :ivar args: declared arguments, in schema order.
-    :ivar boxed: skip argument checking (the handler validates).
+    :ivar boxed: skip argument checking (the handler validates); ``args``
+        then only describe the members the schema shows.
+    :ivar returns: what the command returns, as ``query-qmp-schema`` shows
+        it: :data:`NO_DATA` for ``{}``; ``any`` (the default) where no
+        structure is declared.
+    :ivar arg_type: for a ``boxed`` command whose arguments depend on the VM
+        (``object-add``: a union over the user-creatable types), their
+        struct, made from the VM; else ``args`` describe them.
     """
 
     name: str
     handler: Handler
     args: tuple[Arg, ...] = ()
     boxed: bool = False
+    returns: SchemaType = "any"
+    arg_type: Callable[[MonitoredVm], ObjectType] | None = None
+
+
+@attrs.frozen(repr=False, eq=False)
+class Event(FieldsValue):
+    """A QMP event a VM's monitors may send, as ``query-qmp-schema`` shows it.
+
+    :ivar name: the event name (``DEVICE_DELETED``).
+    :ivar data: the struct of its ``data`` (:data:`NO_DATA` for none).
+    :ivar features: QAPI features (``deprecated``).
+    """
+
+    name: str
+    data: ObjectType = NO_DATA
+    features: tuple[str, ...] = ()
 
 
 @attrs.frozen(repr=False, eq=False)
@@ -172,6 +241,7 @@ class CommandTable:
 
     def __init__(self) -> None:
         self._qmp: dict[str, Command] = {}
+        self._events: dict[str, Event] = {}
         self._hmp_commands: list[HmpCommand] | None = None
         self._hmp_builtins: Callable[[], Iterable[HmpCommand]] = tuple
 
@@ -195,6 +265,18 @@ class CommandTable:
             raise ValueError(f"QMP command {command.name!r} is already registered")
         self._qmp[command.name] = command
         return command
+
+    def register_event(self, event: Event) -> Event:
+        """Declare an event the monitors may send (for ``query-qmp-schema``); a
+        name can be declared once."""
+        if event.name in self._events:
+            raise ValueError(f"QMP event {event.name!r} is already declared")
+        self._events[event.name] = event
+        return event
+
+    def events(self) -> list[Event]:
+        """The declared events, in declaration order."""
+        return list(self._events.values())
 
     def register_hmp(self, command: HmpCommand) -> HmpCommand:
         """Add an HMP command (or ``info`` subcommand)."""

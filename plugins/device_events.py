@@ -14,11 +14,13 @@ from typing import Any, Final
 
 from qom import Device, as_memory_device
 
-#: ACPI ``_OST`` source events (ACPI 6.x, table 6-204) and status codes
+#: ACPI ``_OST`` source events (ACPI 6.x, table 6-204) and status codes: for an
+#: ejection request 0x84 is "ejection in progress"; 0x80-0x83 are refusals
+#: (not supported, in use, busy, dependency busy), as libvirt reads them too
 OST_INSERT: Final = 0x1
 OST_EJECT_REQUEST: Final = 0x103
 OST_SUCCESS: Final = 0x0
-OST_EJECT_IN_PROGRESS: Final = 0x80
+OST_EJECT_IN_PROGRESS: Final = 0x84
 
 
 class Outcome:

@@ -17,9 +17,13 @@ from qom import QomError
 
 
 def _machine(control: MonitorControl) -> Any:
+    from devices.machine import PcMachine
+
     machine = getattr(control.vm, "machine", None)
     if machine is None:
         raise QomError("the machine is not built yet")
+    if not isinstance(machine, PcMachine):
+        raise QomError("pyqom's none machine has no memory map or command line to show")
     return machine
 
 

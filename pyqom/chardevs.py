@@ -181,7 +181,7 @@ def _socket_option(chardev_id: str, text: str, values: dict[str, str],
                    opts: list[Any]) -> ChardevSpec:
     """``-chardev socket,id=ID,path=P|host=H,port=N[,server=on][,wait=off]``."""
     for opt in opts:
-        if opt.name not in ("backend", "id", "path", "host", "port", "server", "wait"):
+        if opt.name not in ("backend", "id", "path", "host", "port", "server", "wait", "fd"):
             if opt.name in ("telnet", "nodelay", "reconnect", "websocket", "ipv4", "ipv6",
                             "to", "tls-creds", "tls-authz", "tight", "abstract", "logfile"):
                 raise QomError(f"pyqom does not support the socket option '{opt.name}'")
@@ -190,6 +190,9 @@ def _socket_option(chardev_id: str, text: str, values: dict[str, str],
     for name in ("server", "wait"):
         if name in values:
             flags.append(f"{name}={values[name]}")
+    if "fd" in values:
+        return ChardevSpec(chardev_id, "socket", filename=f"fd:{values['fd']}",
+                           socket=_fd_socket(values, text))
     if "path" in values:
         address = f"unix:{values['path']}"
     elif "host" in values or "port" in values:
@@ -203,6 +206,22 @@ def _socket_option(chardev_id: str, text: str, values: dict[str, str],
     except ChardevError as err:
         raise QomError(err.lines[0]) from None
     return ChardevSpec(chardev_id, "socket", filename=chardev.text, socket=chardev)
+
+
+def _fd_socket(values: dict[str, str], text: str) -> Chardev:
+    """``fd=N``: a socket the parent process opened (listening for ``server=on``)."""
+    fd_text = values["fd"]
+    if not fd_text.isdigit():
+        raise QomError("Unable to parse FD number " + fd_text)
+    flags: dict[str, bool] = {}
+    for name in ("server", "wait"):
+        value = values.get(name, "on" if name == "wait" else "off")
+        if value not in ("on", "off"):
+            raise QomError(f"Parameter '{name}' expects 'on' or 'off'")
+        flags[name] = value == "on"
+    server = flags["server"]
+    return Chardev("fd", text, fd=int(fd_text), server=server,
+                   wait=server and flags["wait"])
 
 
 def parse_legacy_chardev(chardev_id: str, text: str) -> ChardevSpec:
@@ -269,6 +288,24 @@ class HostChardevs:
 
     def ids(self) -> list[str]:
         return list(self._backends)
+
+    def query_chardev(self) -> list[dict[str, Any]]:
+        """``query-chardev`` entries, in creation order: ``frontend-open`` while a
+        device uses the chardev; ``filename`` as QEMU gives it (``file``,
+        ``null``, ``stdio``, a socket's address)."""
+        from plugins.monitor.chardev import query_filename
+
+        entries = []
+        for chardev_id, backend in self._backends.items():
+            spec = self._specs[chardev_id]
+            if isinstance(backend, SocketBackend):
+                assert spec.socket is not None
+                filename = query_filename(spec.socket, backend.client, backend.listener)
+            else:
+                filename = spec.backend
+            entries.append({"frontend-open": chardev_id in self._owners,
+                            "filename": filename, "label": chardev_id})
+        return entries
 
     # -- the Chardevs service ------------------------------------------------
 

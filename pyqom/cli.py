@@ -38,6 +38,7 @@ from plugins.monitor import (
 )
 from plugins.services import GUEST_CPU, services_of
 from pyqom.command_line import CommandLine, StartupError, parse_command_line, start
+from pyqom.daemon import Daemon, PidFileError, daemonize, write_pidfile
 from pyqom.manager import PluginLoadError
 from pyqom.vm import VM
 
@@ -54,8 +55,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     err = stderr or sys.stderr
     args = list(sys.argv[1:] if argv is None else argv)
 
+    timestamps: list[bool] = []   # -msg timestamp=on, once the line is parsed
+
     def warn(text: str) -> None:
-        err.write(f"{PROG}: {text}\n")
+        err.write(f"{message_prefix(bool(timestamps))}{PROG}: {text}\n")
         err.flush()
 
     if args[:1] == ["-x-replay"]:
@@ -69,6 +72,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         return 1
     servers: list[tuple[MonitorServer, bool]] = []
     recorder: Recorder | None = None
+    daemon: Daemon | None = None
     try:
         line = parse_command_line(args, warn, vm.tree.registry, PROG)
         if line.help_text is not None:
@@ -78,6 +82,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
                 warn(line.help_error)
             vm.close()
             return 0
+        if line.msg_timestamp:
+            timestamps.append(True)
         if line.check_config:
             from pyqom.check_config import check_config  # only for -x-check-config
 
@@ -86,6 +92,14 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             return status
         if line.prealloc_progress:
             show_prealloc_progress(err)
+        if line.daemonize:
+            check_daemonizable(line)
+            daemon = daemonize()
+        if line.pidfile is not None:
+            try:
+                write_pidfile(line.pidfile)
+            except PidFileError as reason:
+                raise StartupError(f"cannot create PID file: {reason}") from None
         if line.record is not None:
             recorder = open_recorder(line.record, args)
         servers = open_monitors(line, warn)
@@ -100,7 +114,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         if error.monitors_open:
             out.write(stdio_monitor_greeting(line))
             out.flush()
-        err.write(error.render(PROG))
+        err.write("".join(f"{message_prefix(bool(timestamps))}{text}\n" if text.startswith(PROG)
+                          else f"{text}\n" for text in error.render(PROG).splitlines()))
         return 1
     except Exception as error:  # a plugin's bug: one line naming it, not a traceback
         if recorder is not None:
@@ -111,10 +126,33 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         vm.close()
         warn(f"start-up failed: {type(error).__name__}: {' '.join(str(error).split())}")
         return 1
+    if daemon is not None:
+        daemon.ready()
     try:
         return serve(vm, line, servers, err, recorder=recorder)
     finally:
         vm.close()
+
+
+def message_prefix(timestamped: bool) -> str:
+    """``-msg timestamp=on``: QEMU's ``real_time_iso8601`` (UTC, microseconds) and
+    a space before every error and warning line."""
+    if not timestamped:
+        return ""
+    import datetime
+
+    now = datetime.datetime.now(datetime.UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ ")
+
+
+def check_daemonizable(line: CommandLine) -> None:
+    """What ``-daemonize`` cannot go with, in QEMU's words: a stdio chardev."""
+    for (_, _, chardev), where in zip(line.monitors, line.monitor_locations, strict=True):
+        if chardev.kind == "stdio":
+            raise StartupError("cannot use stdio with -daemonize", location=where)
+    for text, spec in line.chardevs:
+        if spec.uses_stdio:
+            raise StartupError("cannot use stdio with -daemonize", location=f"-chardev {text}")
 
 
 def open_monitors(line: CommandLine, warn: Callable[[str], None]
@@ -127,11 +165,12 @@ def open_monitors(line: CommandLine, warn: Callable[[str], None]
     """
     servers: list[tuple[MonitorServer, bool]] = []
     try:
-        for option, text, chardev in line.monitors:
+        for (option, _, chardev), label, where in zip(
+                line.monitors, line.monitor_labels, line.monitor_locations, strict=True):
             hmp = option == "-monitor"
             server = hmp_server(chardev) if hmp else qmp_server(chardev)
+            server.label = label
             servers.append((server, hmp))
-            where = f"{option} {text}"
 
             def info(message: str, where: str = where) -> None:
                 warn(f"{where}: {message}")
@@ -140,7 +179,7 @@ def open_monitors(line: CommandLine, warn: Callable[[str], None]
                 with _signals_kill():
                     server.open(info)
             except ChardevError as failure:
-                raise StartupError(failure.lines[0], location=f"{option} {text}",
+                raise StartupError(failure.lines[0], location=where,
                                    also=failure.lines[1:]) from None
     except BaseException:
         for server, _ in servers:
@@ -311,6 +350,14 @@ def serve(vm: VM, line: CommandLine, servers: list[tuple[MonitorServer, bool]],
         if kind == "exit":
             # isa-debug-exit: QEMU exits at once with the status, no SHUTDOWN event
             guest_exit.append(detail & 0xFF)
+        elif kind == "shutdown" and line.no_shutdown:
+            # -no-shutdown (QEMU's -action shutdown=pause): SHUTDOWN, then the
+            # VM stops in state "shutdown" and pyqom stays
+            monitors.control.emit("SHUTDOWN", {"guest": True, "reason": detail})
+            if cpu is not None:
+                cpu.pause()
+            vm.status = "shutdown"
+            monitors.control.emit("STOP")
         elif kind == "shutdown":
             # ACPI power-off: the SHUTDOWN event, then the process ends with 0
             monitors.shutdown(detail, guest=True)

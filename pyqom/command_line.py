@@ -44,6 +44,7 @@ from qom.user_creatable import check_id
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from devices.memory_options import MemoryConfig
     from pyqom.vm import VM
 
 Warn = Callable[[str], None]
@@ -53,10 +54,13 @@ WITH_ARGUMENT = frozenset({
     "-machine", "-M", "-m", "-object", "-device", "-cpu", "-display", "-name", "-qmp",
     "-monitor", "-accel", "-global", "-dump-acpi", "-chardev", "-debugcon",
     "-kernel", "-append", "-initrd", "-smp", "-numa", "-x-record", "-x-memory-map",
+    "-pidfile", "-mon", "-overcommit", "-uuid", "-rtc", "-boot", "-msg", "-sandbox",
+    "-audiodev",
 })
 #: options without an argument
 FLAGS = frozenset({"-S", "-nodefaults", "-no-acpi", "-version", "-h", "-help", "-nographic",
-                   "-x-prealloc-progress", "-x-check-config"})
+                   "-x-prealloc-progress", "-no-user-config", "-daemonize", "-no-shutdown",
+                   "-x-check-config"})
 
 
 def _boot_kernel(vm: VM, line: CommandLine, warn: Warn) -> None:
@@ -107,7 +111,9 @@ class StartupError(QomError):
         """The stderr text: ``prog: location: message`` and the hint lines."""
         where = f"{self.location}: " if self.location else ""
         start = "" if self.bare else f"{prog}: {where}"
-        text = "".join(f"{start}{message}\n" for message in (self.message, *self.also))
+        # an empty message: QEMU exits having said what it had to already
+        text = "".join(f"{start}{message}\n" for message in (self.message, *self.also)
+                       if message)
         if self.hint:
             text += self.hint.rstrip("\n") + "\n"
         return text
@@ -135,6 +141,12 @@ class CommandLine(FieldsRepr):
     name: str | None = None
     #: ``-qmp``/``-monitor`` in command-line order: (option, its text, the chardev)
     monitors: list[tuple[str, str, Chardev]] = attrs.Factory(list)
+    #: each monitor's chardev id, as ``query-chardev`` labels it: QEMU's
+    #: ``compat_monitorN`` for ``-qmp``/``-monitor``, the chardev's for ``-mon``
+    monitor_labels: list[str] = attrs.Factory(list)
+    #: where each monitor's chardev errors are located: its ``-qmp``/``-monitor``
+    #: option, or for ``-mon`` the ``-chardev`` it names
+    monitor_locations: list[str] = attrs.Factory(list)
     dump_acpi: str | None = None
     #: ``-chardev`` in command-line order: (its text, the parsed chardev)
     chardevs: list[tuple[str, ChardevSpec]] = attrs.Factory(list)
@@ -173,6 +185,26 @@ class CommandLine(FieldsRepr):
     #: ``-x-memory-map FILE``: the ready machine's memory map as SVG (a pyqom
     #: addition, :mod:`pyqom.memory_map`)
     memory_map: str | None = None
+    #: ``-daemonize``: fork, the parent exits once start-up is done (:mod:`pyqom.daemon`)
+    daemonize: bool = False
+    #: ``-pidfile FILE``: written (and locked) before start-up goes on
+    pidfile: str | None = None
+    #: ``-no-shutdown``: a guest shutdown stops the VM instead of ending pyqom
+    no_shutdown: bool = False
+    #: ``-overcommit mem-lock=on``: all memory locked (``mlockall``) after board init
+    mem_lock: bool = False
+    #: ``-uuid``: the VM's UUID (``query-uuid``), lower case
+    uuid: str = "00000000-0000-0000-0000-000000000000"
+    #: how many of :attr:`monitors` came from ``-mon``
+    mon_count: int = 0
+    #: ``-msg timestamp=on``: error and warning lines start with the time
+    msg_timestamp: bool = False
+    #: ``-nodefaults``
+    nodefaults: bool = False
+    #: ``-accel NAME`` options, in order
+    accelerators: list[str] = attrs.Factory(list)
+    #: ``-machine accel=A:B``
+    machine_accel: str | None = None
 
 
 def _json_option(option: str, text: str) -> dict[str, Any]:
@@ -219,6 +251,7 @@ def parse_command_line(argv: Sequence[str], warn: Warn, registry: qom.TypeRegist
         index += 1
 
     line = CommandLine()
+    mons: list[str] = []
     object_ids: set[str] = set()
     device_ids: set[str] = set()
     cpu_help = False
@@ -240,8 +273,20 @@ def parse_command_line(argv: Sequence[str], warn: Warn, registry: qom.TypeRegist
                 line.help_text = help_text.usage_text(prog)
                 return line
             elif option == "-nographic":
-                raise StartupError("pyqom has no display or serial console; use -display none",
-                                   location="-nographic")
+                # Without the defaults there is no serial, parallel or monitor to
+                # put on stdio: -nographic only means no display, which pyqom never
+                # has.  With them, QEMU muxes a serial port pyqom does not model.
+                if not any(name == "-nodefaults" for name, _ in options):
+                    raise StartupError("pyqom has no serial console for -nographic; "
+                                       "use -nodefaults or -display none",
+                                       location="-nographic")
+            elif option == "-nodefaults":
+                line.nodefaults = True
+            elif option == "-daemonize":
+                line.daemonize = True
+            elif option == "-no-shutdown":
+                line.no_shutdown = True
+            # -no-user-config: pyqom reads no configuration file to begin with
             continue
         if option == "-object" and (text := _object_help(value, registry)) is not None:
             line.help_text = text
@@ -255,7 +300,14 @@ def parse_command_line(argv: Sequence[str], warn: Warn, registry: qom.TypeRegist
         if option == "-device" and _has_help(value):
             device_help = device_help or (option, value)
             continue
+        if option == "-mon":
+            _check_mon(value)
+            mons.append(value)
+            continue
         _apply(line, option, value, warn, registry, object_ids, device_ids)
+    if line.help_text is None:
+        for value in mons:
+            _apply_mon(line, value)
     if cpu_help:
         line.help_text = help_text.cpu_list_text()
     elif device_help is not None:
@@ -358,10 +410,11 @@ def _apply(line: CommandLine, option: str, value: str, warn: Warn,
                 raise StartupError(f"Display '{value.split(',')[0]}' is not available.")
         elif option == "-accel":
             accel = qom.parse_qemu_opts(value, implied_key="accel")[0].value
-            if accel != "tcg":
-                raise StartupError(f"invalid accelerator {accel}", location=f"-accel {value}")
+            line.accelerators.append(accel)
         elif option == "-name":
-            line.name = qemu_opts_dict(value, "guest", warn).get("guest")
+            # process= (the thread's name) and debug-threads= are taken and
+            # ignored: pyqom names its threads always
+            line.name = _opts_checked(option, value, _NAME_OPTS, implied="guest").get("guest")
         elif option in ("-qmp", "-monitor"):
             _apply_monitor(line, option, value)
         elif option == "-global":
@@ -389,6 +442,10 @@ def _apply(line: CommandLine, option: str, value: str, warn: Warn,
             line.record = value
         elif option == "-x-memory-map":
             line.memory_map = value
+        elif option == "-pidfile":
+            line.pidfile = value
+        else:
+            _apply_host_option(line, option, value)
     except StartupError:
         raise
     except QomError as err:
@@ -408,6 +465,8 @@ def _apply_monitor(line: CommandLine, option: str, value: str) -> None:
     except ChardevError as err:
         raise StartupError(err.lines[0], location=f"{option} {value}",
                            also=err.lines[1:]) from None
+    line.monitor_labels.append(f"compat_monitor{len(line.monitors) - line.mon_count}")
+    line.monitor_locations.append(f"{option} {value}")
     line.monitors.append((option, value, chardev))
 
 
@@ -423,6 +482,14 @@ def _apply_machine(line: CommandLine, value: str, warn: Warn) -> None:
             line.memory_backend = raw
         elif name == "hmat":
             line.hmat = qom.BOOL.read(qom.KEYVAL, name, raw)
+        elif name == "accel":
+            line.machine_accel = raw
+        elif name in ("usb", "dump-guest-core"):
+            # pyqom's pc has no USB controller and dumps no guest core:
+            # only the "off" libvirt asks for is true of it
+            if not qom.BOOL.read(qom.KEYVAL, name, raw):
+                continue
+            raise StartupError(f"pyqom does not support -machine {name}=on")
         elif name == "nvdimm":
             line.nvdimm = qom.inputs.parse_bool(name, raw)
         elif name == "nvdimm-persistence":
@@ -437,6 +504,151 @@ def _apply_machine(line: CommandLine, value: str, warn: Warn) -> None:
             except QomError as err:
                 raise StartupError.unlocated(err) from None
             raise StartupError(f"Property '{type_name}.{name}' not found")
+
+
+#: the spellings of a boolean QEMU's ``qapi_bool_parse`` takes
+_TRUE = ("on", "yes", "true", "y")
+_FALSE = ("off", "no", "false", "n")
+
+
+def _opts_checked(option: str, value: str, known: dict[str, str],
+                  implied: str | None = None) -> dict[str, str]:
+    """A QemuOpts option checked against its description (``known``: name to
+    ``bool``, ``str`` or ``uuid``), with QEMU's messages, located at the option."""
+    result: dict[str, str] = {}
+    for opt in qom.parse_qemu_opts(value, implied_key=implied):
+        kind = known.get(opt.name)
+        if kind is None:
+            raise StartupError(f"Invalid parameter '{opt.name}'", location=f"{option} {value}")
+        if kind == "bool" and opt.value not in _TRUE + _FALSE:
+            raise StartupError(f"Parameter '{opt.name}' expects 'on' or 'off'",
+                               location=f"{option} {value}")
+        if kind == "bool":
+            result[opt.name] = "on" if opt.value in _TRUE else "off"
+        else:
+            result[opt.name] = opt.value
+    return result
+
+
+def _unsupported(option: str, value: str, what: str) -> StartupError:
+    return StartupError(f"pyqom does not support {what}", location=f"{option} {value}")
+
+
+#: ``-name``'s QemuOpts description (``qemu_name_opts``)
+_NAME_OPTS = {"guest": "str", "process": "str", "debug-threads": "bool"}
+#: ``-rtc``'s QemuOpts description (``qemu_rtc_opts``)
+_RTC_OPTS = {"base": "str", "clock": "str", "driftfix": "str"}
+#: ``-boot``'s keys (QAPI ``BootConfiguration``, the machine's ``boot``)
+_BOOT_KEYS = ("order", "once", "menu", "splash", "splash-time", "reboot-timeout", "strict")
+
+
+def _apply_host_option(line: CommandLine, option: str, value: str) -> None:
+    """The options that describe the host process rather than the machine
+    (what libvirt passes): honoured where pyqom can, else refused in words."""
+    if option == "-overcommit":
+        # cpu-pm only matters to KVM: under TCG QEMU takes and ignores it too
+        opts = _opts_checked(option, value, {"mem-lock": "bool", "cpu-pm": "bool"})
+        line.mem_lock = opts.get("mem-lock", "off") == "on"
+    elif option == "-uuid":
+        line.uuid = _parse_uuid(value)
+    elif option == "-rtc":
+        opts = _opts_checked(option, value, _RTC_OPTS)
+        # pyqom has no RTC device: only QEMU's defaults are true of it
+        for name, default in (("base", "utc"), ("clock", "host")):
+            if opts.get(name, default) != default:
+                raise _unsupported(option, value, f"-rtc {name}={opts[name]} (it has no RTC)")
+        if "driftfix" in opts:
+            raise _unsupported(option, value, "-rtc driftfix (it has no RTC)")
+    elif option == "-boot":
+        _apply_boot(value)
+    elif option == "-msg":
+        opts = _opts_checked(option, value, {"timestamp": "bool", "guest-name": "bool"})
+        if opts.get("guest-name") == "on":
+            raise _unsupported(option, value, "-msg guest-name=on")
+        line.msg_timestamp = opts.get("timestamp") == "on"
+    elif option == "-sandbox":
+        # pyqom applies no seccomp filter: as a QEMU built without seccomp
+        raise StartupError("-sandbox support is not enabled in this QEMU binary",
+                           location=f"{option} {value}")
+    elif option == "-audiodev":
+        _apply_audiodev(option, value)
+
+
+def _apply_boot(value: str) -> None:
+    """``-boot``: keyval, merged into the machine's ``boot`` property, whose errors
+    QEMU reports without the option (``Parameter 'boot.strict' expects ...``).
+    pyqom has no firmware and boots only ``-kernel``: of a boot order that does
+    not exist only ``strict`` can be given."""
+    for name, raw in qom.parse_keyval(value, implied_key="order").items():
+        if name not in _BOOT_KEYS:
+            raise StartupError(f"Parameter 'boot.{name}' is unexpected")
+        if name != "strict":
+            raise StartupError(f"pyqom does not support -boot {name} (it has no firmware)")
+        try:
+            qom.BOOL.read(qom.KEYVAL, f"boot.{name}", raw)
+        except QomError as err:
+            raise StartupError.unlocated(err) from None
+
+
+def _parse_uuid(value: str) -> str:
+    """``qemu_uuid_parse``: 8-4-4-4-12 hex digits."""
+    import re
+
+    if not re.fullmatch(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", value):
+        raise StartupError("failed to parse UUID string: wrong format",
+                           location=f"-uuid {value}")
+    return value.lower()
+
+
+def _apply_audiodev(option: str, value: str) -> None:
+    """``-audiodev``: pyqom has no sound card, so only the ``none`` driver (no
+    host audio) is true of it."""
+    if value.startswith("{"):
+        arguments = _json_option(option, value)
+    else:
+        arguments = dict(qemu_opts_dict(value, "driver"))
+    driver = arguments.get("driver")
+    if driver is None:
+        raise StartupError("Parameter 'driver' is missing", location=f"{option} {value}")
+    if "id" not in arguments:
+        raise StartupError("Parameter 'id' is missing", location=f"{option} {value}")
+    if driver != "none":
+        raise _unsupported(option, value, f"the audio driver '{driver}' (only none)")
+
+
+#: ``-mon``'s QemuOpts description (``qemu_mon_opts``)
+_MON_OPTS = {"mode": "str", "chardev": "str", "pretty": "bool", "id": "str"}
+
+
+def _check_mon(value: str) -> None:
+    """``-mon`` as QEMU parses it when it comes (the chardev is found later)."""
+    opts = _opts_checked("-mon", value, _MON_OPTS, implied="chardev")
+    if opts.get("mode", "readline") not in ("readline", "control"):
+        raise StartupError(f"Parameter 'mode' does not accept value '{opts['mode']}'",
+                           location=f"-mon {value}")
+    if opts.get("pretty") == "on":
+        raise _unsupported("-mon", value, "pretty=on")
+
+
+def _apply_mon(line: CommandLine, value: str) -> None:
+    """``-mon chardev=ID,mode=control|readline``: the monitor takes the socket of
+    ``-chardev ...,id=ID`` (the chardev is the monitor's, not a device's)."""
+    opts = _opts_checked("-mon", value, _MON_OPTS, implied="chardev")
+    chardev_id = opts.get("chardev")
+    if chardev_id is None:
+        raise StartupError("Parameter 'chardev' is missing", location=f"-mon {value}")
+    found = [entry for entry in line.chardevs if entry[1].id == chardev_id]
+    if not found:
+        raise StartupError(f'chardev "{chardev_id}" not found', location=f"-mon {value}")
+    spec = found[0][1]
+    hmp = opts.get("mode", "readline") == "readline"
+    if spec.socket is None:
+        raise _unsupported("-mon", value, f"a monitor on a {spec.backend} chardev")
+    line.chardevs.remove(found[0])
+    line.monitor_labels.append(chardev_id)
+    line.monitor_locations.append(f"-chardev {found[0][0]}")
+    line.mon_count += 1
+    line.monitors.append(("-monitor" if hmp else "-qmp", value, spec.socket))
 
 
 def _apply_cpu(line: CommandLine, value: str, warn: Warn) -> None:
@@ -544,13 +756,56 @@ def _after_monitors(error: StartupError) -> StartupError:
     return error
 
 
+def configure_accelerators(line: CommandLine, warn: Warn) -> str:
+    """QEMU's ``configure_accelerators`` for a build whose only accelerator is
+    TCG (pyqom's CPU is Unicorn, QEMU's TCG): the others are "invalid", and the
+    first usable one is taken with QEMU's "falling back" line.
+
+    :returns: the accelerator (``tcg``).
+    :raises StartupError: none usable, or both ``-accel`` and ``accel=``.
+    """
+    if line.accelerators and line.machine_accel is not None:
+        raise StartupError('The -accel and "-machine accel=" options are incompatible')
+    chosen = None
+    failed = False
+    if line.accelerators:
+        # -accel options: each one tried in turn, its errors located at it
+        for name in line.accelerators:
+            if name == "tcg":
+                chosen = name
+                break
+            failed = True
+            warn(f"-accel {name}: invalid accelerator {name}")
+    else:
+        # "-machine accel=A:B": the unknown names are filtered out first
+        names = (line.machine_accel or "tcg").split(":")
+        for name in names:
+            if name != "tcg":
+                failed = True
+                warn(f"invalid accelerator {name}")
+        chosen = "tcg" if "tcg" in names else None
+    if chosen is None:
+        # QEMU says "no accelerator found" only when nothing failed before
+        raise StartupError("" if failed else "no accelerator found")
+    if failed:
+        warn(f"falling back to {chosen}")
+    return chosen
+
+
 def start(vm: VM, line: CommandLine, warn: Warn) -> None:
     """Objects, machine, devices, in QEMU's order; errors located as QEMU locates them."""
+    configure_accelerators(line, warn)
+    vm.uuid = line.uuid
     try:
+        # QEMU's none machine has no default RAM size
         config = machine_set_mem(fix_up_memory_options(
-            line.memory, lambda message: warn(f"warning: {message}")))
+            line.memory, lambda message: warn(f"warning: {message}")),
+            **({"default_ram_size": 0} if line.machine == "none" else {}))
     except QomError as err:
         raise StartupError.unlocated(err) from None
+    if line.machine == "none":
+        _start_none_machine(vm, line, config, warn)
+        return
     try:
         # QEMU's order: thread-context objects ("pre-sandbox"), the other early
         # objects, the chardevs, the machine's smp property, then the objects
@@ -587,6 +842,8 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
             raise _after_monitors(StartupError.unlocated(err)) from None
         if line.kernel is not None:
             _boot_kernel(vm, line, warn)
+        if line.mem_lock:
+            _lock_memory(warn)
         for text, options, source in line.devices:
             try:
                 qom.device_add(vm.tree, options, source)
@@ -599,6 +856,48 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
             dump_acpi_tables(vm.machine, line.dump_acpi)
         if line.memory_map is not None:
             write_memory_map(vm.machine, line.memory_map)
+    except BaseException:
+        vm.shutdown_reason = "host-error"
+        vm.close()
+        raise
+
+
+def _lock_memory(warn: Warn) -> None:
+    """``-overcommit mem-lock=on`` (QEMU's ``realtime_init``, after board init):
+    ``mlockall(MCL_CURRENT | MCL_FUTURE)``, or QEMU's two lines and exit 1."""
+    import ctypes
+    import os
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    mcl_current, mcl_future = 1, 2          # <sys/mman.h> on Linux
+    if libc.mlockall(mcl_current | mcl_future) != 0:
+        warn(f"mlockall: {os.strerror(ctypes.get_errno())}")
+        raise _after_monitors(StartupError("locking memory failed"))
+
+
+def _start_none_machine(vm: VM, line: CommandLine, config: MemoryConfig, warn: Warn) -> None:
+    """``-machine none``: objects, then an empty ``/machine``; nothing else fits on
+    it (pyqom refuses what would need RAM or a CPU)."""
+    for option, given in (("-smp", bool(line.smp)), ("-numa", bool(line.numa)),
+                          ("-kernel", line.kernel is not None), ("-device", bool(line.devices)),
+                          ("-debugcon", bool(line.debugcons))):
+        if given:
+            raise StartupError(f"pyqom's none machine takes no {option}")
+    try:
+        # objects and chardevs in the order start() makes them for any machine
+        _add_objects(vm, line, _pre_sandbox)
+        _add_objects(vm, line, _created_early)
+        for text, spec in line.chardevs:
+            try:
+                vm.chardevs.open(spec, info=_located(warn, f"-chardev {text}"))
+            except QomError as err:
+                raise StartupError(str(err), location=f"-chardev {text}") from None
+        _add_objects(vm, line, _created_late)
+        try:
+            vm.create_none_machine(config)
+        except QomError as err:
+            raise _after_monitors(StartupError.unlocated(err)) from None
+        vm.machine_ready(paused=line.paused)
     except BaseException:
         vm.shutdown_reason = "host-error"
         vm.close()

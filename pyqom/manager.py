@@ -52,6 +52,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "devices.i8259",
     "devices.cpu",
     "devices.machine",
+    "devices.none_machine",
+    "devices.accel",
     "plugins.address_space.plugin",
     "plugins.acpi.plugin",
     "pyqom.additions",

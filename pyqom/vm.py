@@ -41,6 +41,7 @@ from devices.memory_options import (
     MemoryConfig,
     memory_config,
 )
+from devices.none_machine import NoneMachine, create_none_machine
 from plugins import hookimpl
 from plugins.device_events import DeviceRef, Outcome, online_outcome, removal_outcome
 from plugins.services import CHARDEVS, GUEST_CPU, GUEST_MEMORY, GuestCpu, GuestMemory, services_of
@@ -131,6 +132,12 @@ class VM:
         #: ``host-qmp-quit`` unless the monitors or the command say otherwise
         #: (``host-signal``, ``host-error``)
         self.shutdown_reason = "host-qmp-quit"
+        #: ``-machine none``: :attr:`machine` is a :class:`NoneMachine`
+        self.empty_machine = False
+        #: ``migrate-set-capabilities`` (pyqom honours ``events`` only)
+        self.migration_capabilities: dict[str, bool] = {}
+        #: ``-uuid`` (``query-uuid``)
+        self.uuid = "00000000-0000-0000-0000-000000000000"
 
     @classmethod
     def empty(cls, *, plugins: Iterable[object] = (), autoload: bool | None = None) -> VM:
@@ -147,9 +154,20 @@ class VM:
                                                     **options)
         return self.machine
 
+    def create_none_machine(self, config: MemoryConfig) -> NoneMachine:
+        """``-machine none``: ``/machine`` with no RAM, CPU or devices (what
+        libvirt starts to probe an emulator)."""
+        machine = create_none_machine(self.tree, ram_size=config.ram_size)
+        self.machine = machine  # type: ignore[assignment]  # the monitors' view of it only
+        self.empty_machine = True
+        return machine
+
     def machine_ready(self, *, paused: bool = False) -> None:
         """Cold plug is over: devices added from now on are hot-plugged."""
         self.status = "prelaunch" if paused else "running"
+        if self.empty_machine:
+            self.tree.machine_ready = True
+            return
         machine_ready(self.tree, self.machine)
 
     @classmethod
@@ -337,7 +355,7 @@ class VM:
     def close(self) -> None:
         """Shut down: plugins release what they hold, then every object is finalized."""
         machine = getattr(self, "machine", None)
-        if machine is not None and not machine.finalized:
+        if machine is not None and not machine.finalized and not self.empty_machine:
             shutdown_machine(machine, self.shutdown_reason)
         self._teardown()
 

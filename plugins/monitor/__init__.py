@@ -127,6 +127,7 @@ class Monitors:
         #: ``-x-record``: every QMP session is recorded (a pyqom addition)
         self.recorder = recorder
         self.servers = list(opened)
+        self.control.monitor_chardevs = [server.query_chardev for server, _ in self.servers]
         self.loop = loop
         self.prog = prog
         #: ``quit`` was answered (or the VM was shut down)

@@ -74,10 +74,12 @@ class Chardev(FieldsValue):
     port: str = ""
     server: bool = False
     wait: bool = False
+    #: ``fd``: the inherited socket's descriptor (``-chardev socket,fd=N``)
+    fd: int = -1
 
     @property
     def is_socket(self) -> bool:
-        return self.kind in _SOCKET_KINDS
+        return self.kind in _SOCKET_KINDS or self.kind == "fd"
 
     @property
     def telnet(self) -> bool:
@@ -86,6 +88,7 @@ class Chardev(FieldsValue):
     def describe(self) -> str:
         """QEMU's ``disconnected:...`` name of a waiting server (``unix:P,server=on``)."""
         where = (f"unix:{self.path}" if self.kind == "unix"
+                 else f"fd:{self.fd}" if self.kind == "fd"
                  else f"{self.kind}:{self.host}:{self.port}")
         return f"disconnected:{where},server=on"
 
@@ -134,6 +137,41 @@ def parse_chardev(text: str, *, hmp: bool) -> Chardev:
     return Chardev(kind, text, host=host, port=port, server=server, wait=wait)
 
 
+def query_filename(chardev: Chardev, connected: socket.socket | None,
+                   listener: socket.socket | None = None) -> str:
+    """``query-chardev``'s ``filename`` of a socket chardev, as QEMU computes it:
+    from the connection's own addresses while a client is connected
+    (``unix:PATH,server=on``; ``tcp:HOST:PORT,server=on <-> PEER:PORT``), else
+    ``disconnected:`` and the address it listens on (an inherited ``fd``'s
+    real address, as QEMU looks it up) or was given."""
+    listen = ",server=on" if chardev.server else ""
+    if connected is not None:
+        try:
+            local, peer = connected.getsockname(), connected.getpeername()
+        except OSError:
+            local = peer = None
+        if isinstance(local, str):
+            return f"unix:{local}{listen}"
+        if isinstance(local, tuple) and isinstance(peer, tuple):
+            def host(address: tuple[Any, ...]) -> str:
+                return f"[{address[0]}]" if ":" in address[0] else str(address[0])
+
+            protocol = "telnet" if chardev.telnet else "tcp"
+            return (f"{protocol}:{host(local)}:{local[1]}{listen} <-> "
+                    f"{host(peer)}:{peer[1]}")
+    if chardev.kind == "fd" and listener is not None:
+        with contextlib.suppress(OSError):
+            name = listener.getsockname()
+            if isinstance(name, str):
+                return f"disconnected:unix:{name}{listen}"
+            return f"disconnected:tcp:{name[0]}:{name[1]}{listen}"
+    if chardev.kind == "unix":
+        return f"disconnected:unix:{chardev.path}{listen}"
+    if chardev.kind == "fd":
+        return f"disconnected:fd:{chardev.fd}{listen}"
+    return f"disconnected:{chardev.kind}:{chardev.host}:{chardev.port}{listen}"
+
+
 def check_stdio_once(chardevs: list[Chardev]) -> None:
     """QEMU's "cannot use stdio by multiple character devices" (for the second one)."""
     if sum(chardev.kind == "stdio" for chardev in chardevs) > 1:
@@ -174,6 +212,32 @@ def _remove_stale_socket(path: str) -> None:
             probe.close()
 
 
+def inherited_socket(chardev: Chardev, *, listening: bool) -> socket.socket:
+    """The socket of ``fd=N`` (libvirt hands QEMU its monitor socket this way):
+    a listening one for ``server=on``, else a connected one.  The descriptor is
+    pyqom's from here on (closed with the socket), as it is QEMU's.
+
+    :raises ChardevError: QEMU's "File descriptor 'N' is not a socket".
+    """
+    import socket
+
+    try:
+        sock = socket.socket(fileno=chardev.fd)
+    except OSError:
+        raise ChardevError(f"File descriptor '{chardev.fd}' is not a socket") from None
+    sock.set_inheritable(False)
+    accepting = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    if listening and not accepting:
+        # QEMU listens on the inherited socket itself
+        try:
+            sock.listen(1)
+        except OSError as err:
+            sock.detach()
+            raise ChardevError(f"Failed to listen on fd {chardev.fd}: "
+                               f"{_strerror(err)}") from None
+    return sock
+
+
 def open_listener(chardev: Chardev) -> socket.socket:
     """Bind and listen (backlog 1: one client at a time, one more waiting).
 
@@ -182,6 +246,8 @@ def open_listener(chardev: Chardev) -> socket.socket:
     """
     import socket
 
+    if chardev.kind == "fd":
+        return inherited_socket(chardev, listening=True)
     if chardev.kind == "unix":
         _remove_stale_socket(chardev.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -217,6 +283,8 @@ def connect(chardev: Chardev) -> socket.socket:
     """
     import socket
 
+    if chardev.kind == "fd":
+        return inherited_socket(chardev, listening=False)
     if chardev.kind == "unix":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -257,6 +325,6 @@ def wait_for_client(listener: socket.socket, chardev: Chardev,
 
 def bound_port(chardev: Chardev, listener: socket.socket) -> Chardev:
     """The chardev with the port the listener really has (QEMU prints that one)."""
-    if chardev.kind == "unix":
+    if chardev.kind in ("unix", "fd"):
         return chardev
     return attrs.evolve(chardev, port=str(listener.getsockname()[1]))

@@ -25,14 +25,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 import qom
 from backends.base import query_memdev
 from plugins.commands import (
+    NO_DATA,
     Arg,
+    ArrayType,
     Command,
     CommandNotFoundError,
     CommandTable,
+    EnumType,
+    Event,
     HmpCommand,
+    Member,
+    ObjectType,
+    SchemaType,
 )
 from plugins.device_events import DeviceRef, removal_outcome
 from plugins.monitor.memdump import save
@@ -323,8 +332,11 @@ def query_cpus_fast(control: VmControl) -> list[dict[str, Any]]:
 def query_hotpluggable_cpus(control: VmControl) -> list[dict[str, Any]]:
     """``query-hotpluggable-cpus``: every possible CPU (``maxcpus``), last first."""
     from devices.cpu import query_hotpluggable_cpus as slots_of
+    from devices.none_machine import NoneMachine
 
     machine = control.vm.machine
+    if isinstance(machine, NoneMachine):
+        raise qom.QomError("The feature 'query-hotpluggable-cpus' is not enabled")
     return slots_of(machine, machine.cpu_type)
 
 
@@ -333,38 +345,94 @@ def query_kvm(control: VmControl) -> dict[str, bool]:
     return {"enabled": False, "present": False}
 
 
+def _object_add_arguments(vm: Any) -> Any:
+    from plugins.monitor.schema import object_add_arguments
+
+    return object_add_arguments(vm)
+
+
+#: QEMU's ``RunState``
+RUN_STATES = ("debug", "inmigrate", "internal-error", "io-error", "paused", "postmigrate",
+              "prelaunch", "finish-migrate", "restore-vm", "running", "save-vm", "shutdown",
+              "suspended", "watchdog", "guest-panicked", "colo")
+_ACPI_OST_INFO = ObjectType("ACPIOSTInfo", (
+    Member("device", "str", True), Member("slot"),
+    Member("slot-type", EnumType("ACPISlotType", ("DIMM", "CPU"))),
+    Member("source", "int"), Member("status", "int")))
+_PROPERTY_INFO = ObjectType("ObjectPropertyInfo", (
+    Member("name"), Member("type"), Member("description", "str", True),
+    Member("default-value", "any", True)))
+_RETURNS: dict[str, SchemaType] = {
+    "query-version": ObjectType("VersionInfo", (
+        Member("qemu", ObjectType("VersionTriple", (
+            Member("major", "int"), Member("minor", "int"), Member("micro", "int")))),
+        Member("package"))),
+    "query-commands": ArrayType(ObjectType("CommandInfo", (Member("name"),))),
+    "query-status": ObjectType("StatusInfo", (
+        Member("running", "bool"), Member("singlestep", "bool"),
+        Member("status", EnumType("RunState", RUN_STATES)))),
+    "query-kvm": ObjectType("KvmInfo", (Member("enabled", "bool"), Member("present", "bool"))),
+    "query-memory-size-summary": ObjectType("MemoryInfo", (
+        Member("base-memory", "int"), Member("plugged-memory", "int", True))),
+    "query-memdev": ArrayType(ObjectType("Memdev", (
+        Member("id", "str", True), Member("size", "int"), Member("merge", "bool"),
+        Member("dump", "bool"), Member("prealloc", "bool"), Member("share", "bool"),
+        Member("reserve", "bool", True), Member("host-nodes", ArrayType("int")),
+        Member("policy", EnumType("HostMemPolicy",
+                                  ("default", "preferred", "bind", "interleave")))))),
+    "query-acpi-ospm-status": ArrayType(_ACPI_OST_INFO),
+    "qom-list": ArrayType(_PROPERTY_INFO),
+    "qom-list-properties": ArrayType(_PROPERTY_INFO),
+    "device-list-properties": ArrayType(_PROPERTY_INFO),
+    "qom-list-types": ArrayType(ObjectType("ObjectTypeInfo", (
+        Member("name"), Member("abstract", "bool", True), Member("parent", "str", True)))),
+    "human-monitor-command": "str",
+}
+
+
+def _with_returns(commands: tuple[Command, ...]) -> tuple[Command, ...]:
+    """The commands with the return types of :data:`_RETURNS` declared."""
+    return tuple(attrs.evolve(command, returns=_RETURNS[command.name])
+                 if command.name in _RETURNS else command for command in commands)
+
+
 BUILTIN_COMMANDS: tuple[Command, ...] = (
-    Command("qmp_capabilities", qmp_capabilities, (Arg("enable", "array", True),)),
+    Command("qmp_capabilities", qmp_capabilities, (Arg("enable", "array", True),), returns=NO_DATA),
     Command("query-version", query_version),
     Command("query-commands", query_commands),
     Command("query-status", query_status),
-    Command("stop", stop),
-    Command("cont", cont),
-    Command("quit", quit_),
-    Command("object-add", object_add, boxed=True),
-    Command("object-del", object_del, (Arg("id"),)),
-    Command("device_add", device_add, boxed=True),
-    Command("device_del", device_del, (Arg("id"),)),
+    Command("stop", stop, returns=NO_DATA),
+    Command("cont", cont, returns=NO_DATA),
+    Command("quit", quit_, returns=NO_DATA),
+    Command("object-add", object_add, (Arg("qom-type"), Arg("id")), boxed=True,
+            returns=NO_DATA, arg_type=_object_add_arguments),
+    Command("object-del", object_del, (Arg("id"),), returns=NO_DATA),
+    Command("device_add", device_add,
+            (Arg("driver"), Arg("bus", "str", True), Arg("id", "str", True)), boxed=True,
+            returns=NO_DATA),
+    Command("device_del", device_del, (Arg("id"),), returns=NO_DATA),
     Command("query-memory-devices", query_memory_devices),
     Command("query-memdev", query_memdev_command),
     Command("query-memory-size-summary", query_memory_size_summary),
     Command("query-acpi-ospm-status", query_acpi_ospm_status),
     Command("qom-list", qom_list, (Arg("path"),)),
     Command("qom-get", qom_get, (Arg("path"), Arg("property"))),
-    Command("qom-set", qom_set, (Arg("path"), Arg("property"), Arg("value", "any"))),
+    Command("qom-set", qom_set, (Arg("path"), Arg("property"), Arg("value", "any")),
+            returns=NO_DATA),
     Command("qom-list-types", qom_list_types,
             (Arg("implements", "str", True), Arg("abstract", "bool", True))),
     Command("qom-list-properties", qom_list_properties, (Arg("typename"),)),
     Command("device-list-properties", device_list_properties, (Arg("typename"),)),
     Command("human-monitor-command", human_monitor_command,
             (Arg("command-line"), Arg("cpu-index", "int", True))),
-    Command("pmemsave", pmemsave, (Arg("val", "int"), Arg("size", "int"), Arg("filename"))),
+    Command("pmemsave", pmemsave, (Arg("val", "int"), Arg("size", "int"), Arg("filename")),
+            returns=NO_DATA),
     Command("memsave", memsave, (Arg("val", "int"), Arg("size", "int"), Arg("filename"),
-                                 Arg("cpu-index", "int", True))),
+                                 Arg("cpu-index", "int", True)), returns=NO_DATA),
     Command("query-kvm", query_kvm),
     Command("query-cpus-fast", query_cpus_fast),
     Command("query-hotpluggable-cpus", query_hotpluggable_cpus),
-    Command("system_powerdown", system_powerdown),
+    Command("system_powerdown", system_powerdown, returns=NO_DATA),
     Command("x-device-del-wait", x_device_del_wait,
             (Arg("id"), Arg("timeout", "number", True))),
     Command("x-plan-plug", x_plan_plug, (Arg("requests", "array"),)),
@@ -372,6 +440,31 @@ BUILTIN_COMMANDS: tuple[Command, ...] = (
             (Arg("alignments", "array", True),)),
 )
 """Module constant (immutable): the built-in QMP commands."""
+BUILTIN_COMMANDS = _with_returns(BUILTIN_COMMANDS)
+
+
+#: QEMU's ``ShutdownCause``
+SHUTDOWN_CAUSES = ("none", "host-error", "host-qmp-quit", "host-qmp-system-reset",
+                   "host-signal", "host-ui", "guest-shutdown", "guest-reset", "guest-panic",
+                   "subsystem-reset", "snapshot-load")
+_DEVICE_AND_PATH = ObjectType("q_obj_DEVICE_DELETED-arg", (Member("device", "str", True),
+                                                            Member("path")))
+
+BUILTIN_EVENTS: tuple[Event, ...] = (
+    Event("SHUTDOWN", ObjectType("q_obj_SHUTDOWN-arg", (
+        Member("guest", "bool"), Member("reason", EnumType("ShutdownCause", SHUTDOWN_CAUSES))))),
+    Event("POWERDOWN"),
+    Event("STOP"),
+    Event("RESUME"),
+    Event("DEVICE_DELETED", _DEVICE_AND_PATH),
+    Event("DEVICE_UNPLUG_GUEST_ERROR", ObjectType("q_obj_DEVICE_UNPLUG_GUEST_ERROR-arg",
+                                                  _DEVICE_AND_PATH.members)),
+    Event("ACPI_DEVICE_OST", ObjectType("q_obj_ACPI_DEVICE_OST-arg",
+                                        (Member("info", _ACPI_OST_INFO),))),
+    Event("MEM_UNPLUG_ERROR", ObjectType("q_obj_MEM_UNPLUG_ERROR-arg", (
+        Member("device"), Member("msg"))), features=("deprecated",)),
+)
+"""Module constant (immutable): the events pyqom's own code sends."""
 
 
 def _builtin_hmp_commands() -> tuple[HmpCommand, ...]:
@@ -386,9 +479,14 @@ def build_command_table(vm: VM) -> CommandTable:
     The HMP built-ins (and :mod:`.hmp`, with readline and the help texts) are
     loaded on the first HMP use: a QMP-only start-up does not need them.
     """
+    from plugins.monitor.probe import register as register_probe_commands
+
     table = CommandTable()
     for command in BUILTIN_COMMANDS:
         table.register(command)
+    register_probe_commands(table)
+    for event in BUILTIN_EVENTS:
+        table.register_event(event)
     table.hmp_builtins_from(_builtin_hmp_commands)
     vm.pm.hook.qom_register_monitor_commands(commands=table)
     return table

@@ -149,6 +149,9 @@ class VmControl:
         vm.pm.register(self._relay)
         self.commands = build_command_table(vm)
         self.command_thread: CommandThread | None = None
+        #: the ``query-chardev`` entries of the monitors this control serves, one
+        #: callable per monitor (set by :class:`plugins.monitor.Monitors`)
+        self.monitor_chardevs: list[Callable[[], dict[str, Any]]] = []
         #: the last ``x``/``xp`` format and size (QEMU keeps them for the process)
         self.dump_format = DumpFormat()
 

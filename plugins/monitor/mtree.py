@@ -14,7 +14,8 @@ def _mtree_line(depth: int, start: int, size: int, priority: int, kind: str, tex
 
 
 def info_mtree(machine: Object) -> str:
-    """``info mtree`` in QEMU 7.2's layout, for the regions pyqom models.
+    """``info mtree`` in QEMU 7.2's layout, for the regions pyqom models (on the
+    ``none`` machine: its empty I/O and memory spaces).
 
     The I/O space with the port ranges plugins registered, the system memory
     with ``pc.ram``'s two aliases and the ``device-memory`` container holding
@@ -23,7 +24,11 @@ def info_mtree(machine: Object) -> str:
     device region.  QEMU lists
     many more devices (PCI, ISA, ROMs) that pyqom does not emulate.
     """
-    assert isinstance(machine, PcMachine)
+    if not isinstance(machine, PcMachine):
+        # the none machine: the two empty address spaces and no CPU's
+        return "\n".join(["address-space: I/O", _mtree_line(1, 0, 0x10000, 0, "i/o", "io"), "",
+                          "address-space: memory",
+                          _mtree_line(1, 0, 1 << 64, 0, "i/o", "system"), ""]) + "\n"
     lines = ["address-space: I/O", _mtree_line(1, 0, 0x10000, 0, "i/o", "io")]
     ports = services_of(machine).find(PORT_IO)
     if ports is not None:

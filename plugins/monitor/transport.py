@@ -33,6 +33,7 @@ from plugins.monitor.chardev import (
     bound_port,
     open_listener,
     parse_chardev,
+    query_filename,
     wait_for_client,
 )
 from plugins.monitor.chardev import (
@@ -121,6 +122,8 @@ class _Connection:
         self._server = server
         self._loop = loop
         self._sock = sock
+        #: the client's socket
+        self.sock = sock
         self._fd = sock.fileno()
         self._out = bytearray()
         self._open = True        # reading, and writes are taken
@@ -318,6 +321,9 @@ class MonitorServer:
     def __init__(self, address: str | Chardev, factory: SessionFactory | None, *,
                  raw_terminal: bool = False, hmp: bool = False) -> None:
         self.chardev = parse_chardev(address, hmp=hmp) if isinstance(address, str) else address
+        #: the chardev's id (``query-chardev``): ``-mon``'s chardev, or QEMU's
+        #: ``compat_monitorN`` for ``-qmp``/``-monitor`` (set by whoever numbers them)
+        self.label = "compat_monitor0"
         self.factory = factory
         self.raw_terminal = raw_terminal
         self.terminal: TerminalMode | None = None
@@ -457,6 +463,16 @@ class MonitorServer:
         self._stdio_blocking = os.get_blocking(fd)
         os.set_blocking(fd, False)
         loop.add_reader(fd, readable)
+
+    def query_chardev(self) -> dict[str, Any]:
+        """This monitor's ``query-chardev`` entry (``label`` as :attr:`label`)."""
+        if self.chardev.is_socket:
+            current = next(iter(self.connections), None)
+            filename = query_filename(self.chardev, current.sock if current else None,
+                                      self._listener)
+        else:
+            filename = self.chardev.kind
+        return {"frontend-open": True, "filename": filename, "label": self.label}
 
     @property
     def sockname(self) -> str | tuple[str, int] | None:
