@@ -31,7 +31,7 @@ from devices.machine import (
 )
 from devices.memory_options import fix_up_memory_options, machine_set_mem, parse_memory_option
 from devices.numa import NumaOption, NumaOptionError, parse_numa_option
-from devices.topology import smp_options
+from devices.topology import SmpConfig, smp_options
 from plugins.monitor import help_text
 from plugins.monitor.chardev import Chardev, ChardevError, check_stdio_once, parse_chardev
 from plugins.services import ACPI, services_of
@@ -724,6 +724,25 @@ def _parse_device(value: str, warn: Warn,
     return value, options, qom.KEYVAL
 
 
+def _objects_and_chardevs(vm: VM, line: CommandLine, warn: Warn,
+                          machine_options: Callable[[], SmpConfig] | None = None
+                          ) -> SmpConfig | None:
+    """QEMU's order: thread-context objects ("pre-sandbox"), the other early
+    objects, the chardevs, then ``machine_options`` (the ``-global``s and the
+    machine's ``smp`` property; its topology is returned), then the objects
+    created late (memory backends, rng-egd), all before its monitors."""
+    _add_objects(vm, line, _pre_sandbox)
+    _add_objects(vm, line, _created_early)
+    for text, spec in line.chardevs:
+        try:
+            vm.chardevs.open(spec, info=_located(warn, f"-chardev {text}"))
+        except QomError as err:
+            raise StartupError(str(err), location=f"-chardev {text}") from None
+    smp = machine_options() if machine_options is not None else None
+    _add_objects(vm, line, _created_late)
+    return smp
+
+
 def _pre_sandbox(qom_type: str) -> bool:
     """QEMU's ``object_create_pre_sandbox``: thread contexts come first."""
     return qom_type == "thread-context"
@@ -807,23 +826,16 @@ def start(vm: VM, line: CommandLine, warn: Warn) -> None:
         _start_none_machine(vm, line, config, warn)
         return
     try:
-        # QEMU's order: thread-context objects ("pre-sandbox"), the other early
-        # objects, the chardevs, the machine's smp property, then the objects
-        # created late (memory backends, rng-egd), all before its monitors.
-        _add_objects(vm, line, _pre_sandbox)
-        _add_objects(vm, line, _created_early)
-        for text, spec in line.chardevs:
+        def machine_options() -> SmpConfig:
+            _check_globals(vm, line, warn)
             try:
-                vm.chardevs.open(spec, info=_located(warn, f"-chardev {text}"))
+                return machine_smp(line.machine, smp_options(line.smp),
+                                   lambda message: warn(f"warning: {message}"))
             except QomError as err:
-                raise StartupError(str(err), location=f"-chardev {text}") from None
-        _check_globals(vm, line, warn)
-        try:
-            smp = machine_smp(line.machine, smp_options(line.smp),
-                              lambda message: warn(f"warning: {message}"))
-        except QomError as err:
-            raise StartupError.unlocated(err) from None
-        _add_objects(vm, line, _created_late)
+                raise StartupError.unlocated(err) from None
+
+        smp = _objects_and_chardevs(vm, line, warn, machine_options)
+        assert smp is not None
         for index, text in enumerate(line.debugcons):
             _open_debugcon(vm, line, text, first=index == 0, warn=warn)
         try:
@@ -884,15 +896,7 @@ def _start_none_machine(vm: VM, line: CommandLine, config: MemoryConfig, warn: W
         if given:
             raise StartupError(f"pyqom's none machine takes no {option}")
     try:
-        # objects and chardevs in the order start() makes them for any machine
-        _add_objects(vm, line, _pre_sandbox)
-        _add_objects(vm, line, _created_early)
-        for text, spec in line.chardevs:
-            try:
-                vm.chardevs.open(spec, info=_located(warn, f"-chardev {text}"))
-            except QomError as err:
-                raise StartupError(str(err), location=f"-chardev {text}") from None
-        _add_objects(vm, line, _created_late)
+        _objects_and_chardevs(vm, line, warn)
         try:
             vm.create_none_machine(config)
         except QomError as err:
