@@ -60,14 +60,31 @@ def test_the_guest_sees_what_it_sees_on_qemu(kernel: str, memory: str, tmp_path:
     assert transcript(tmp_path / "pyqom.out") == expected
 
 
-async def _hotplug_session(program: list[str], args: list[str], tmp_path: Path,
-                           name: str, last_words: bytes | None = None,
-                           dimm: dict[str, object] | None = None
-                           ) -> tuple[bytes, list[tuple[str, object]], int]:
-    """Boot, wait for the guest, plug a DIMM, unplug it; (transcript, events, status).
+class _Session:
+    """What the steps of :func:`_guest_session` work with."""
 
-    Without ``last_words`` the guest ends the run itself (``events=2``); with
-    them, ``quit`` follows once the guest has printed them."""
+    def __init__(self, client, out: Path, events: list[tuple[str, object]],
+                 deadline: float) -> None:
+        self.client, self.out, self.events, self.deadline = client, out, events, deadline
+
+    async def wait_for(self, kind: str, count: int) -> None:
+        while sum(1 for event in self.events if event[0] == kind) < count \
+                and time.monotonic() < self.deadline:
+            await asyncio.sleep(0.01)
+
+    async def quit_after(self, words: bytes) -> None:
+        """Once the guest has printed ``words`` (and nothing more came), ``quit``."""
+        while words not in transcript(self.out) and time.monotonic() < self.deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)          # nothing more comes
+        await self.client.execute("quit")
+
+
+async def _guest_session(program: list[str], args: list[str], tmp_path: Path, name: str,
+                         steps) -> tuple[bytes, list[tuple[str, object]], int]:
+    """Boot with QMP on a unix socket, wait for the guest's ``ready``, run
+    ``steps(session)`` while collecting events, then wait for the process to
+    end; (transcript, events, status)."""
     sock, out = tmp_path / f"{name}.sock", tmp_path / f"{name}.out"
     process = subprocess.Popen([*program, *BASE, *args, "-debugcon", f"file:{out}", *CONSOLE,
                                 "-qmp", f"unix:{sock},server=on,wait=off"],
@@ -85,25 +102,7 @@ async def _hotplug_session(program: list[str], args: list[str], tmp_path: Path,
                 events.append((event["event"], event.get("data")))
 
         collector = asyncio.ensure_future(collect())
-
-        async def wait_for(kind: str, count: int) -> None:
-            while sum(1 for event in events if event[0] == kind) < count \
-                    and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-
-        await client.execute("object-add", {"qom-type": "memory-backend-ram", "id": "m1",
-                                            "size": 256 << 20})
-        await client.execute("device_add", {"driver": "pc-dimm", "id": "d1", "memdev": "m1",
-                                            **(dimm or {})})
-        await wait_for("ACPI_DEVICE_OST", 1)
-        await client.execute("device_del", {"id": "d1"})
-        if last_words is None:
-            await wait_for("DEVICE_DELETED", 1)
-        else:
-            while last_words not in transcript(out) and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.1)          # nothing more comes
-            await client.execute("quit")
+        await steps(_Session(client, out, events, deadline))
         status = await asyncio.get_running_loop().run_in_executor(None, process.wait, 30)
         collector.cancel()
         await asyncio.gather(collector, return_exceptions=True)
@@ -114,6 +113,30 @@ async def _hotplug_session(program: list[str], args: list[str], tmp_path: Path,
             process.kill()
             process.wait()
     return transcript(out), events, status
+
+
+async def _hotplug_session(program: list[str], args: list[str], tmp_path: Path,
+                           name: str, last_words: bytes | None = None,
+                           dimm: dict[str, object] | None = None
+                           ) -> tuple[bytes, list[tuple[str, object]], int]:
+    """Boot, wait for the guest, plug a DIMM, unplug it; (transcript, events, status).
+
+    Without ``last_words`` the guest ends the run itself (``events=2``); with
+    them, ``quit`` follows once the guest has printed them."""
+    async def steps(session: _Session) -> None:
+        client = session.client
+        await client.execute("object-add", {"qom-type": "memory-backend-ram", "id": "m1",
+                                            "size": 256 << 20})
+        await client.execute("device_add", {"driver": "pc-dimm", "id": "d1", "memdev": "m1",
+                                            **(dimm or {})})
+        await session.wait_for("ACPI_DEVICE_OST", 1)
+        await client.execute("device_del", {"id": "d1"})
+        if last_words is None:
+            await session.wait_for("DEVICE_DELETED", 1)
+        else:
+            await session.quit_after(last_words)
+
+    return await _guest_session(program, args, tmp_path, name, steps)
 
 
 @pytest.mark.parametrize("append", ["", "sci"])
@@ -337,41 +360,15 @@ async def _nvdimm_hotplug_session(program: list[str], args: list[str], tmp_path:
                                   name: str) -> tuple[bytes, list[tuple[str, object]], int]:
     """Boot, wait for the guest, hot-plug an NVDIMM, wait until the guest has read
     the FIT again, ``quit``; (transcript, events, status)."""
-    sock, out = tmp_path / f"{name}.sock", tmp_path / f"{name}.out"
-    process = subprocess.Popen([*program, *BASE, *args, "-debugcon", f"file:{out}", *CONSOLE,
-                                "-qmp", f"unix:{sock},server=on,wait=off"],
-                               env=pyqom_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    events: list[tuple[str, object]] = []
-    try:
-        deadline = time.monotonic() + 30
-        client = await connect_qmp(name, sock)
-        while b"ready\n" not in transcript(out) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+    async def steps(session: _Session) -> None:
+        await session.client.execute("object-add", {"qom-type": "memory-backend-ram",
+                                                    "id": "m2", "size": 128 << 20})
+        await session.client.execute("device_add", {"driver": "nvdimm", "id": "nv2",
+                                                    "memdev": "m2", "label-size": 256 << 10})
+        await session.quit_after(b"nvdimm fit length")
 
-        async def collect() -> None:
-            async for event in client.events:
-                events.append((event["event"], event.get("data")))
-
-        collector = asyncio.ensure_future(collect())
-        await client.execute("object-add", {"qom-type": "memory-backend-ram", "id": "m2",
-                                            "size": 128 << 20})
-        await client.execute("device_add", {"driver": "nvdimm", "id": "nv2", "memdev": "m2",
-                                            "label-size": 256 << 10})
-        while b"nvdimm fit length" not in transcript(out) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)              # nothing more comes
-        await client.execute("quit")
-        status = await asyncio.get_running_loop().run_in_executor(None, process.wait, 30)
-        collector.cancel()
-        await asyncio.gather(collector, return_exceptions=True)
-        with contextlib.suppress(EOFError):
-            await client.disconnect()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    return transcript(out), [event for event in events if event[0] != "SHUTDOWN"], status
+    console, events, status = await _guest_session(program, args, tmp_path, name, steps)
+    return console, [event for event in events if event[0] != "SHUTDOWN"], status
 
 
 def test_an_nvdimm_hot_plug_reaches_the_guest_through_gpe_4_and_the_fit_as_on_qemu(
